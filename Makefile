@@ -1,0 +1,33 @@
+# The README's two commands:  `make demo` (the main job) and `make test` (the test suite).
+# Each builds .venv on first use; later calls skip the set-up unless setup.cfg or pyproject.toml changed.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+DATASETS ?= ../shared/datasets
+# torch and torchvision pinned to the pair that installs from this machine's local wheels and imports
+# beside ultralytics (see README, "Set-up").
+TORCH    := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "setting up $(VENV) (first run installs torch: about 2 minutes)"
+	@$(BIN)/pip install --disable-pip-version-check $(TORCH) >$(VENV)/pip.log 2>&1 \
+	  && $(BIN)/pip install --disable-pip-version-check $(TORCH) -e '.[dev]' >>$(VENV)/pip.log 2>&1 \
+	  || { tail -n 25 $(VENV)/pip.log; echo "set-up failed: full log in $(VENV)/pip.log"; exit 1; }
+	@$(BIN)/python -c "import torch, torchvision, cv2, h5py, click, pytest, pipeline" \
+	  || { echo "set-up failed: the packages above do not import"; exit 1; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,126 @@
+"""Benchmark make-labels against a plain loop, side by side on the same frames.
+
+    .venv/bin/python bench/make_labels.py [--data ../shared/datasets/ped2] [--videos 01,02,03,04]
+
+Measures, in one run:
+
+1. **plain loop**: one process calls the same teachers (same batches, same warm-up) over every pair and keeps
+   the labels in memory: no dask, no resizing, no HDF5. This is the baseline.
+2. **pipeline, 1 worker** and **pipeline, 2 workers**: ``make_labels`` on an embedded dask cluster, writing a
+   label store. Pairs/s counts from the first task submitted to the last result (the cluster's start-up, a
+   few seconds once per job, is reported apart).
+3. **bytes**: the store on disk against the same labels (flow of each pair and the mask of its second frame)
+   saved as one float32 ``.npy`` file per pair.
+
+Prints a Markdown table for docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from labelers.registry import build_flow_teacher, build_seg_teacher, warmup_indices
+from pipeline.cluster import open_client
+from pipeline.frame_source import open_frame_source
+from pipeline.label_size import resize_flow, resize_masks
+from pipeline.make_labels import MakeLabelsConfig, make_labels, teacher_identities
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plain_loop(data: Path, videos: list[str], batch: int) -> tuple[float, int, list]:
+    """The baseline: teachers over every pair, labels kept in memory. Returns (seconds, pairs, labels)."""
+    source = open_frame_source(data, "training")
+    flow_teacher, seg_teacher = build_flow_teacher("dis"), build_seg_teacher("bgsub")
+    labels, pairs = [], 0
+    start = time.perf_counter()
+    for video in videos:
+        n = source.num_frames(video)
+        sample = np.stack([source.read(video, i) for i in warmup_indices(n)])
+        seg_teacher.begin_video(sample)
+        frames = source.iter_frames(video)
+        previous = None
+        for first in range(0, n, batch):
+            block = np.stack([next(frames) for _ in range(min(batch, n - first))])
+            seg = seg_teacher.segment(block)
+            sequence = block if previous is None else np.concatenate([previous[None], block])
+            flow = flow_teacher.flow(sequence[:-1], sequence[1:])
+            labels.append((flow, seg.masks))
+            pairs += len(flow)
+            previous = block[-1]
+    return time.perf_counter() - start, pairs, labels
+
+
+def pipeline_run(data: Path, videos: list[str], workers: int, store: Path, batch: int) -> tuple[float, float, object]:
+    cfg = MakeLabelsConfig(data_root=data, dataset="ped2", split="training", store=store, videos=tuple(videos),
+                           batch_size=batch)
+    teachers = teacher_identities(cfg.flow_teacher, cfg.seg_teacher)
+    start = time.perf_counter()
+    with open_client(workers=workers) as client:
+        started = time.perf_counter() - start
+        summary = make_labels(cfg, client, teachers=teachers, cpu_threads=max(1, os.cpu_count() // workers))
+    return started, summary.seconds, summary
+
+
+def npy_bytes(store: Path, folder: Path) -> int:
+    """Bytes of the store's flow + second-frame masks saved as float32 .npy, one file per pair."""
+    total = 0
+    for shard in sorted((store / "shards").glob("*.h5")):
+        with h5py.File(shard, "r") as f:
+            for i in range(len(f["flow"])):
+                path = folder / f"{shard.stem}_{i:05d}.npy"
+                np.save(path, np.concatenate([f["flow"][i].astype(np.float32),
+                                              f["mask"][i + 1][None].astype(np.float32)]))
+                total += path.stat().st_size
+                path.unlink()
+    return total
+
+
+def label_bytes(store: Path) -> tuple[int, int]:
+    """(bytes of flow + mask datasets on disk, bytes of the whole shard files)."""
+    labels = files = 0
+    for shard in (store / "shards").glob("*.h5"):
+        files += shard.stat().st_size
+        with h5py.File(shard, "r") as f:
+            labels += f["flow"].id.get_storage_size() + f["mask"].id.get_storage_size()
+    return labels, files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "ped2")
+    parser.add_argument("--videos", default="01,02,03,04,05,06")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    videos = args.videos.split(",")
+    base_s, pairs, _ = plain_loop(args.data, videos, args.batch_size)
+    rows = [("plain loop (teachers only, in memory)", 1, base_s, pairs / base_s, 1.0, "-")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            store = Path(tmp) / f"store{workers}"
+            startup, seconds, summary = pipeline_run(args.data, videos, workers, store, args.batch_size)
+            rate = summary.pairs_labelled / seconds
+            rows.append((f"make-labels, {workers} worker(s), store written", workers, seconds, rate,
+                         rate / (pairs / base_s), f"{startup:.1f}"))
+        labels, files = label_bytes(store)
+        npy = npy_bytes(store, Path(tmp))
+    print(f"frames: {args.data} videos {args.videos} ({pairs} pairs, 360x240 -> labels 256x256); "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+    print("| run | workers | seconds | pairs/s | ratio to plain loop | cluster start-up s |")
+    print("|---|---|---|---|---|---|")
+    for name, w, s, r, ratio, up in rows:
+        print(f"| {name} | {w} | {s:.1f} | {r:.1f} | {ratio:.2f} | {up} |")
+    print(f"\n| labels as | bytes | ratio |\n|---|---|---|\n| float32 .npy per pair (flow + mask) | {npy:,} | 1.00 |")
+    print(f"| store: flow + mask datasets | {labels:,} | {npy / labels:.2f}x smaller |")
+    print(f"| store: whole shard files (also frames, boxes) | {files:,} | {npy / files:.2f}x smaller |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Teachers that turn frames into pseudo-labels: optical flow and foreground masks.
+
+* :mod:`labelers.base`: the interface (``FlowTeacher``, ``SegmentationTeacher``, ``TeacherIdentity``,
+  ``SegmentationResult``); see ../shared/design/ARCHITECTURE.md, "Teachers".
+* :mod:`labelers.registry`: teachers by name (``build_flow_teacher``, ``build_seg_teacher``) and
+  ``warmup_indices`` for ``begin_video``; importing it loads no teacher.
+* weight-free teachers: :mod:`labelers.dis_flow` (``dis``, OpenCV DIS optical flow) and
+  :mod:`labelers.bgsub_masks` (``bgsub``, OpenCV MOG2 background subtraction with a frozen background).
+
+The weight-based teachers of the paper (GMA flow, YOLOv8 -> MobileSAM masks) arrive with issue #4.
+"""

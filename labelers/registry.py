@@ -1,0 +1,81 @@
+"""Teachers by name: ``build_flow_teacher("dis")``, ``build_seg_teacher("bgsub")``.
+
+A factory is a callable ``factory(*, weights_dir, device, **options) -> teacher``. Teachers with weights read
+their files from ``weights_dir`` and run on ``device``; the weight-free ones (``dis``, ``bgsub``) ignore
+``weights_dir`` and always run on the CPU. Factories import their teacher's module when called, so importing this
+module stays cheap (no OpenCV, no torch); the pipeline builds each teacher once per worker process.
+
+Also :func:`warmup_indices`, the frames a pipeline passes to ``teacher.begin_video``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from numbers import Integral
+from pathlib import Path
+
+from labelers.base import FlowTeacher, SegmentationTeacher
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WARMUP_FRAMES = 60
+
+
+def _weight_free(name: str, weights_dir, device: str) -> None:
+    """Note in the log what a weight-free teacher ignores."""
+    if weights_dir is not None or device != "cpu":
+        log.debug("teacher %r has no weights and runs on the CPU; weights_dir=%r and device=%r are ignored",
+                  name, weights_dir, device)
+
+
+def _dis(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> FlowTeacher:
+    from labelers.dis_flow import DisFlowTeacher
+    _weight_free("dis", weights_dir, device)
+    return DisFlowTeacher(**options)
+
+
+def _bgsub(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> SegmentationTeacher:
+    from labelers.bgsub_masks import BackgroundSubtractionTeacher
+    _weight_free("bgsub", weights_dir, device)
+    return BackgroundSubtractionTeacher(**options)
+
+
+FLOW_TEACHERS: dict[str, Callable[..., FlowTeacher]] = {"dis": _dis}
+SEG_TEACHERS: dict[str, Callable[..., SegmentationTeacher]] = {"bgsub": _bgsub}
+
+
+def build_flow_teacher(name: str, *, weights_dir: Path | str | None = None, device: str = "cpu",
+                       **options) -> FlowTeacher:
+    """The flow teacher registered as ``name``, built with ``options`` (ValueError for an unknown name)."""
+    return _lookup("flow", FLOW_TEACHERS, name)(weights_dir=weights_dir, device=device, **options)
+
+
+def build_seg_teacher(name: str, *, weights_dir: Path | str | None = None, device: str = "cpu",
+                      **options) -> SegmentationTeacher:
+    """The segmentation teacher registered as ``name``, built with ``options`` (ValueError for an unknown name)."""
+    return _lookup("segmentation", SEG_TEACHERS, name)(weights_dir=weights_dir, device=device, **options)
+
+
+def _lookup(kind: str, registry: dict, name: str) -> Callable:
+    if name not in registry:
+        raise ValueError(f"unknown {kind} teacher {name!r} (known: {', '.join(sorted(registry))})")
+    return registry[name]
+
+
+def warmup_indices(num_frames: int, count: int = DEFAULT_WARMUP_FRAMES) -> list[int]:
+    """``count`` frame indices spread evenly over a video of ``num_frames`` frames, first and last included.
+
+    The sample for ``teacher.begin_video``: it depends only on the video's length, never on the shard, so
+    every shard of a video warms its teachers on the same frames. Returns sorted distinct 0-based indices;
+    all frames when the video has no more than ``count``; the middle frame when ``count`` is 1.
+    """
+    for label, value in (("num_frames", num_frames), ("count", count)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{label} must be a positive integer, got {value!r}")
+    num_frames, count = int(num_frames), int(count)
+    if num_frames <= count:
+        return list(range(num_frames))
+    if count == 1:
+        return [(num_frames - 1) // 2]
+    last, steps = num_frames - 1, count - 1
+    return [(2 * i * last + steps) // (2 * steps) for i in range(count)]   # round(i * last / steps), exactly

@@ -1,0 +1,80 @@
+"""The dask cluster make-labels runs on: an embedded local one by default, or an existing one.
+
+* default: a :class:`distributed.LocalCluster` on this machine, one single-threaded worker process per
+  ``workers``; with ``gpus`` > 0, dask-cuda's ``LocalCUDACluster`` (one worker per GPU, each pinned to its
+  GPU through ``CUDA_VISIBLE_DEVICES``, so ``cuda:0`` inside a task is that worker's GPU);
+* ``scheduler`` (``tcp://host:8786``) or ``scheduler_file``: attach to a cluster started elsewhere with
+  ``dask scheduler`` and ``dask worker`` / ``dask cuda worker`` / dask-jobqueue (see docs/cluster.md).
+
+Workers advertise a ``GPU`` resource when they own one; GPU tasks ask for ``{"GPU": 1}``. Nothing here touches
+CUDA in the calling process.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5
+
+
+class ClusterError(Exception):
+    """The cluster cannot be reached or started; the message names the option at fault."""
+
+
+@contextlib.contextmanager
+def open_client(*, workers: int, gpus: int = 0, scheduler: str | None = None,
+                scheduler_file: Path | None = None) -> Iterator[object]:
+    """Yield a connected ``distributed.Client``; close what was started on exit."""
+    from distributed import Client
+
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # distributed logs every start and stop at INFO
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler or scheduler_file:
+        what = f"--scheduler {scheduler}" if scheduler else f"--scheduler-file {scheduler_file}"
+        try:
+            client = (Client(scheduler, timeout=CONNECT_TIMEOUT_S) if scheduler else
+                      Client(scheduler_file=str(scheduler_file), timeout=CONNECT_TIMEOUT_S))
+        except (OSError, TimeoutError, ValueError) as err:
+            raise ClusterError(f"{what}: no dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+                               f"({type(err).__name__}: {err})") from None
+        try:
+            _wait_for_workers(client, what)
+            yield client
+        finally:
+            client.close()
+        return
+    cluster = _local_cluster(workers, gpus)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _local_cluster(workers: int, gpus: int):
+    if gpus > 0:
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise ClusterError("--gpus needs dask-cuda: pip install 'soff-labels[cuda]'") from None
+        devices = ",".join(str(i) for i in range(gpus))
+        log.info("starting a local CUDA cluster on GPUs %s", devices)
+        return LocalCUDACluster(CUDA_VISIBLE_DEVICES=devices, threads_per_worker=1, resources={"GPU": 1},
+                                dashboard_address=None, silence_logs=logging.WARNING)
+    from distributed import LocalCluster
+
+    log.info("starting a local cluster of %d worker process(es)", workers)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                        silence_logs=logging.WARNING)
+
+
+def _wait_for_workers(client, what: str, timeout_s: float = 30) -> None:
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except TimeoutError:
+        raise ClusterError(f"{what}: the scheduler has no workers (waited {timeout_s:.0f} s)") from None
