@@ -169,7 +169,7 @@ def components(foreground: np.ndarray, min_area: int) -> tuple[np.ndarray, np.nd
     keep_label[kept + 1] = 1
     x, y = stats[kept, cv2.CC_STAT_LEFT], stats[kept, cv2.CC_STAT_TOP]
     w, h = stats[kept, cv2.CC_STAT_WIDTH], stats[kept, cv2.CC_STAT_HEIGHT]
-    boxes = np.stack([x, y, x + w - 1, y + h - 1], axis=1).astype(np.float32).reshape(-1, 4)
+    boxes = np.stack([x, y, x + w, y + h], axis=1).astype(np.float32).reshape(-1, 4)
     scores = (stats[kept, cv2.CC_STAT_AREA] / (w * h)).astype(np.float32)
     return keep_label[labels], boxes, scores
 

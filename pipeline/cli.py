@@ -72,6 +72,8 @@ def verify_data_command(data_root: Path, dataset: str, splits: tuple[str, ...], 
                                                        for g in manifest.split(split).ground_truth)
 
     for split in splits:
+        if split not in manifest.splits:
+            _fail(f"--split {split}: the {dataset} manifest has no such split (has {', '.join(manifest.splits)})", 2)
         if not present(split):
             _fail(f"{data_root}: holds no {split} frames or ground truth of {manifest.title} (expected for "
                   f"example {data_root}/{split}/frames/01/000.jpg)")

@@ -278,11 +278,17 @@ def test_cli_each_bad_input_gives_one_error_line_and_exit_1(dataset: Path, cli, 
     assert "OK: no problems found" not in result.output
 
 
-def test_cli_explicit_split_that_is_absent_exits_1(dataset: Path, cli):
-    result = cli(dataset, "--dataset", "ped2", "--split", "training")
+def test_cli_explicit_split_that_is_absent_exits_1(dataset: Path):
+    result = CliRunner().invoke(verify_data_command, [str(dataset), "--dataset", "ped2", "--split", "training"])
     assert_clean_exit(result, 1)
     assert error_lines(result.output) == [f"ERROR {dataset}: holds no training frames or ground truth of "
-                                          f"Tiny test set (expected for example {dataset}/training/frames/01/000.jpg)"]
+                                          f"UCSD Ped2 (expected for example {dataset}/training/frames/01/000.jpg)"]
+
+
+def test_cli_split_the_manifest_lacks_is_a_usage_error(dataset: Path, cli):
+    result = cli(dataset, "--dataset", "ped2", "--split", "training")
+    assert_clean_exit(result, 2)
+    assert error_lines(result.output) == ["ERROR --split training: the ped2 manifest has no such split (has testing)"]
 
 
 def test_cli_caps_the_number_of_error_lines(dataset: Path, cli, monkeypatch):
