@@ -23,8 +23,14 @@ $(STAMP): setup.cfg pyproject.toml
 	  || { echo "set-up failed: the packages above do not import"; exit 1; }
 	@touch $(STAMP)
 
+DEMO_OUT ?= demo-out
+
+# The main job on real data: check Ped2, label every training frame pair with the weight-free teachers on the
+# embedded dask cluster (a rerun resumes), verify the store and draw one pair.
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
+	$(BIN)/make-labels $(DATASETS)/ped2 --dataset ped2 --split training --out $(DEMO_OUT)/ped2-training-labels
+	$(BIN)/inspect-labels $(DEMO_OUT)/ped2-training-labels --verify --render 01:60 --out $(DEMO_OUT)/ped2-01-pair60.png
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -79,3 +79,19 @@ def warmup_indices(num_frames: int, count: int = DEFAULT_WARMUP_FRAMES) -> list[
         return [(num_frames - 1) // 2]
     last, steps = num_frames - 1, count - 1
     return [(2 * i * last + steps) // (2 * steps) for i in range(count)]   # round(i * last / steps), exactly
+
+
+def describe_teacher(kind: str, name: str, *, weights_dir: Path | str | None = None, **options):
+    """The identity (name, version, options, weights sha256) of a teacher, for provenance and resume checks.
+
+    Weight-free teachers are cheap to build, so they are built and asked. Teachers with weights provide a
+    describer that hashes their files without loading a network (registered in ``DESCRIBERS``).
+    """
+    registry = FLOW_TEACHERS if kind == "flow" else SEG_TEACHERS
+    _lookup("flow" if kind == "flow" else "segmentation", registry, name)
+    if name in DESCRIBERS:
+        return DESCRIBERS[name](weights_dir=weights_dir, **options)
+    return registry[name](weights_dir=weights_dir, device="cpu", **options).identity()
+
+
+DESCRIBERS: dict[str, Callable] = {}

@@ -27,7 +27,8 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-verbose_option = click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+verbose_option = click.option("-v", "--verbose", count=True, show_default=False,
+                              help="More log output (-v info, -vv debug).")
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})

@@ -19,6 +19,20 @@ def _teacher_names(kind: str) -> list[str]:
     return sorted(FLOW_TEACHERS if kind == "flow" else SEG_TEACHERS)
 
 
+def _parse_options(ctx, param, values: tuple[str, ...]) -> dict:
+    """``('preset=fast', 'iters=12')`` -> ``{'preset': 'fast', 'iters': 12}`` (values read as JSON if they can be)."""
+    options = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param=param)
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
+
+
 def _parse_size(ctx, param, value: str):
     from pipeline.label_size import parse_label_size
 
@@ -34,11 +48,15 @@ def _parse_size(ctx, param, value: str):
 @click.option("--split", required=True, type=click.Choice(SPLITS), help="Which split to label.")
 @click.option("--out", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Label store folder (created; an existing store of the same run is resumed).")
-@click.option("--videos", default="", help="Comma-separated video ids to label (default: all).")
+@click.option("--videos", default="", show_default=False, help="Comma-separated video ids to label (default: all).")
 @click.option("--flow-teacher", default="dis", type=click.Choice(_teacher_names("flow")),
               help="Optical-flow teacher.")
 @click.option("--seg-teacher", default="bgsub", type=click.Choice(_teacher_names("seg")),
               help="Segmentation teacher.")
+@click.option("--flow-option", "flow_options", multiple=True, callback=_parse_options, metavar="KEY=VALUE",
+              help="Option of the flow teacher, repeatable (dis: preset=fast; gma: iters=24).")
+@click.option("--seg-option", "seg_options", multiple=True, callback=_parse_options, metavar="KEY=VALUE",
+              help="Option of the segmentation teacher, repeatable (bgsub: min_area=50; yolo-mobilesam: conf=0.3).")
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), envvar="SOFF_WEIGHTS",
               default=None, help="Folder of teacher weights files (env SOFF_WEIGHTS). Nothing is downloaded.")
 @click.option("--label-size", default="256x256", callback=_parse_size,
@@ -58,7 +76,7 @@ def _parse_size(ctx, param, value: str):
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed shard instead of finishing the others.")
 @verbose_option
 def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, videos: str, flow_teacher: str,
-                        seg_teacher: str, weights_dir: Path | None, label_size, shard_pairs: int, batch_size: int,
+                        seg_teacher: str, flow_options: dict, seg_options: dict, weights_dir: Path | None, label_size, shard_pairs: int, batch_size: int,
                         compression: str, workers: int, scheduler: str | None, scheduler_file: Path | None,
                         gpus: int, overwrite: bool, fail_fast: bool, verbose: int) -> None:
     """Run the teachers over every consecutive frame pair of DATA_ROOT's --split into a label store.
@@ -86,8 +104,8 @@ def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, 
     cfg = MakeLabelsConfig(
         data_root=data_root, dataset=dataset, split=split, store=store,
         videos=tuple(v.strip() for v in videos.split(",") if v.strip()),
-        flow_teacher=TeacherSpec(flow_teacher, {}, str(weights_dir) if weights_dir else None, device),
-        seg_teacher=TeacherSpec(seg_teacher, {}, str(weights_dir) if weights_dir else None, device),
+        flow_teacher=TeacherSpec(flow_teacher, flow_options, str(weights_dir) if weights_dir else None, device),
+        seg_teacher=TeacherSpec(seg_teacher, seg_options, str(weights_dir) if weights_dir else None, device),
         label_size=label_size, shard_pairs=shard_pairs, batch_size=batch_size, compression=compression,
         overwrite=overwrite, fail_fast=fail_fast)
     try:

@@ -65,11 +65,11 @@ def _local_cluster(workers: int, gpus: int):
         devices = ",".join(str(i) for i in range(gpus))
         log.info("starting a local CUDA cluster on GPUs %s", devices)
         return LocalCUDACluster(CUDA_VISIBLE_DEVICES=devices, threads_per_worker=1, resources={"GPU": 1},
-                                dashboard_address=None, silence_logs=logging.WARNING)
+                                dashboard_address=":0", silence_logs=logging.WARNING)
     from distributed import LocalCluster
 
     log.info("starting a local cluster of %d worker process(es)", workers)
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.WARNING)
 
 

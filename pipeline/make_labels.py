@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -160,10 +161,20 @@ def teacher_identities(flow: TeacherSpec, seg: TeacherSpec) -> dict:
     The identity (name, version, options, weights sha256) decides whether a store may be resumed, so it is
     taken from the teachers themselves, not from the command line.
     """
-    from labelers.registry import build_flow_teacher, build_seg_teacher
+    from labelers.registry import describe_teacher
 
-    return {"flow": build_flow_teacher(flow.name, weights_dir=flow.weights_dir, **flow.options).identity().as_dict(),
-            "seg": build_seg_teacher(seg.name, weights_dir=seg.weights_dir, **seg.options).identity().as_dict()}
+    identities = {}
+    for kind, spec in (("flow", flow), ("seg", seg)):
+        try:
+            identities[kind] = describe_teacher(kind, spec.name, weights_dir=spec.weights_dir,
+                                                **spec.options).as_dict()
+        except TypeError as err:  # an option the teacher does not take
+            bad = re.search(r"argument '(\w+)'", str(err))
+            raise ValueError(f"--{kind}-option: the {spec.name} teacher has no option "
+                             f"{bad.group(1) if bad else str(err)!r}") from None
+        except ValueError as err:  # a bad option value
+            raise ValueError(f"--{kind}-option: {err}") from None
+    return identities
 
 
 def select_videos(counts: dict[str, int], wanted: tuple[str, ...], root: Path) -> dict[str, int]:
