@@ -7,5 +7,7 @@
 * weight-free teachers: :mod:`labelers.dis_flow` (``dis``, OpenCV DIS optical flow) and
   :mod:`labelers.bgsub_masks` (``bgsub``, OpenCV MOG2 background subtraction with a frozen background).
 
-The weight-based teachers of the paper (GMA flow, YOLOv8 -> MobileSAM masks) arrive with issue #4.
+* the paper's teachers, with local weights files only: :mod:`labelers.gma_flow` (``gma``, GMA optical flow,
+  network in :mod:`labelers.gma`) and :mod:`labelers.yolo_sam_masks` (``yolo-mobilesam``, YOLOv8 boxes
+  prompting MobileSAM, through :mod:`labelers.ultralytics_adapter`, the one module that imports ultralytics).
 """

@@ -40,7 +40,12 @@ def _bgsub(*, weights_dir: Path | str | None = None, device: str = "cpu", **opti
     return BackgroundSubtractionTeacher(**options)
 
 
-FLOW_TEACHERS: dict[str, Callable[..., FlowTeacher]] = {"dis": _dis}
+def _gma(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> FlowTeacher:
+    from labelers.gma_flow import build_gma_teacher
+    return build_gma_teacher(weights_dir=weights_dir, device=device, **options)
+
+
+FLOW_TEACHERS: dict[str, Callable[..., FlowTeacher]] = {"dis": _dis, "gma": _gma}
 SEG_TEACHERS: dict[str, Callable[..., SegmentationTeacher]] = {"bgsub": _bgsub}
 
 
@@ -84,8 +89,9 @@ def warmup_indices(num_frames: int, count: int = DEFAULT_WARMUP_FRAMES) -> list[
 def describe_teacher(kind: str, name: str, *, weights_dir: Path | str | None = None, **options):
     """The identity (name, version, options, weights sha256) of a teacher, for provenance and resume checks.
 
-    Weight-free teachers are cheap to build, so they are built and asked. Teachers with weights provide a
-    describer that hashes their files without loading a network (registered in ``DESCRIBERS``).
+    The teacher is built on the CPU and asked: for teachers with weights this also loads and checks the weights
+    file in the calling process, so a missing or wrong file is one clear error before any worker starts (GMA:
+    about a second). A teacher too costly for that may register a cheaper describer in ``DESCRIBERS``.
     """
     registry = FLOW_TEACHERS if kind == "flow" else SEG_TEACHERS
     _lookup("flow" if kind == "flow" else "segmentation", registry, name)

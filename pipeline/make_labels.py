@@ -22,7 +22,8 @@ from pipeline import __version__
 from pipeline.errors import DataError
 from pipeline.frame_source import open_frame_source
 from pipeline.ground_truth import sha256_of
-from pipeline.label_store import SCHEMA_VERSION, remove_stale_temporaries, shard_raw_bytes, validate_shard
+from pipeline.label_store import (SCHEMA_VERSION, TMP_SUFFIX, remove_stale_temporaries, shard_raw_bytes,
+                                   validate_shard)
 from pipeline.label_task import ShardSpec, TeacherSpec, label_shard
 from pipeline.store_manifest import (MANIFEST, SHARDS, ShardEntry, StoreManifest, describe_identity,
                                      identity_differences, read_store_manifest, utc_now, write_store_manifest)
@@ -108,8 +109,14 @@ def prepare_store(store: Path, identity: dict, overwrite: bool) -> StoreManifest
     """
     store.mkdir(parents=True, exist_ok=True)
     manifest_path = store / MANIFEST
+    for tmp in store.glob(f".{MANIFEST}.*.tmp"):  # a manifest write cut short by a kill
+        tmp.unlink(missing_ok=True)
     if not manifest_path.exists():
+        # a run killed before its first manifest write leaves at most shards/ with temporaries in it; shard
+        # files without a manifest are of unknown provenance and must not be adopted
         others = [p.name for p in store.iterdir() if p.name != SHARDS]
+        if (store / SHARDS).is_dir():
+            others += [f"{SHARDS}/{p.name}" for p in (store / SHARDS).iterdir() if not p.name.endswith(TMP_SUFFIX)]
         if others:
             raise StoreError(f"{store}: not a label store (no {MANIFEST}) and not empty; choose a new folder")
     else:
@@ -162,6 +169,7 @@ def teacher_identities(flow: TeacherSpec, seg: TeacherSpec) -> dict:
     taken from the teachers themselves, not from the command line.
     """
     from labelers.registry import describe_teacher
+    from labelers.weights import WeightsError
 
     identities = {}
     for kind, spec in (("flow", flow), ("seg", seg)):
@@ -172,6 +180,8 @@ def teacher_identities(flow: TeacherSpec, seg: TeacherSpec) -> dict:
             bad = re.search(r"argument '(\w+)'", str(err))
             raise ValueError(f"--{kind}-option: the {spec.name} teacher has no option "
                              f"{bad.group(1) if bad else str(err)!r}") from None
+        except WeightsError:
+            raise
         except ValueError as err:  # a bad option value
             raise ValueError(f"--{kind}-option: {err}") from None
     return identities
@@ -272,6 +282,9 @@ def _run_tasks(client, specs: list[ShardSpec], manifest: StoreManifest, cfg: Mak
             result = future.result()
         except Exception as err:  # the task raised twice (retries exhausted) or its worker kept dying
             result = {"status": "failed", "reason": f"{type(err).__name__}: {err}".splitlines()[0], "seconds": 0.0}
+        # Forget the result on the cluster: a held result is recomputed when its worker dies, which would
+        # relabel (and rewrite) a shard already recorded as done.
+        future.release()
         _record(entry, result, summary)
         write_store_manifest(cfg.store, manifest)
         if progress:
