@@ -46,7 +46,25 @@ def _gma(*, weights_dir: Path | str | None = None, device: str = "cpu", **option
 
 
 FLOW_TEACHERS: dict[str, Callable[..., FlowTeacher]] = {"dis": _dis, "gma": _gma}
-SEG_TEACHERS: dict[str, Callable[..., SegmentationTeacher]] = {"bgsub": _bgsub}
+def _yolo_sam(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> SegmentationTeacher:
+    from labelers.yolo_sam_masks import build_yolo_sam_teacher
+    return build_yolo_sam_teacher(weights_dir=weights_dir, device=device, **options)
+
+
+def _describe_yolo_sam(*, weights_dir: Path | str | None = None, **options):
+    """Identity of the YOLOv8 -> MobileSAM teacher, with both files checked (format, not only presence) but
+    without importing ultralytics in the calling process."""
+    from labelers.ultralytics_adapter import check_yolo_checkpoint, read_mobile_sam_state_dict
+    from labelers.yolo_sam_masks import describe_yolo_sam
+
+    identity = describe_yolo_sam(weights_dir=weights_dir, **options)
+    yolo_file, sam_file = identity.options["yolo_file"], identity.options["sam_file"]
+    check_yolo_checkpoint(Path(weights_dir) / yolo_file)
+    read_mobile_sam_state_dict(Path(weights_dir) / sam_file)
+    return identity
+
+
+SEG_TEACHERS: dict[str, Callable[..., SegmentationTeacher]] = {"bgsub": _bgsub, "yolo-mobilesam": _yolo_sam}
 
 
 def build_flow_teacher(name: str, *, weights_dir: Path | str | None = None, device: str = "cpu",
@@ -100,4 +118,4 @@ def describe_teacher(kind: str, name: str, *, weights_dir: Path | str | None = N
     return registry[name](weights_dir=weights_dir, device="cpu", **options).identity()
 
 
-DESCRIBERS: dict[str, Callable] = {}
+DESCRIBERS: dict[str, Callable] = {"yolo-mobilesam": _describe_yolo_sam}

@@ -211,13 +211,13 @@ def test_registry_builds_teachers_by_name():
     assert flow.device == "cpu"
     seg = build_seg_teacher("bgsub", min_area=10)
     assert isinstance(seg, BackgroundSubtractionTeacher) and seg.identity().options["min_area"] == 10
-    assert set(FLOW_TEACHERS) == {"dis"} and set(SEG_TEACHERS) == {"bgsub"}
+    assert set(FLOW_TEACHERS) == {"dis", "gma"} and set(SEG_TEACHERS) == {"bgsub", "yolo-mobilesam"}
 
 
 def test_registry_names_unknown_teachers_and_known_ones():
-    with pytest.raises(ValueError, match=r"unknown flow teacher 'foo' \(known: dis\)"):
+    with pytest.raises(ValueError, match=r"unknown flow teacher 'foo' \(known: dis, gma\)"):
         build_flow_teacher("foo")
-    with pytest.raises(ValueError, match=r"unknown segmentation teacher 'gma' \(known: bgsub\)"):
+    with pytest.raises(ValueError, match=r"unknown segmentation teacher 'gma' \(known: bgsub, yolo-mobilesam\)"):
         build_seg_teacher("gma")
 
 
