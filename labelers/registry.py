@@ -119,3 +119,25 @@ def describe_teacher(kind: str, name: str, *, weights_dir: Path | str | None = N
 
 
 DESCRIBERS: dict[str, Callable] = {"yolo-mobilesam": _describe_yolo_sam}
+
+
+# The paper's teachers and the files they need with default options; used when a run asks for "auto".
+PAPER_TEACHERS = {"flow": ("gma", ("gma-things.pth",)), "seg": ("yolo-mobilesam", ("yolov8l.pt", "mobile_sam.pt"))}
+WEIGHT_FREE = {"flow": "dis", "seg": "bgsub"}
+_FILE_OPTIONS = {"gma": ("weights_file",), "yolo-mobilesam": ("yolo_file", "sam_file")}
+
+
+def default_teachers(flow: str, seg: str, weights_dir: Path | str | None, flow_options: dict | None = None,
+                     seg_options: dict | None = None) -> tuple[str, str]:
+    """Resolve ``"auto"``: the paper's teacher where all its weights files are in ``weights_dir`` (file names
+    as overridden in the options), else the weight-free one. Named teachers are returned unchanged."""
+    chosen = []
+    for kind, name, options in (("flow", flow, flow_options or {}), ("seg", seg, seg_options or {})):
+        if name == "auto":
+            paper, files = PAPER_TEACHERS[kind]
+            files = [options.get(opt, default) for opt, default in zip(_FILE_OPTIONS[paper], files)]
+            present = weights_dir is not None and all((Path(weights_dir) / f).is_file() for f in files)
+            name = paper if present else WEIGHT_FREE[kind]
+            log.info("%s teacher: %s (%s)", kind, name, "weights found" if present else "no weights: weight-free")
+        chosen.append(name)
+    return chosen[0], chosen[1]

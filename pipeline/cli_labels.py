@@ -49,10 +49,11 @@ def _parse_size(ctx, param, value: str):
 @click.option("--out", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Label store folder (created; an existing store of the same run is resumed).")
 @click.option("--videos", default="", show_default=False, help="Comma-separated video ids to label (default: all).")
-@click.option("--flow-teacher", default="dis", type=click.Choice(_teacher_names("flow")),
-              help="Optical-flow teacher.")
-@click.option("--seg-teacher", default="bgsub", type=click.Choice(_teacher_names("seg")),
-              help="Segmentation teacher.")
+@click.option("--flow-teacher", default="auto", type=click.Choice(["auto", *_teacher_names("flow")]),
+              help="Optical-flow teacher; auto: gma (the paper's) when its weights are in --weights-dir, else dis.")
+@click.option("--seg-teacher", default="auto", type=click.Choice(["auto", *_teacher_names("seg")]),
+              help="Segmentation teacher; auto: yolo-mobilesam (the paper's) when its weights are in --weights-dir, "
+                   "else bgsub.")
 @click.option("--flow-option", "flow_options", multiple=True, callback=_parse_options, metavar="KEY=VALUE",
               help="Option of the flow teacher, repeatable (dis: preset=fast; gma: iters=24).")
 @click.option("--seg-option", "seg_options", multiple=True, callback=_parse_options, metavar="KEY=VALUE",
@@ -100,7 +101,10 @@ def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, 
     from pipeline.label_task import TeacherSpec
     from pipeline.make_labels import MakeLabelsConfig, StoreError
 
+    from labelers.registry import default_teachers
+
     device = "cuda" if gpus > 0 else "cpu"
+    flow_teacher, seg_teacher = default_teachers(flow_teacher, seg_teacher, weights_dir, flow_options, seg_options)
     cfg = MakeLabelsConfig(
         data_root=data_root, dataset=dataset, split=split, store=store,
         videos=tuple(v.strip() for v in videos.split(",") if v.strip()),
@@ -122,7 +126,7 @@ def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
     from tqdm import tqdm
 
     from pipeline.cluster import open_client
-    from pipeline.make_labels import make_labels, teacher_identities
+    from pipeline.make_labels import check_store, make_labels, store_identity, teacher_identities
     from pipeline.verify_data import preflight
 
     problems = preflight(cfg.data_root, cfg.dataset, cfg.split, cfg.videos, cfg.layout)
@@ -132,6 +136,7 @@ def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
         _fail(f"{cfg.data_root}: fails verify-data ({len(problems)} problem(s)); run "
               f"`verify-data {cfg.data_root} --dataset {cfg.dataset} --split {cfg.split}` for the full report")
     teachers = teacher_identities(cfg.flow_teacher, cfg.seg_teacher)
+    check_store(cfg.store, store_identity(cfg, teachers), cfg.overwrite)  # refuse before starting a cluster
     bar = tqdm(desc="labelling", unit="pair", disable=None, file=sys.stderr)
 
     def progress(n: int, total: int) -> None:

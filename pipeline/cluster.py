@@ -1,8 +1,9 @@
 """The dask cluster make-labels runs on: an embedded local one by default, or an existing one.
 
 * default: a :class:`distributed.LocalCluster` on this machine, one single-threaded worker process per
-  ``workers``; with ``gpus`` > 0, dask-cuda's ``LocalCUDACluster`` (one worker per GPU, each pinned to its
-  GPU through ``CUDA_VISIBLE_DEVICES``, so ``cuda:0`` inside a task is that worker's GPU);
+  ``workers``; with ``gpus`` > 0, one worker per GPU, each pinned to its GPU through
+  ``CUDA_VISIBLE_DEVICES`` (so ``cuda:0`` inside a task is that worker's GPU): dask-cuda's
+  ``LocalCUDACluster`` where installed, else a SpecCluster of nannies with their own environment;
 * ``scheduler`` (``tcp://host:8786``) or ``scheduler_file``: attach to a cluster started elsewhere with
   ``dask scheduler`` and ``dask worker`` / ``dask cuda worker`` / dask-jobqueue (see docs/cluster.md).
 
@@ -58,19 +59,34 @@ def open_client(*, workers: int, gpus: int = 0, scheduler: str | None = None,
 
 def _local_cluster(workers: int, gpus: int):
     if gpus > 0:
-        try:
-            from dask_cuda import LocalCUDACluster
-        except ImportError:
-            raise ClusterError("--gpus needs dask-cuda: pip install 'soff-labels[cuda]'") from None
-        devices = ",".join(str(i) for i in range(gpus))
-        log.info("starting a local CUDA cluster on GPUs %s", devices)
-        return LocalCUDACluster(CUDA_VISIBLE_DEVICES=devices, threads_per_worker=1, resources={"GPU": 1},
-                                dashboard_address=":0", silence_logs=logging.WARNING)
+        return _gpu_cluster(gpus)
     from distributed import LocalCluster
 
     log.info("starting a local cluster of %d worker process(es)", workers)
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.WARNING)
+
+
+def _gpu_cluster(gpus: int):
+    """One single-threaded worker per GPU, pinned with CUDA_VISIBLE_DEVICES, advertising GPU=1.
+
+    dask-cuda's LocalCUDACluster when it is installed; otherwise the same layout built from plain
+    distributed parts (a SpecCluster of nannies, each started with its own CUDA_VISIBLE_DEVICES).
+    """
+    devices = [str(i) for i in range(gpus)]
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError:
+        from distributed import Nanny, Scheduler, SpecCluster
+
+        log.info("starting %d GPU worker(s) (dask-cuda not installed: plain nannies pinned by hand)", gpus)
+        workers = {f"gpu-{d}": {"cls": Nanny, "options": {
+            "nthreads": 1, "resources": {"GPU": 1}, "env": {"CUDA_VISIBLE_DEVICES": d}}} for d in devices}
+        return SpecCluster(workers=workers, scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}},
+                           silence_logs=logging.WARNING)
+    log.info("starting a local CUDA cluster on GPUs %s", ",".join(devices))
+    return LocalCUDACluster(CUDA_VISIBLE_DEVICES=",".join(devices), threads_per_worker=1, resources={"GPU": 1},
+                            dashboard_address=":0", silence_logs=logging.WARNING)
 
 
 def _wait_for_workers(client, what: str, timeout_s: float = 30) -> None:

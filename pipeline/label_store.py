@@ -81,8 +81,14 @@ class ShardWriter:
         self.frames_n, self.pairs_n = last - first + 1, last - first
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
         self._boxes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [None] * self.frames_n  # type: ignore
+        self._flow_written = np.zeros(self.pairs_n, bool)
+        filters = _filters(compression)  # before the file exists: a bad option leaves nothing behind
         self._file = h5py.File(self.tmp, "w")
-        self._create(size, attrs, _filters(compression))
+        try:
+            self._create(size, attrs, filters)
+        except BaseException:  # e.g. an attribute h5py cannot store: no with-block will clean up after us
+            self.abort()
+            raise
 
     def _create(self, size: tuple[int, int], attrs: dict, filters: dict) -> None:
         w, h = size
@@ -116,12 +122,16 @@ class ShardWriter:
         """Flow of pairs ``pair`` .. ``pair + n - 1`` (pair t is frames t -> t+1), (n, 2, h, w) float32."""
         i = pair - self.first
         self._file["flow"][i:i + len(flow)] = flow.astype(np.float16)
+        self._flow_written[i:i + len(flow)] = True
 
     def commit(self) -> ShardInfo:
         """Write the box table, mark complete, close, validate, fsync and rename into place."""
         missing = [self.first + i for i, b in enumerate(self._boxes) if b is None]
         if missing:
             raise RuntimeError(f"{self.path.name}: frames {missing[:5]} were never written")
+        missing = [self.first + int(i) for i in np.flatnonzero(~self._flow_written)]
+        if missing:  # unwritten chunks would read back as zero flow
+            raise RuntimeError(f"{self.path.name}: the flow of pairs {missing[:5]} was never written")
         counts = [len(b[0]) for b in self._boxes]
         f = self._file
         f.create_dataset("box_offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
@@ -183,7 +193,8 @@ def validate_shard(path: Path, *, read_data: bool = True) -> list[str]:
 
 def _validate_open(f: h5py.File, read_data: bool) -> list[str]:
     if f.attrs.get("schema_version") != SCHEMA_VERSION:
-        return [f"schema_version {f.attrs.get('schema_version')!r}, expected {SCHEMA_VERSION}"]
+        found = f.attrs.get("schema_version")
+        return [f"schema_version {found.item() if hasattr(found, 'item') else found!r}, expected {SCHEMA_VERSION}"]
     if f.attrs.get("complete") != 1:
         return ["not marked complete (written by a run that did not finish)"]
     missing = [k for k in EXPECTED if k not in f]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Queue
+from queue import Full, Queue
 
 import numpy as np
 
@@ -191,23 +191,39 @@ def _warmup_sample(source: FrameSource, spec: ShardSpec, indices: list[int]) -> 
 
 
 def _prefetched_batches(source: FrameSource, spec: ShardSpec) -> Iterator[tuple[int, np.ndarray]]:
-    """Batches ``(first frame, frames (n, H, W, 3))`` over first..last, decoded one batch ahead on a thread."""
+    """Batches ``(first frame, frames (n, H, W, 3))`` over first..last, decoded one batch ahead on a thread.
+
+    If the consumer stops early (a teacher raised), the decoding thread is told to stop and ends too."""
     queue: Queue = Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
 
     def produce() -> None:
         try:
             frames = source.iter_frames(spec.video, spec.first, spec.last + 1)
             for frame0 in range(spec.first, spec.last + 1, spec.batch_size):
                 n = min(spec.batch_size, spec.last + 1 - frame0)
-                queue.put((frame0, np.stack([next(frames) for _ in range(n)])))
+                if not put((frame0, np.stack([next(frames) for _ in range(n)]))):
+                    return
         except BaseException as err:  # hand the error to the consumer, which raises it
-            queue.put(err)
-        queue.put(None)
+            put(err)
+        put(None)
 
     thread = threading.Thread(target=produce, daemon=True)
     thread.start()
-    while (item := queue.get()) is not None:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while (item := queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -101,44 +101,52 @@ def store_identity(cfg: MakeLabelsConfig, teachers: dict) -> dict:
             "compression": cfg.compression, "shard_pairs": cfg.shard_pairs, "warmup_frames": cfg.warmup_frames}
 
 
-def prepare_store(store: Path, identity: dict, overwrite: bool) -> StoreManifest | None:
-    """Make ``store`` ready: new, resumable (returns its manifest) or replaced with ``overwrite``.
+def check_store(store: Path, identity: dict, overwrite: bool) -> StoreManifest | None:
+    """Refuse what ``store`` cannot be used for, changing nothing; return its manifest if it is a store.
 
-    Refuses a non-empty folder that is not a label store, and a store of another identity unless
-    ``overwrite``. Removes temporary files left by killed runs.
+    Refused: a non-empty folder that is not a label store, and a store of another identity unless
+    ``overwrite``. Cheap, so the CLI calls it before starting a cluster.
     """
-    store.mkdir(parents=True, exist_ok=True)
     manifest_path = store / MANIFEST
-    for tmp in store.glob(f".{MANIFEST}.*.tmp"):  # a manifest write cut short by a kill
-        tmp.unlink(missing_ok=True)
     if not manifest_path.exists():
-        # a run killed before its first manifest write leaves at most shards/ with temporaries in it; shard
-        # files without a manifest are of unknown provenance and must not be adopted
-        others = [p.name for p in store.iterdir() if p.name != SHARDS]
+        if not store.is_dir():
+            return None
+        # a run killed before its first manifest write leaves at most temporaries; shard files without a
+        # manifest are of unknown provenance and must not be adopted
+        others = [p.name for p in store.iterdir() if p.name != SHARDS and not p.name.startswith(f".{MANIFEST}.")]
         if (store / SHARDS).is_dir():
             others += [f"{SHARDS}/{p.name}" for p in (store / SHARDS).iterdir() if not p.name.endswith(TMP_SUFFIX)]
         if others:
             raise StoreError(f"{store}: not a label store (no {MANIFEST}) and not empty; choose a new folder")
-    else:
-        try:
-            old = read_store_manifest(store)
-        except ValueError as err:
-            raise StoreError(str(err)) from None
-        differ = identity_differences(old.identity, identity)
-        if differ and not overwrite:
-            raise StoreError(f"{store}: holds {describe_identity(old.identity)}; this run differs in "
-                             f"{', '.join(differ)} (use --overwrite to replace the store)")
-        if overwrite:
-            log.info("--overwrite: removing the store at %s", store)
-            shutil.rmtree(store / SHARDS, ignore_errors=True)
-            manifest_path.unlink()
-        else:
-            (store / SHARDS).mkdir(exist_ok=True)
-            remove_stale_temporaries(store / SHARDS)
-            return old
+        return None
+    try:
+        old = read_store_manifest(store)
+    except ValueError as err:
+        raise StoreError(str(err)) from None
+    differ = identity_differences(old.identity, identity)
+    if differ and not overwrite:
+        raise StoreError(f"{store}: holds {describe_identity(old.identity)}; this run differs in "
+                         f"{', '.join(differ)} (use --overwrite to replace the store)")
+    return old
+
+
+def prepare_store(store: Path, identity: dict, overwrite: bool) -> StoreManifest | None:
+    """Make ``store`` ready: new, resumable (returns its manifest) or replaced with ``overwrite``.
+
+    Checks it with :func:`check_store`, then removes temporary files left by killed runs.
+    """
+    old = check_store(store, identity, overwrite)
+    store.mkdir(parents=True, exist_ok=True)
+    for tmp in store.glob(f".{MANIFEST}.*.tmp"):  # a manifest write cut short by a kill
+        tmp.unlink(missing_ok=True)
+    if old is not None and overwrite:
+        log.info("--overwrite: removing the store at %s", store)
+        shutil.rmtree(store / SHARDS, ignore_errors=True)
+        (store / MANIFEST).unlink()
+        old = None
     (store / SHARDS).mkdir(exist_ok=True)
     remove_stale_temporaries(store / SHARDS)
-    return None
+    return old
 
 
 def shard_is_done(store: Path, entry: ShardEntry, recorded: ShardEntry | None) -> ShardEntry | None:
@@ -216,6 +224,9 @@ def make_labels(cfg: MakeLabelsConfig, client, *, teachers: dict, progress: Prog
     planned = plan_shards(counts, cfg.shard_pairs)
     summary = RunSummary(pairs=sum(s.pairs for s in planned))
     todo = _resume(cfg.store, planned, old, manifest, summary, progress)
+    if old:  # a run over other videos extends the store: keep what earlier runs recorded for theirs
+        manifest.shards += [s for s in old.shards if s.video not in counts]
+        manifest.videos = dict(sorted({**old.videos, **counts}.items()))
     write_store_manifest(cfg.store, manifest)
     specs = [_spec(cfg, source.layout, entry, counts[entry.video], identity, cpu_threads) for entry in todo]
     start = time.perf_counter()

@@ -167,3 +167,45 @@ def ped2_copy(tmp_path_factory):
     shutil.copytree(PED2, destination)
     yield destination
     shutil.rmtree(destination, ignore_errors=True)  # pytest keeps old tmp dirs: do not keep 117 MB each
+
+
+# --------------------------------------------------------------------------------------------------
+# label stores: the make-labels / inspect-labels tests
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+BIN = Path(sys.executable).parent  # the venv's console scripts (make-labels, inspect-labels, dask) live here
+# The reference run shared by the label-store tests: two Ped2 training videos in 3 shards each, small labels.
+LABEL_ARGS = ("--dataset", "ped2", "--split", "training", "--videos", "01,08", "--shard-pairs", "40",
+              "--label-size", "128x128", "--flow-teacher", "dis", "--seg-teacher", "bgsub")  # never "auto"
+LABEL_SIZE = (128, 128)  # (w, h)
+LABEL_SHARDS = tuple(f"{v}__{a:06d}-{b:06d}.h5" for v in ("01", "08") for a, b in ((0, 40), (40, 79), (79, 119)))
+
+
+def console(script: str, *args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run one of the venv's console scripts; text output captured, never raises on a non-zero exit."""
+    return subprocess.run([str(BIN / script), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO_ROOT, **kwargs)
+
+
+@dataclass(frozen=True)
+class LabelRun:
+    """A finished make-labels run: its store folder and the process result."""
+
+    store: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def ped2_label_store(tmp_path_factory) -> LabelRun:
+    """``make-labels`` on Ped2 training videos 01 and 08 (:data:`LABEL_ARGS`), run once per session.
+
+    The uninterrupted reference run: tests compare resumed, killed and cluster runs against it. Read only.
+    """
+    if not PED2.is_dir():
+        pytest.skip(f"real ped2 data not found at {PED2}")
+    store = tmp_path_factory.mktemp("label_store") / "ped2-train"
+    result = console("make-labels", PED2, *LABEL_ARGS, "--out", store)
+    return LabelRun(store, result)
