@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 
@@ -35,8 +36,10 @@ from pipeline.make_labels import MakeLabelsConfig, make_labels, teacher_identiti
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def plain_loop(data: Path, videos: list[str], batch: int) -> tuple[float, int, list]:
+def plain_loop(data: Path, videos: list[str], batch: int, threads: int | None) -> tuple[float, int, list]:
     """The baseline: teachers over every pair, labels kept in memory. Returns (seconds, pairs, labels)."""
+    if threads:
+        cv2.setNumThreads(threads)
     source = open_frame_source(data, "training")
     flow_teacher, seg_teacher = build_flow_teacher("dis"), build_seg_teacher("bgsub")
     labels, pairs = [], 0
@@ -58,14 +61,16 @@ def plain_loop(data: Path, videos: list[str], batch: int) -> tuple[float, int, l
     return time.perf_counter() - start, pairs, labels
 
 
-def pipeline_run(data: Path, videos: list[str], workers: int, store: Path, batch: int) -> tuple[float, float, object]:
+def pipeline_run(data: Path, videos: list[str], workers: int, store: Path, batch: int,
+                 threads: int | None) -> tuple[float, float, object]:
     cfg = MakeLabelsConfig(data_root=data, dataset="ped2", split="training", store=store, videos=tuple(videos),
                            batch_size=batch)
     teachers = teacher_identities(cfg.flow_teacher, cfg.seg_teacher)
     start = time.perf_counter()
     with open_client(workers=workers) as client:
         started = time.perf_counter() - start
-        summary = make_labels(cfg, client, teachers=teachers, cpu_threads=max(1, os.cpu_count() // workers))
+        summary = make_labels(cfg, client, teachers=teachers,
+                              cpu_threads=threads or max(1, os.cpu_count() // workers - 1))
     return started, summary.seconds, summary
 
 
@@ -98,21 +103,26 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "ped2")
     parser.add_argument("--videos", default="01,02,03,04,05,06")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--opencv-threads", type=int, default=0,
+                        help="OpenCV threads per process for every run (0: OpenCV's default, all cores, for the "
+                             "plain loop; cores / workers - 1 for the pipeline, as make-labels does)")
     args = parser.parse_args()
     videos = args.videos.split(",")
-    base_s, pairs, _ = plain_loop(args.data, videos, args.batch_size)
+    threads = args.opencv_threads or None
+    base_s, pairs, _ = plain_loop(args.data, videos, args.batch_size, threads)
     rows = [("plain loop (teachers only, in memory)", 1, base_s, pairs / base_s, 1.0, "-")]
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             store = Path(tmp) / f"store{workers}"
-            startup, seconds, summary = pipeline_run(args.data, videos, workers, store, args.batch_size)
+            startup, seconds, summary = pipeline_run(args.data, videos, workers, store, args.batch_size, threads)
             rate = summary.pairs_labelled / seconds
             rows.append((f"make-labels, {workers} worker(s), store written", workers, seconds, rate,
                          rate / (pairs / base_s), f"{startup:.1f}"))
         labels, files = label_bytes(store)
         npy = npy_bytes(store, Path(tmp))
     print(f"frames: {args.data} videos {args.videos} ({pairs} pairs, 360x240 -> labels 256x256); "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; OpenCV threads per process: "
+          f"{threads or 'default'}\n")
     print("| run | workers | seconds | pairs/s | ratio to plain loop | cluster start-up s |")
     print("|---|---|---|---|---|---|")
     for name, w, s, r, ratio, up in rows:

@@ -144,8 +144,9 @@ def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
         bar.update(n)
 
     with open_client(workers=workers, gpus=gpus, scheduler=scheduler, scheduler_file=scheduler_file) as client:
-        # on the embedded cluster the workers share this machine's cores; elsewhere the library decides
-        threads = None if (scheduler or scheduler_file) else max(1, (os.cpu_count() or 1) // workers)
+        # on the embedded cluster the workers share this machine's cores, each keeping one for its decoding and
+        # writing threads (docs/benchmarks.md); on a cluster started elsewhere the library decides
+        threads = None if (scheduler or scheduler_file) else max(1, (os.cpu_count() or 1) // workers - 1)
         summary = make_labels(cfg, client, teachers=teachers, progress=progress, cpu_threads=threads)
     bar.close()
     return summary

@@ -111,8 +111,9 @@ class ShardWriter:
         """Frames ``frame`` .. ``frame + n - 1`` (video numbering), already at the label size."""
         i = frame - self.first
         n = len(frames)
-        self._file["frames"][i:i + n] = frames
-        self._file["mask"][i:i + n] = masks
+        for k in range(n):  # one chunk per call: h5py holds the GIL while it compresses a call's chunks
+            self._file["frames"][i + k] = frames[k]
+            self._file["mask"][i + k] = masks[k]
         for k in range(n):
             self._boxes[i + k] = (np.asarray(boxes[k], np.float32).reshape(-1, 4),
                                   np.asarray(scores[k], np.float32).reshape(-1),
@@ -121,7 +122,9 @@ class ShardWriter:
     def write_flow(self, pair: int, flow: np.ndarray) -> None:
         """Flow of pairs ``pair`` .. ``pair + n - 1`` (pair t is frames t -> t+1), (n, 2, h, w) float32."""
         i = pair - self.first
-        self._file["flow"][i:i + len(flow)] = flow.astype(np.float16)
+        flow16 = flow.astype(np.float16)
+        for k in range(len(flow16)):  # one chunk per call, as in write_frames
+            self._file["flow"][i + k] = flow16[k]
         self._flow_written[i:i + len(flow)] = True
 
     def commit(self) -> ShardInfo:
