@@ -50,8 +50,8 @@ class SegmentationResult:
                              f"{len(self.scores)} score lists and {len(self.classes)} class lists")
 
 
-class FlowTeacher(ABC):
-    """Optical flow from frame t to t+1 for a batch of pairs."""
+class Teacher(ABC):
+    """What every teacher has: a registry name, a device, an identity and a per-video hook."""
 
     name: str = ""
     device: str = "cpu"
@@ -59,34 +59,27 @@ class FlowTeacher(ABC):
     @abstractmethod
     def identity(self) -> TeacherIdentity:
         """Name, version, options and weights hashes, for provenance."""
-
-    @abstractmethod
-    def flow(self, frames_t: np.ndarray, frames_t1: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 x2 -> (N, 2, H, W) float32 flow in pixels, x then y."""
-
-    def begin_video(self, sample: np.ndarray) -> None:
-        """Called before the frames of a new video (or shard of it); ``sample`` is (K, H, W, 3) uint8 frames
-        spread over the whole video. Stateless teachers ignore it."""
-
-
-class SegmentationTeacher(ABC):
-    """Foreground masks and object boxes for a batch of frames."""
-
-    name: str = ""
-    device: str = "cpu"
-
-    @abstractmethod
-    def identity(self) -> TeacherIdentity:
-        """Name, version, options and weights hashes, for provenance."""
-
-    @abstractmethod
-    def segment(self, frames: np.ndarray) -> SegmentationResult:
-        """(N, H, W, 3) uint8 -> masks (N, H, W) uint8 {0, 1} and per-frame boxes, scores, classes."""
 
     def begin_video(self, sample: np.ndarray) -> None:
         """Called before the frames of a new video (or shard of it); ``sample`` is (K, H, W, 3) uint8 frames
         spread evenly over the whole video, the same whatever the shard, so that results do not depend on
         how a video was split into shards. Stateless teachers ignore it."""
+
+
+class FlowTeacher(Teacher):
+    """Optical flow from frame t to t+1 for a batch of pairs."""
+
+    @abstractmethod
+    def flow(self, frames_t: np.ndarray, frames_t1: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 x2 -> (N, 2, H, W) float32 flow in pixels, x then y."""
+
+
+class SegmentationTeacher(Teacher):
+    """Foreground masks and object boxes for a batch of frames."""
+
+    @abstractmethod
+    def segment(self, frames: np.ndarray) -> SegmentationResult:
+        """(N, H, W, 3) uint8 -> masks (N, H, W) uint8 {0, 1} and per-frame boxes, scores, classes."""
 
 
 def check_pair_batch(frames_t: np.ndarray, frames_t1: np.ndarray) -> None:
