@@ -29,7 +29,8 @@ DEMO_OUT ?= demo-out
 # embedded dask cluster (a rerun resumes), verify the store and draw one pair.
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
-	$(BIN)/make-labels $(DATASETS)/ped2 --dataset ped2 --split training --out $(DEMO_OUT)/ped2-training-labels
+	$(BIN)/make-labels $(DATASETS)/ped2 --dataset ped2 --split training --out $(DEMO_OUT)/ped2-training-labels \
+	    --flow-teacher dis --seg-teacher bgsub
 	$(BIN)/inspect-labels $(DEMO_OUT)/ped2-training-labels --verify --render 01:60 --out $(DEMO_OUT)/ped2-01-pair60.png
 
 test: $(STAMP)
