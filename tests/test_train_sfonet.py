@@ -1,0 +1,200 @@
+"""train-sfonet: freezing per stage, a tiny end-to-end run on a real label store, exact resume, bad inputs.
+
+One tiny store (Ped2 training videos 01 and 08, 64x64 labels, ~15 s) is made per module; the runs train at
+32x32 for 3 steps per stage with video 08 held out, so the whole module stays well under a minute on 2 CPUs.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import PED2, console
+
+pytest.importorskip("train.sfonet", reason="the SFO-Net network (train/sfonet) is not in this checkout")
+
+from train.cli import train_sfonet_command  # noqa: E402
+from train.train_sfonet import load_sfonet  # noqa: E402
+
+pytestmark = pytest.mark.real_data
+
+RUN_ARGS = ("--steps", "3", "--input-size", "32x32", "--batch-size", "2", "--val-videos", "08",
+            "--val-max-pairs", "4", "--seed", "0", "--workers", "0")
+STAGE_OF = {1: "flow_branch.", 2: "seg_branch.", 3: "osf_block."}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    if not PED2.is_dir():
+        pytest.skip(f"real ped2 data not found at {PED2}")
+    out = tmp_path_factory.mktemp("sfonet_store") / "ped2-64"
+    result = console("make-labels", PED2, "--dataset", "ped2", "--split", "training", "--videos", "01,08",
+                     "--shard-pairs", "60", "--label-size", "64x64", "--flow-teacher", "dis", "--seg-teacher",
+                     "bgsub", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def train(*args):
+    return CliRunner().invoke(train_sfonet_command, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def full_run(store, tmp_path_factory) -> Path:
+    """The uninterrupted reference run."""
+    out = tmp_path_factory.mktemp("sfonet_runs") / "full"
+    result = train(store, "--out", out, *RUN_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "metrics on held-out videos" in result.output and "model:" in result.output
+    return out
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    return payload["model"] if "model" in payload else payload["state_dict"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_dataset_resizes_flow_and_holds_out_videos(store):
+    from pipeline.label_size import resize_flow
+    from pipeline.store_reader import LabelStoreReader
+    from train.sfonet_data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
+
+    reader = LabelStoreReader([store, store])  # the same store twice: store indices 0 and 1
+    assert parse_val_videos("08", reader.videos(), 2) == {(0, "08"), (1, "08")}
+    assert parse_val_videos("1:01", reader.videos(), 2) == {(1, "01")}
+    for bad in ("09", "2:01", "x:01"):
+        with pytest.raises(ValVideosError):
+            parse_val_videos(bad, reader.videos(), 2)
+    train_idx, val_idx = split_indices(reader, {(1, "01")})
+    assert len(train_idx) + len(val_idx) == len(reader) and val_idx
+    assert {(reader[i].store, reader[i].video) for i in val_idx} == {(1, "01")}
+
+    pairs = SFONetPairs(reader, val_idx, input_size=(32, 16))
+    frame1, frame2, flow, mask = pairs[5]
+    raw = reader[val_idx[5]]
+    assert frame1.shape == frame2.shape == (3, 16, 32) and flow.shape == (2, 16, 32) and mask.shape == (1, 16, 32)
+    assert frame1.dtype == flow.dtype == mask.dtype == torch.float32
+    assert -1 <= float(frame1.min()) and float(frame2.max()) <= 1
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    np.testing.assert_allclose(flow.numpy(), resize_flow(raw.flow[None], (32, 16))[0], rtol=1e-6)
+    same = SFONetPairs(reader, val_idx)[5]  # at the label size nothing is resized
+    np.testing.assert_allclose(same[2].numpy(), raw.flow)
+    np.testing.assert_allclose(same[0].numpy(), raw.frame_t.transpose(2, 0, 1) / 127.5 - 1, atol=1e-6)
+
+
+def test_run_folder(full_run, store):
+    for name in ("config.json", "stage1.pt", "stage2.pt", "stage3.pt", "sfonet.pt", "metrics.json", "loss.png",
+                 "train.log"):
+        assert (full_run / name).is_file(), name
+    config = json.loads((full_run / "config.json").read_text())
+    assert config["config"]["strategy"] == "three-stage" and config["config"]["steps"] == 3
+    assert config["resolved"]["input_size"] == [32, 32] and config["resolved"]["label_size"] == [64, 64]
+    assert config["resolved"]["held_out_videos"] == ["0:08"]
+    assert config["stores"][0]["manifest_sha256"] == __import__("hashlib").sha256(
+        (store / "manifest.json").read_bytes()).hexdigest()
+    assert config["torch_version"] == torch.__version__ and config["package_version"]
+    metrics = json.loads((full_run / "metrics.json").read_text())
+    assert metrics["held_out"] is True and sorted(metrics["stages"]) == ["1", "2", "3"]
+    for stage in metrics["stages"].values():
+        assert {"epe", "zero_flow_epe", "iou", "f1", "empty_iou", "empty_f1", "final_loss"} <= set(stage)
+        assert stage["pairs"] == 4 and 0 <= stage["iou"] <= 1 and 0 <= stage["f1"] <= 1
+    assert (full_run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "stage 3 done" in (full_run / "train.log").read_text()
+
+    # the final model rebuilds from sfonet.pt alone, by hand and through load_sfonet
+    from train.sfonet import SFONet
+
+    payload = torch.load(full_run / "sfonet.pt", map_location="cpu", weights_only=False)
+    model = SFONet(**payload["model_config"])
+    model.load_state_dict(payload["state_dict"])
+    model = load_sfonet(full_run / "sfonet.pt")
+    assert model.use_osf is True
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
+    assert out.flow.shape == (1, 2, 32, 32) and out.seg.shape == (1, 1, 32, 32)
+
+
+def test_each_stage_changes_only_its_parameters(full_run):
+    """Initial weights (seed 0) -> stage1.pt -> stage2.pt -> stage3.pt: each step changes exactly its part."""
+    from train.sfonet import SFONet
+
+    torch.manual_seed(0)  # the trainer seeds with --seed before building the model
+    before = {k: v.clone() for k, v in SFONet(flow_branch=True, seg_branch=True, osf_block=True).state_dict().items()}
+    for stage in (1, 2, 3):
+        after = state(full_run / f"stage{stage}.pt")
+        assert after.keys() == before.keys()
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        assert changed, f"stage {stage} changed nothing"
+        outside = sorted(k for k in changed if not k.startswith(STAGE_OF[stage]))
+        assert not outside, f"stage {stage} changed frozen tensors {outside[:5]}"
+        before = after
+    assert all(torch.equal(before[k], v) for k, v in state(full_run / "sfonet.pt").items())
+
+
+def test_resume_matches_uninterrupted_run(full_run, store, tmp_path):
+    out = tmp_path / "resumed"
+    stopped = train(store, "--out", out, *RUN_ARGS, "--stop-at", "2:1")  # mid stage 2, after stage 1's checkpoint
+    assert stopped.exit_code == 0, stopped.output
+    assert "--resume" in stopped.output and not (out / "sfonet.pt").exists() and not (out / "stage3.pt").exists()
+    checkpoint = torch.load(out / "stage2.pt", map_location="cpu", weights_only=False)
+    assert (checkpoint["step"], checkpoint["steps"]) == (1, 3)
+
+    again = train(store, "--out", out, *RUN_ARGS)  # without --resume: refused, the run is not touched
+    assert again.exit_code == 1 and "--resume" in again.output
+
+    changed = train(store, "--out", out, *RUN_ARGS, "--lr", "0.01", "--resume")  # another run's settings: refused
+    assert changed.exit_code == 1 and "different settings (lr)" in changed.output
+
+    resumed = train(store, "--out", out, *RUN_ARGS, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    reference, result = state(full_run / "sfonet.pt"), state(out / "sfonet.pt")
+    assert all(torch.equal(reference[k], result[k]) for k in reference), "resumed weights differ"
+    a = json.loads((full_run / "metrics.json").read_text())["stages"]
+    b = json.loads((out / "metrics.json").read_text())["stages"]
+    for stage in a:
+        assert a[stage]["epe"] == pytest.approx(b[stage]["epe"]) and a[stage]["iou"] == b[stage]["iou"]
+
+    finished = train(store, "--out", out, *RUN_ARGS, "--resume")
+    assert finished.exit_code == 0 and "already finished" in finished.output
+
+
+def test_bad_inputs(store, tmp_path):
+    missing = train(tmp_path / "nope", "--out", tmp_path / "run")
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+
+    not_a_store = tmp_path / "folder"
+    not_a_store.mkdir()
+    result = train(not_a_store, "--out", tmp_path / "run")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and str(not_a_store) in errors[0] and "not a label store" in errors[0]
+
+    unknown = train(store, "--out", tmp_path / "run", "--components", "flow,segmentation")
+    assert unknown.exit_code == 2 and "segmentation" in unknown.output
+    lonely_osf = train(store, "--out", tmp_path / "run", "--components", "flow,osf")
+    assert lonely_osf.exit_code == 2
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(store, unfinished)
+    manifest = json.loads((unfinished / "manifest.json").read_text())
+    manifest["shards"][1]["status"] = "pending"
+    (unfinished / "manifest.json").write_text(json.dumps(manifest))
+    result = train(unfinished, "--out", tmp_path / "run")
+    assert result.exit_code == 1 and result.output.startswith("ERROR") and "pending" in result.output
+
+    bad_val = train(store, "--out", tmp_path / "run", "--val-videos", "42")
+    assert bad_val.exit_code == 1 and "ERROR --val-videos" in bad_val.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_has_examples():
+    result = CliRunner().invoke(train_sfonet_command, ["--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output and "--val-videos" in result.output

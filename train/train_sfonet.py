@@ -1,0 +1,629 @@
+"""Training SFO-Net from label stores (issue #5): stages, freezing, checkpoints, resume, held-out metrics.
+
+Strategies (paper Table 4):
+
+- ``three-stage`` (the paper's): stage 1 the flow branch (EPE, Eq. 5, OSF off); stage 2 the segmentation
+  branch and its head (intensity + gradient loss, Eqs. 7-8, OSF off); stage 3 only the OSF block (same loss,
+  OSF on).
+- ``two-stage``: stage 1 the flow branch; stage 2 the segmentation branch and the OSF block together (OSF on).
+- ``one-stage``: every parameter at once, loss EPE + segmentation loss (OSF on).
+
+Components (Table 3) drop parts of the network: without ``flow`` there is no flow stage, without ``seg`` no
+segmentation stage, without ``osf`` no OSF stage and the map always comes from the segmentation head. In each
+stage only that stage's parameters require grad and are in the (Adam) optimizer; modules holding only frozen
+parameters run in eval mode, so their normalisation statistics do not move either.
+
+Run folder (``out``)::
+
+    config.json      resolved config, package and torch versions, sha256 of every store's manifest.json
+    stage1.pt ...    per stage: model and optimizer state, step, RNG states, the stage's losses (also written
+                     every ``checkpoint_every`` steps, so a killed run resumes mid-stage)
+    sfonet.pt        the final model: {"model_config": SFONet kwargs, "state_dict", ...}; see load_sfonet
+    metrics.json     per stage, on the held-out videos, with the trivial baselines
+    loss.png         training loss per step, one panel per stage
+    train.log        the log
+
+Metrics: ``epe`` is the mean over every pixel of every held-out pair of ||predicted - stored flow||;
+``zero_flow_epe`` the same for a zero flow. ``iou`` and ``f1`` compare the map thresholded at 0.5 with the
+stored mask, computed per pair and averaged over pairs; a pair whose prediction and mask are both empty counts
+as IoU = F1 = 1 (nothing to find, nothing found). ``empty_iou`` / ``empty_f1`` are the all-background
+prediction's scores (so, the fraction of held-out pairs with an empty mask). Without held-out videos the
+metrics are computed on (at most 256 evenly spaced) training pairs and ``metrics.json`` says
+``"held_out": false``.
+
+Data order is a pure function of (seed, stage, step): batch ``s`` of a stage holds positions ``s*B .. s*B+B-1``
+of a stream of permutations of the training pairs, permutation ``e`` drawn from a generator seeded with
+(seed, stage, e). With the model, optimizer and RNG states saved in the checkpoint, a resumed run on CPU ends
+with exactly the weights of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+STRATEGIES = ("three-stage", "two-stage", "one-stage")
+COMPONENTS = ("flow", "seg", "osf")
+CONFIG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE, LOG_FILE = (
+    "config.json", "metrics.json", "sfonet.pt", "loss.png", "train.log")
+# config fields that may change between a run and its resume (they do not change the result on one device)
+TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
+RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp")
+
+log = logging.getLogger("train.sfonet")
+
+
+class TrainError(Exception):
+    """A problem with the data or the run folder; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a train-sfonet run depends on. ``steps`` is per stage; ``epochs`` (when set) overrides it with
+    ``epochs * ceil(training pairs / batch_size)``."""
+
+    stores: tuple[str, ...]
+    out: str
+    strategy: str = "three-stage"
+    components: tuple[str, ...] = COMPONENTS
+    steps: int = 2000
+    epochs: int | None = None
+    lr: float = 1e-4
+    batch_size: int = 8
+    input_size: tuple[int, int] | None = None   # (w, h); None: the stores' label size
+    val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
+    device: str = "auto"                        # auto | cpu | cuda | cuda:N
+    amp: bool = True                            # mixed precision (float16 autocast + grad scaling), CUDA only
+    seed: int = 0
+    workers: int = 0                            # DataLoader worker processes
+    checkpoint_every: int = 500                 # steps between mid-stage checkpoints
+    val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
+    resume: bool = False
+    stop_at: tuple[int, int] | None = None      # (stage, step): checkpoint and stop there (tests, time limits)
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        unknown = set(self.components) - set(COMPONENTS)
+        if unknown or not self.components:
+            raise ValueError(f"components {sorted(unknown) or '(none)'}: choose from {', '.join(COMPONENTS)}")
+        if "osf" in self.components and not {"flow", "seg"} <= set(self.components):
+            raise ValueError("the osf block fuses flow and segmentation features: it needs both flow and seg")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps, batch size and learning rate must be positive")
+
+    def model_config(self) -> dict:
+        """Keyword arguments of SFONet for this run."""
+        return {"flow_branch": "flow" in self.components, "seg_branch": "seg" in self.components,
+                "osf_block": "osf" in self.components}
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int                     # 1-based, names the checkpoint stageN.pt
+    model_stages: tuple[int, ...]   # arguments of model.stage_parameters (None: every parameter)
+    flow_loss: bool
+    seg_loss: bool
+    use_osf: bool
+    all_parameters: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = {1: "flow", 2: "seg", 3: "osf"}
+        return "all" if self.all_parameters else "+".join(parts[s] for s in self.model_stages)
+
+
+def plan_stages(strategy: str, components: tuple[str, ...]) -> list[Stage]:
+    """The stages of a run (see the module docstring)."""
+    flow, seg, osf = ("flow" in components), ("seg" in components), ("osf" in components)
+    if strategy == "one-stage":
+        return [Stage(1, (), flow, seg, osf, all_parameters=True)]
+    stages: list[tuple] = []
+    if flow:
+        stages.append(((1,), True, False, False))
+    if strategy == "two-stage" and seg:
+        stages.append(((2, 3) if osf else (2,), False, True, osf))
+    elif seg:
+        stages.append(((2,), False, True, False))
+        if osf:
+            stages.append(((3,), False, True, True))
+    return [Stage(i + 1, *s) for i, s in enumerate(stages)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"--device {name}: CUDA is not available here")
+    return device
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("soff-labels")
+    except Exception:  # noqa: BLE001 - running from a checkout that is not installed
+        from pipeline import __version__
+
+        return __version__
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    random.seed(seed)
+
+
+def _mix(*values: int) -> int:
+    """A 63-bit seed from integers (stable across processes, unlike hash())."""
+    digest = hashlib.sha256(",".join(map(str, values)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class StepBatches(Sampler):
+    """Batches ``start .. steps-1`` of a stage; batch ``s`` depends only on (seed, stage, s) (module docstring)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, stage: int, start: int, steps: int):
+        self.n, self.batch_size, self.seed, self.stage, self.start, self.steps = n, batch_size, seed, stage, start, steps
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(_mix(self.seed, self.stage, epoch))
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1]
+
+    def batch(self, step: int) -> list[int]:
+        out = []
+        for position in range(step * self.batch_size, (step + 1) * self.batch_size):
+            out.append(int(self._permutation(position // self.n)[position % self.n]))
+        return out
+
+    def __iter__(self):
+        for step in range(self.start, self.steps):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+
+def _set_trainable(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
+    """Only ``params`` require grad; modules all of whose parameters are trained run in train mode, the rest in
+    eval mode (frozen normalisation layers keep their statistics)."""
+    ids = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in ids)
+    model.eval()
+    for module in model.modules():
+        own = list(module.parameters())
+        if own and all(id(p) in ids for p in own):
+            module.train()
+
+
+def _stage_params(model, stage: Stage) -> list[torch.nn.Parameter]:
+    if stage.all_parameters:
+        return list(model.parameters())
+    params, seen = [], set()
+    for s in stage.model_stages:
+        for p in model.stage_parameters(s):
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+    return params
+
+
+def _loss(out, flow, mask, stage: Stage, epe_loss, segmentation_loss) -> torch.Tensor:
+    total = None
+    if stage.flow_loss:
+        total = epe_loss(out.flow.float(), flow)
+    if stage.seg_loss:
+        seg = segmentation_loss(out.seg.float(), mask)
+        total = seg if total is None else total + seg
+    return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def evaluate(model, loader, device: torch.device, *, use_osf: bool) -> dict:
+    """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring)."""
+    was_training = model.training
+    previous_osf = getattr(model, "use_osf", None)
+    model.eval()
+    if previous_osf is not None:
+        model.use_osf = use_osf
+    epe_sum = zero_sum = 0.0
+    pixels = pairs = 0
+    ious, f1s, empty_ious, empty_f1s = [], [], [], []
+    for frame1, frame2, flow, mask in loader:
+        frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
+        out = model(frame1, frame2)
+        n, _, h, w = flow.shape
+        pairs += n
+        zero_sum += float(torch.linalg.vector_norm(flow, dim=1).sum())
+        pixels += n * h * w
+        if out.flow is not None:
+            epe_sum += float(torch.linalg.vector_norm(out.flow.float() - flow, dim=1).sum())
+        truth = mask[:, 0] > 0.5
+        empty = torch.zeros_like(truth)
+        empty_iou, empty_f1 = _iou_f1(empty, truth)
+        empty_ious.append(empty_iou)
+        empty_f1s.append(empty_f1)
+        if out.seg is not None:
+            iou, f1 = _iou_f1(out.seg.float()[:, 0] >= 0.5, truth)
+            ious.append(iou)
+            f1s.append(f1)
+    model.train(was_training)
+    if previous_osf is not None:
+        model.use_osf = previous_osf
+    if not pairs:
+        return {"pairs": 0}
+    metrics = {"pairs": pairs, "zero_flow_epe": zero_sum / pixels,
+               "empty_iou": float(torch.cat(empty_ious).mean()), "empty_f1": float(torch.cat(empty_f1s).mean())}
+    if ious:
+        metrics["iou"] = float(torch.cat(ious).mean())
+        metrics["f1"] = float(torch.cat(f1s).mean())
+    if out.flow is not None:
+        metrics["epe"] = epe_sum / pixels
+    return metrics
+
+
+def _iou_f1(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair IoU and F1 of boolean (N, H, W) maps; both empty -> 1."""
+    inter = (pred & truth).flatten(1).sum(1).double()
+    p, t = pred.flatten(1).sum(1).double(), truth.flatten(1).sum(1).double()
+    union = p + t - inter
+    both_empty = union == 0
+    iou = torch.where(both_empty, torch.ones_like(inter), inter / union.clamp(min=1))
+    f1 = torch.where(both_empty, torch.ones_like(inter), 2 * inter / (p + t).clamp(min=1))
+    return iou.cpu(), f1.cpu()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# run folder
+
+
+def build_model(model_config: dict):
+    from train.sfonet import SFONet
+
+    return SFONet(**model_config)
+
+
+def load_sfonet(path: str | Path, map_location="cpu"):
+    """Rebuild the final model of a run from ``sfonet.pt`` (no CLI, no config.json needed); returns it in eval mode
+    with ``use_osf`` as trained."""
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    model = build_model(payload["model_config"])
+    model.load_state_dict(payload["state_dict"])
+    model.use_osf = payload.get("use_osf", bool(payload["model_config"].get("osf_block")))
+    return model.eval()
+
+
+def _config_json(cfg: TrainConfig, *, label_size, input_size, device, stages, train_pairs, val_pairs,
+                 held_out) -> dict:
+    return {
+        "config": _plain(asdict(cfg)),
+        "resolved": {"input_size": list(input_size), "label_size": list(label_size), "device": str(device),
+                     "amp": bool(cfg.amp and device.type == "cuda"),
+                     "steps_per_stage": _steps(cfg, train_pairs),
+                     "stages": [{"number": s.number, "trains": s.name, "use_osf": s.use_osf,
+                                 "loss": "+".join(k for k, on in (("epe", s.flow_loss), ("seg", s.seg_loss)) if on)}
+                                for s in stages],
+                     "model_config": cfg.model_config(), "train_pairs": train_pairs, "val_pairs": val_pairs,
+                     "held_out_videos": [f"{s}:{v}" for s, v in sorted(held_out)]},
+        "stores": [{"path": str(Path(p).resolve()), "manifest_sha256": sha256_file(Path(p) / "manifest.json")}
+                   for p in cfg.stores],
+        "package_version": package_version(),
+        "torch_version": torch.__version__,
+    }
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _steps(cfg: TrainConfig, train_pairs: int) -> int:
+    if cfg.epochs:
+        return cfg.epochs * max(1, math.ceil(train_pairs / cfg.batch_size))
+    return cfg.steps
+
+
+def _check_same_run(out: Path, fresh: dict) -> None:
+    old = json.loads((out / CONFIG_FILE).read_text())
+    a = {k: v for k, v in old["config"].items() if k not in RESUMABLE_CHANGES}
+    b = {k: v for k, v in fresh["config"].items() if k not in RESUMABLE_CHANGES}
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diff:
+        raise TrainError(f"{out / CONFIG_FILE}: the run was made with different settings ({', '.join(diff)}); "
+                         f"use another --out")
+    old_hashes = [s["manifest_sha256"] for s in old["stores"]]
+    new_hashes = [s["manifest_sha256"] for s in fresh["stores"]]
+    if old_hashes != new_hashes:
+        raise TrainError(f"{out / CONFIG_FILE}: the label stores changed since the run started (manifest sha256 "
+                         f"differs); use another --out")
+
+
+def _plot(out: Path, curves: dict[int, list[float]], stages: list[Stage]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3.2), squeeze=False)
+    for ax, stage in zip(axes[0], stages):
+        losses = curves.get(stage.number, [])
+        ax.plot(range(1, len(losses) + 1), losses, lw=0.8)
+        ax.set_title(f"stage {stage.number}: {stage.name}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / PLOT_FILE, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the run
+
+
+ProgressFn = Callable[[int, int, int, float], None]   # (stage number, step done (1-based), steps, loss)
+
+
+def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
+                 on_stage_start: Callable[[Stage, int, int], None] | None = None) -> dict:
+    """Run (or resume) training; returns the metrics (also in ``out/metrics.json``).
+
+    The returned dict has ``"stages"`` (per stage number: name, steps, final loss, held-out metrics),
+    ``"status"`` (``finished``, ``already finished`` or ``stopped``) and ``"held_out"``.
+    Raises TrainError for data and run-folder problems.
+    """
+    from pipeline.store_reader import LabelStoreReader, StoreNotReady
+    from train.losses import epe_loss, segmentation_loss
+    from train.sfonet_data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
+
+    out = Path(cfg.out)
+    for store in cfg.stores:
+        if not (Path(store) / "manifest.json").is_file():
+            raise TrainError(f"{store}: not a label store (no manifest.json)")
+    try:
+        reader = LabelStoreReader(list(cfg.stores))
+    except StoreNotReady as err:
+        raise TrainError(str(err)) from None
+    except (FileNotFoundError, ValueError) as err:
+        raise TrainError(f"not a label store ({err})") from None
+    if not len(reader):
+        raise TrainError(f"{cfg.stores[0]}: the store(s) hold no finished frame pairs")
+    sizes = {tuple(m.identity.get("label_size")) if isinstance(m.identity.get("label_size"), list) else "native"
+             for m in reader.manifests}
+    if len(sizes) > 1:
+        raise TrainError(f"{cfg.stores[0]}: the stores have different label sizes ({sizes}); make them at one size")
+    try:
+        held_out = parse_val_videos(cfg.val_videos, reader.videos(), len(cfg.stores))
+    except ValVideosError as err:
+        raise TrainError(f"--val-videos {err}") from None
+    train_idx, val_idx = split_indices(reader, held_out)
+    if not train_idx:
+        raise TrainError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
+    val_max = cfg.val_max_pairs
+    if not val_idx:  # nothing held out: score (at most TRAIN_EVAL_PAIRS of) the training pairs
+        val_idx, val_max = list(train_idx), min(val_max or TRAIN_EVAL_PAIRS, TRAIN_EVAL_PAIRS)
+    if val_max and len(val_idx) > val_max:
+        val_idx = [val_idx[int(i)] for i in np.linspace(0, len(val_idx) - 1, val_max)]
+    label_size = tuple(reader.label_size)
+    input_size = tuple(cfg.input_size) if cfg.input_size else label_size
+    device = resolve_device(cfg.device)
+    stages = plan_stages(cfg.strategy, cfg.components)
+    steps = _steps(cfg, len(train_idx))
+    meta = _config_json(cfg, label_size=label_size, input_size=input_size, device=device, stages=stages,
+                        train_pairs=len(train_idx), val_pairs=len(val_idx), held_out=held_out)
+
+    # run folder: fresh, resumed or finished
+    if (out / CONFIG_FILE).exists():
+        if not cfg.resume:
+            raise TrainError(f"{out}: already holds a train-sfonet run; pass --resume to continue it, or use "
+                             f"another --out")
+        _check_same_run(out, meta)
+        if (out / FINAL_FILE).exists():
+            metrics = json.loads((out / METRICS_FILE).read_text())
+            return {**metrics, "status": "already finished"}
+    elif out.exists() and any(out.iterdir()):
+        raise TrainError(f"{out}: exists and is not a train-sfonet run folder; use an empty or new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / CONFIG_FILE).exists():
+        _atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
+
+    handler = logging.FileHandler(out / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    previous = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)  # the console shows INFO only when asked (-v)
+    try:
+        return _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out,
+                    progress, on_stage_start, epe_loss, segmentation_loss, SFONetPairs)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous[0])
+        log.propagate = previous[1]
+        handler.close()
+        reader.close()
+
+
+def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out, progress,
+         on_stage_start, epe_loss, segmentation_loss, SFONetPairs) -> dict:
+    log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
+             "device %s", out, cfg.strategy, ",".join(cfg.components), len(train_idx), len(val_idx), *input_size,
+             steps, device)
+    train_set = SFONetPairs(reader, train_idx, input_size)
+    val_loader = DataLoader(SFONetPairs(reader, val_idx, input_size), batch_size=cfg.batch_size, shuffle=False,
+                            num_workers=cfg.workers)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    _seed_all(cfg.seed)
+    model = build_model(cfg.model_config()).to(device)
+    metrics = json.loads((out / METRICS_FILE).read_text()) if cfg.resume and (out / METRICS_FILE).exists() else {}
+    metrics.setdefault("stages", {})
+    metrics["held_out"] = bool(held_out)
+    curves: dict[int, list[float]] = {}
+
+    # where to start: the last checkpoint (a finished stage moves on to the next)
+    start_stage, start_step, checkpoint = 0, 0, None
+    if cfg.resume:
+        for i, stage in enumerate(stages):
+            path = out / f"stage{stage.number}.pt"
+            if path.exists():
+                checkpoint = torch.load(path, map_location=device, weights_only=False)
+                curves[stage.number] = list(checkpoint["losses"])
+                start_stage, start_step = i, checkpoint["step"]
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            if checkpoint["step"] >= checkpoint["steps"]:
+                done = stages[start_stage]
+                if str(done.number) not in metrics["stages"]:  # killed between checkpoint and metrics
+                    metrics["stages"][str(done.number)] = {
+                        "trains": done.name, "use_osf": done.use_osf, "steps": checkpoint["steps"],
+                        "final_loss": checkpoint["losses"][-1] if checkpoint["losses"] else None,
+                        **evaluate(model, val_loader, device, use_osf=done.use_osf)}
+                    _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+                start_stage, start_step = start_stage + 1, 0
+            log.info("resuming at stage %d, step %d", start_stage + 1, start_step)
+
+    for i in range(start_stage, len(stages)):
+        stage = stages[i]
+        params = _stage_params(model, stage)
+        _set_trainable(model, params)
+        if hasattr(model, "use_osf"):
+            model.use_osf = stage.use_osf
+        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        step = 0
+        if i == start_stage and start_step > 0:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler"):
+                scaler.load_state_dict(checkpoint["scaler"])
+            _set_rng_state(checkpoint["rng"])
+            step = start_step
+        else:
+            _seed_all(_mix(cfg.seed, stage.number) % (2 ** 32))
+            curves[stage.number] = []
+        losses = curves[stage.number]
+        log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
+                 sum(p.numel() for p in params), stage.use_osf, step, steps)
+        if on_stage_start:
+            on_stage_start(stage, step, steps)
+        sampler = StepBatches(len(train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
+        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers,
+                            pin_memory=device.type == "cuda")
+
+        def save(step_done: int) -> None:
+            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scaler": scaler.state_dict() if use_amp else None, "stage": stage.number,
+                                "stage_name": stage.name, "step": step_done, "steps": steps,
+                                "rng": _rng_state(), "losses": list(losses), "model_config": cfg.model_config()},
+                               out / f"stage{stage.number}.pt")
+
+        t0 = time.monotonic()
+        for frame1, frame2, flow, mask in loader:
+            frame1, frame2, flow, mask = (t.to(device, non_blocking=True) for t in (frame1, frame2, flow, mask))
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                result = model(frame1, frame2)
+            loss = _loss(result, flow, mask, stage, epe_loss, segmentation_loss)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainError(f"stage {stage.number} step {step}: the loss is {value}; lower --lr")
+            losses.append(value)
+            if progress:
+                progress(stage.number, step, steps, value)
+            if step % 50 == 0 or step == steps:
+                log.info("stage %d step %d/%d loss %.5f", stage.number, step, steps, value)
+            if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, step) and step < steps:
+                save(step)
+                log.info("stopping at stage %d step %d as asked; --resume continues", stage.number, step)
+                _plot(out, curves, stages)
+                return {**metrics, "status": "stopped"}
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
+                save(step)
+        save(steps)
+        result_metrics = evaluate(model, val_loader, device, use_osf=stage.use_osf)
+        metrics["stages"][str(stage.number)] = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
+                                                "final_loss": losses[-1] if losses else None,
+                                                "seconds": round(time.monotonic() - t0, 2), **result_metrics}
+        _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+        _plot(out, curves, stages)
+        log.info("stage %d done: %s", stage.number, json.dumps(result_metrics))
+        if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, steps):
+            log.info("stopping after stage %d as asked; --resume continues", stage.number)
+            return {**metrics, "status": "stopped"}
+
+    final_use_osf = stages[-1].use_osf
+    if hasattr(model, "use_osf"):
+        model.use_osf = final_use_osf
+    for p in model.parameters():
+        p.requires_grad_(True)
+    _atomic_torch_save({"model_config": cfg.model_config(), "state_dict": model.state_dict(),
+                        "use_osf": final_use_osf, "input_size": list(input_size), "strategy": cfg.strategy,
+                        "package_version": package_version(), "torch_version": torch.__version__,
+                        "metrics": metrics["stages"]}, out / FINAL_FILE)
+    _plot(out, curves, stages)
+    log.info("finished: %s", out / FINAL_FILE)
+    return {**metrics, "status": "finished"}
