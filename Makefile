@@ -26,12 +26,15 @@ $(STAMP): setup.cfg pyproject.toml
 DEMO_OUT ?= demo-out
 
 # The main job on real data: check Ped2, label every training frame pair with the weight-free teachers on the
-# embedded dask cluster (a rerun resumes), verify the store and draw one pair.
+# embedded dask cluster (a rerun resumes), verify the store and draw one pair, then train SFO-Net's three stages
+# from the store at a tiny size (video 01 held out; a rerun resumes or says the run is finished).
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/make-labels $(DATASETS)/ped2 --dataset ped2 --split training --out $(DEMO_OUT)/ped2-training-labels \
 	    --flow-teacher dis --seg-teacher bgsub
 	$(BIN)/inspect-labels $(DEMO_OUT)/ped2-training-labels --verify --render 01:60 --out $(DEMO_OUT)/ped2-01-pair60.png
+	$(BIN)/train-sfonet $(DEMO_OUT)/ped2-training-labels --out $(DEMO_OUT)/sfonet-run --val-videos 01 \
+	    --input-size 64x64 --steps 25 --batch-size 8 --val-max-pairs 32 --resume
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -59,7 +59,9 @@ CONFIG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "metrics.json", "sfonet.pt", "loss.png", "train.log")
 # config fields that may change between a run and its resume (they do not change the result on one device)
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
-RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp")
+RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp", "verify_stores")
+VERIFY_AUTO_BYTES = 2 << 30   # --verify-stores auto hashes every shard when the stores hold at most this many bytes
+MASK_SAMPLE_PAIRS = 512       # stage planning looks for foreground in at most this many training masks
 
 log = logging.getLogger("train.sfonet")
 
@@ -79,7 +81,7 @@ class TrainConfig:
     components: tuple[str, ...] = COMPONENTS
     steps: int = 2000
     epochs: int | None = None
-    lr: float = 1e-4
+    lr: float = 5e-4              # chosen on a held-out Ped2 training video (docs/train-sfonet.md)
     batch_size: int = 8
     input_size: tuple[int, int] | None = None   # (w, h); None: the stores' label size
     val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
@@ -91,6 +93,7 @@ class TrainConfig:
     val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
     resume: bool = False
     stop_at: tuple[int, int] | None = None      # (stage, step): checkpoint and stop there (tests, time limits)
+    verify_stores: str = "auto"                 # auto | always | never: sha256 of every shard against the manifest
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -102,6 +105,8 @@ class TrainConfig:
             raise ValueError("the osf block fuses flow and segmentation features: it needs both flow and seg")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("steps, batch size and learning rate must be positive")
+        if self.verify_stores not in ("auto", "always", "never"):
+            raise ValueError(f"verify_stores {self.verify_stores!r} is not auto, always or never")
 
     def model_config(self) -> dict:
         """Keyword arguments of SFONet for this run."""
@@ -268,6 +273,60 @@ def _loss(out, flow, mask, stage: Stage, epe_loss, segmentation_loss) -> torch.T
         seg = segmentation_loss(out.seg.float(), mask)
         total = seg if total is None else total + seg
     return total
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checks of the stores before training
+
+
+def verify_shards(reader, mode: str = "auto") -> None:
+    """Every done shard of ``reader`` must exist with the size the manifest records; with ``mode`` ``always``, or
+    ``auto`` and at most VERIFY_AUTO_BYTES in all, its sha256 must match too (hashing reads every byte, about
+    1 GB/s: seconds for a small store, minutes for 100 GB, which ``inspect-labels --verify`` can check once).
+    Without the hash, a corrupt chunk still fails its fletcher32 checksum when it is read. Raises TrainError
+    naming the first bad shard."""
+    from pipeline.ground_truth import sha256_of
+
+    shards = [(path / entry.file, entry) for path, manifest in zip(reader.paths, reader.manifests)
+              for entry in manifest.shards if entry.status == "done"]
+    for path, entry in shards:
+        if not path.is_file():
+            raise TrainError(f"{path}: shard file is missing (the manifest lists it as done)")
+        if entry.bytes and path.stat().st_size != entry.bytes:
+            raise TrainError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
+                             f"or truncated); rerun make-labels on the store to redo it")
+    total = sum(entry.bytes for _, entry in shards)
+    if mode == "never" or (mode == "auto" and total > VERIFY_AUTO_BYTES):
+        log.info("shard sha256s not checked (%d bytes; --verify-stores %s)", total, mode)
+        return
+    for path, entry in shards:
+        if entry.sha256 and sha256_of(path) != entry.sha256:
+            raise TrainError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
+                             f"on the store to redo it")
+
+
+def check_masks(reader, train_idx: list[int], stages: list[Stage]) -> None:
+    """The segmentation stages learn from the stored masks: refuse stores whose training masks are all empty.
+
+    Reads only the mask of frame t+1 of at most MASK_SAMPLE_PAIRS evenly spaced training pairs."""
+    if len(train_idx) > MASK_SAMPLE_PAIRS:
+        sample = [train_idx[int(i)] for i in np.linspace(0, len(train_idx) - 1, MASK_SAMPLE_PAIRS)]
+    else:
+        sample = list(train_idx)
+    for index in sample:
+        shard, local = reader.locate(index)
+        store, entry = reader._shards[shard]
+        try:
+            mask = reader._file(shard)["mask"][local + 1]
+        except KeyError:
+            raise TrainError(f"{reader.paths[store] / entry.file}: has no 'mask' dataset; the segmentation stages "
+                             f"need masks") from None
+        if mask.any():
+            return
+    seg = ", ".join(f"{s.number} ({s.name})" for s in stages if s.seg_loss)
+    raise TrainError(f"{', '.join(map(str, reader.paths))}: every mask is empty in the {len(sample)} training pairs "
+                     f"checked (the segmentation teacher found no foreground); stage {seg} would learn nothing. "
+                     f"Relabel with another --seg-teacher, or train only the flow branch with --components flow")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -447,6 +506,7 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
         raise TrainError(f"not a label store ({err})") from None
     if not len(reader):
         raise TrainError(f"{cfg.stores[0]}: the store(s) hold no finished frame pairs")
+    verify_shards(reader, cfg.verify_stores)
     sizes = {tuple(m.identity.get("label_size")) if isinstance(m.identity.get("label_size"), list) else "native"
              for m in reader.manifests}
     if len(sizes) > 1:
@@ -467,6 +527,8 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
     input_size = tuple(cfg.input_size) if cfg.input_size else label_size
     device = resolve_device(cfg.device)
     stages = plan_stages(cfg.strategy, cfg.components)
+    if any(s.seg_loss for s in stages):
+        check_masks(reader, train_idx, stages)
     steps = _steps(cfg, len(train_idx))
     meta = _config_json(cfg, label_size=label_size, input_size=input_size, device=device, stages=stages,
                         train_pairs=len(train_idx), val_pairs=len(val_idx), held_out=held_out)
