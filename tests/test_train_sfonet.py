@@ -198,3 +198,155 @@ def test_bad_inputs(store, tmp_path):
 def test_help_has_examples():
     result = CliRunner().invoke(train_sfonet_command, ["--help"])
     assert result.exit_code == 0 and "Examples:" in result.output and "--val-videos" in result.output
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a real kill mid stage 2, a corrupt shard, a store whose masks are all empty
+
+KILL_ARGS = ("--steps", "8", "--input-size", "32x32", "--batch-size", "2", "--val-videos", "08",
+             "--val-max-pairs", "4", "--seed", "3", "--workers", "0", "--checkpoint-every", "1")
+
+
+def _console_run(store: Path, out: Path, *extra: str):
+    import subprocess
+    import sys
+
+    from conftest import BIN, REPO_ROOT
+
+    return subprocess.Popen([str(BIN / "train-sfonet"), str(store), "--out", str(out), *KILL_ARGS, *extra],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)["step"]
+    except (FileNotFoundError, EOFError, RuntimeError):  # not written yet
+        return None
+
+
+def test_sigkill_mid_stage2_then_resume_matches_uninterrupted_run(store, tmp_path):
+    import os
+    import signal
+    import time
+
+    reference = _console_run(store, tmp_path / "reference")
+    killed_out = tmp_path / "killed"
+    victim = _console_run(store, killed_out)
+    killed_at = None
+    deadline = time.monotonic() + 240
+    seen = None
+    try:
+        while time.monotonic() < deadline and victim.poll() is None:
+            time.sleep(0.02)
+            try:  # load the 17 MB checkpoint only when it was replaced: polling must not starve the trainers
+                stamp = (killed_out / "stage2.pt").stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if stamp == seen:
+                continue
+            seen = stamp
+            step = _checkpoint_step(killed_out / "stage2.pt")
+            if step is not None and step >= 1 and not (killed_out / "sfonet.pt").exists():
+                os.killpg(victim.pid, signal.SIGKILL)
+                killed_at = step
+                break
+    finally:
+        if victim.poll() is None and killed_at is None:
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.communicate()
+    assert killed_at is not None, "the run finished (or failed) before a mid stage-2 checkpoint was seen"
+    assert victim.returncode == -signal.SIGKILL
+    assert 1 <= killed_at < 8, f"killed at stage 2 step {killed_at}: not mid stage"
+    assert not (killed_out / "sfonet.pt").exists() and not (killed_out / "stage3.pt").exists()
+
+    resumed = _console_run(store, killed_out, "--resume")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "model:" in out
+    ref_out, ref_err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, ref_err
+
+    expected, result = state(tmp_path / "reference" / "sfonet.pt"), state(killed_out / "sfonet.pt")
+    assert expected.keys() == result.keys()
+    differ = sorted(k for k in expected if not torch.equal(expected[k], result[k]))
+    assert not differ, f"resumed after SIGKILL at stage 2 step {killed_at}: {len(differ)} tensors differ, e.g. {differ[:3]}"
+    for stage in (1, 2, 3):  # every stage's checkpoint too, and the loss curves step by step
+        a = torch.load(tmp_path / "reference" / f"stage{stage}.pt", map_location="cpu", weights_only=False)
+        b = torch.load(killed_out / f"stage{stage}.pt", map_location="cpu", weights_only=False)
+        assert a["losses"] == b["losses"], f"stage {stage} losses differ"
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def _one_error(result, *needles: str) -> str:
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1, result.output
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+def test_corrupt_shard_is_refused(store, tmp_path):
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(store, corrupt)
+    manifest = json.loads((corrupt / "manifest.json").read_text())
+    shard = corrupt / manifest["shards"][1]["file"]
+    data = bytearray(shard.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])  # same size, other bytes
+    shard.write_bytes(bytes(data))
+
+    result = train(corrupt, "--out", tmp_path / "run", *RUN_ARGS)
+    _one_error(result, str(shard), "sha256")
+    assert not (tmp_path / "run").exists()
+
+    truncated = tmp_path / "truncated"  # a size change is caught even without hashing
+    shutil.copytree(store, truncated)
+    shard = truncated / manifest["shards"][0]["file"]
+    shard.write_bytes(shard.read_bytes()[:-100])
+    _one_error(train(truncated, "--out", tmp_path / "run", *RUN_ARGS, "--verify-stores", "never"), str(shard), "bytes")
+
+    missing = tmp_path / "missing"
+    shutil.copytree(store, missing)
+    (missing / manifest["shards"][0]["file"]).unlink()
+    _one_error(train(missing, "--out", tmp_path / "run", *RUN_ARGS), manifest["shards"][0]["file"], "missing")
+    assert not (tmp_path / "run").exists()
+
+
+def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
+    import h5py
+
+    from pipeline.ground_truth import sha256_of
+
+    empty = tmp_path / "no-foreground"
+    shutil.copytree(store, empty)
+    manifest = json.loads((empty / "manifest.json").read_text())
+    for entry in manifest["shards"]:  # a segmentation teacher that found nothing, in a store that still verifies
+        path = empty / entry["file"]
+        with h5py.File(path, "r+") as f:
+            f["mask"][...] = 0
+        entry["sha256"], entry["bytes"] = sha256_of(path), path.stat().st_size
+    (empty / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    from pipeline.inspect_store import verify_store
+
+    assert not [p for p in verify_store(empty) if "sha256" in str(p)]
+
+    for strategy in ("three-stage", "one-stage"):
+        result = train(empty, "--out", tmp_path / "run", *RUN_ARGS, "--strategy", strategy)
+        _one_error(result, str(empty), "every mask is empty", "--components flow")
+    assert not (tmp_path / "run").exists()
+
+    flow_only = train(empty, "--out", tmp_path / "run", *RUN_ARGS, "--components", "flow", "--steps", "1")
+    assert flow_only.exit_code == 0, flow_only.output  # the flow branch alone does not need masks
+
+    no_mask = tmp_path / "no-mask-dataset"
+    shutil.copytree(store, no_mask)
+    manifest = json.loads((no_mask / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        path = no_mask / entry["file"]
+        with h5py.File(path, "r+") as f:
+            del f["mask"]
+        entry["sha256"], entry["bytes"] = sha256_of(path), path.stat().st_size
+    (no_mask / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _one_error(train(no_mask, "--out", tmp_path / "run2", *RUN_ARGS), "'mask'")
