@@ -31,7 +31,6 @@ from labelers.registry import build_flow_teacher, build_seg_teacher, warmup_indi
 from pipeline.cluster import open_client
 from pipeline.frame_source import open_frame_source
 from pipeline.label_task import TeacherSpec
-from pipeline.label_size import resize_flow, resize_masks
 from pipeline.make_labels import MakeLabelsConfig, make_labels, teacher_identities
 
 ROOT = Path(__file__).resolve().parents[1]

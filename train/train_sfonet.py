@@ -42,8 +42,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,7 +49,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
+
+from train.errors import TrainError
+from train.reproducible import (StepBatches, _atomic_torch_save, _atomic_write_text, _mix, _rng_state,
+                                _seed_all, _set_rng_state)
+from train.sfonet_metrics import evaluate, plot_losses
+from train.sfonet_store_checks import check_masks, verify_shards
 
 STRATEGIES = ("three-stage", "two-stage", "one-stage")
 COMPONENTS = ("flow", "seg", "osf")
@@ -60,14 +64,9 @@ CONFIG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE, LOG_FILE = (
 # config fields that may change between a run and its resume (they do not change the result on one device)
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp", "verify_stores")
-VERIFY_AUTO_BYTES = 2 << 30   # --verify-stores auto hashes every shard when the stores hold at most this many bytes
-MASK_SAMPLE_PAIRS = 512       # stage planning looks for foreground in at most this many training masks
 
 log = logging.getLogger("train.sfonet")
 
-
-class TrainError(Exception):
-    """A problem with the data or the run folder; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -174,72 +173,6 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    random.seed(seed)
-
-
-def _mix(*values: int) -> int:
-    """A 63-bit seed from integers (stable across processes, unlike hash())."""
-    digest = hashlib.sha256(",".join(map(str, values)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class StepBatches(Sampler):
-    """Batches ``start .. steps-1`` of a stage; batch ``s`` depends only on (seed, stage, s) (module docstring)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int, stage: int, start: int, steps: int):
-        self.n, self.batch_size, self.seed, self.stage, self.start, self.steps = n, batch_size, seed, stage, start, steps
-        self._perm: tuple[int, torch.Tensor] | None = None
-
-    def _permutation(self, epoch: int) -> torch.Tensor:
-        if self._perm is None or self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(_mix(self.seed, self.stage, epoch))
-            self._perm = (epoch, torch.randperm(self.n, generator=g))
-        return self._perm[1]
-
-    def batch(self, step: int) -> list[int]:
-        out = []
-        for position in range(step * self.batch_size, (step + 1) * self.batch_size):
-            out.append(int(self._permutation(position // self.n)[position % self.n]))
-        return out
-
-    def __iter__(self):
-        for step in range(self.start, self.steps):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return max(0, self.steps - self.start)
-
-
 def _set_trainable(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
     """Only ``params`` require grad; modules all of whose parameters are trained run in train mode, the rest in
     eval mode (frozen normalisation layers keep their statistics)."""
@@ -279,113 +212,8 @@ def _loss(out, flow, mask, stage: Stage, epe_loss, segmentation_loss) -> torch.T
 # checks of the stores before training
 
 
-def verify_shards(reader, mode: str = "auto") -> None:
-    """Every done shard of ``reader`` must exist with the size the manifest records; with ``mode`` ``always``, or
-    ``auto`` and at most VERIFY_AUTO_BYTES in all, its sha256 must match too (hashing reads every byte, about
-    1 GB/s: seconds for a small store, minutes for 100 GB, which ``inspect-labels --verify`` can check once).
-    Without the hash, a corrupt chunk still fails its fletcher32 checksum when it is read. Raises TrainError
-    naming the first bad shard."""
-    from pipeline.ground_truth import sha256_of
-
-    shards = [(path / entry.file, entry) for path, manifest in zip(reader.paths, reader.manifests)
-              for entry in manifest.shards if entry.status == "done"]
-    for path, entry in shards:
-        if not path.is_file():
-            raise TrainError(f"{path}: shard file is missing (the manifest lists it as done)")
-        if entry.bytes and path.stat().st_size != entry.bytes:
-            raise TrainError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
-                             f"or truncated); rerun make-labels on the store to redo it")
-    total = sum(entry.bytes for _, entry in shards)
-    if mode == "never" or (mode == "auto" and total > VERIFY_AUTO_BYTES):
-        log.info("shard sha256s not checked (%d bytes; --verify-stores %s)", total, mode)
-        return
-    for path, entry in shards:
-        if entry.sha256 and sha256_of(path) != entry.sha256:
-            raise TrainError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
-                             f"on the store to redo it")
-
-
-def check_masks(reader, train_idx: list[int], stages: list[Stage]) -> None:
-    """The segmentation stages learn from the stored masks: refuse stores whose training masks are all empty.
-
-    Reads only the mask of frame t+1 of at most MASK_SAMPLE_PAIRS evenly spaced training pairs."""
-    if len(train_idx) > MASK_SAMPLE_PAIRS:
-        sample = [train_idx[int(i)] for i in np.linspace(0, len(train_idx) - 1, MASK_SAMPLE_PAIRS)]
-    else:
-        sample = list(train_idx)
-    for index in sample:
-        shard, local = reader.locate(index)
-        store, entry = reader._shards[shard]
-        try:
-            mask = reader._file(shard)["mask"][local + 1]
-        except KeyError:
-            raise TrainError(f"{reader.paths[store] / entry.file}: has no 'mask' dataset; the segmentation stages "
-                             f"need masks") from None
-        if mask.any():
-            return
-    seg = ", ".join(f"{s.number} ({s.name})" for s in stages if s.seg_loss)
-    raise TrainError(f"{', '.join(map(str, reader.paths))}: every mask is empty in the {len(sample)} training pairs "
-                     f"checked (the segmentation teacher found no foreground); stage {seg} would learn nothing. "
-                     f"Relabel with another --seg-teacher, or train only the flow branch with --components flow")
-
-
 # ----------------------------------------------------------------------------------------------------------
 # evaluation
-
-
-@torch.no_grad()
-def evaluate(model, loader, device: torch.device, *, use_osf: bool) -> dict:
-    """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring)."""
-    was_training = model.training
-    previous_osf = getattr(model, "use_osf", None)
-    model.eval()
-    if previous_osf is not None:
-        model.use_osf = use_osf
-    epe_sum = zero_sum = 0.0
-    pixels = pairs = 0
-    ious, f1s, empty_ious, empty_f1s = [], [], [], []
-    for frame1, frame2, flow, mask in loader:
-        frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
-        out = model(frame1, frame2)
-        n, _, h, w = flow.shape
-        pairs += n
-        zero_sum += float(torch.linalg.vector_norm(flow, dim=1).sum())
-        pixels += n * h * w
-        if out.flow is not None:
-            epe_sum += float(torch.linalg.vector_norm(out.flow.float() - flow, dim=1).sum())
-        truth = mask[:, 0] > 0.5
-        empty = torch.zeros_like(truth)
-        empty_iou, empty_f1 = _iou_f1(empty, truth)
-        empty_ious.append(empty_iou)
-        empty_f1s.append(empty_f1)
-        if out.seg is not None:
-            iou, f1 = _iou_f1(out.seg.float()[:, 0] >= 0.5, truth)
-            ious.append(iou)
-            f1s.append(f1)
-    model.train(was_training)
-    if previous_osf is not None:
-        model.use_osf = previous_osf
-    if not pairs:
-        return {"pairs": 0}
-    metrics = {"pairs": pairs, "zero_flow_epe": zero_sum / pixels,
-               "empty_iou": float(torch.cat(empty_ious).mean()), "empty_f1": float(torch.cat(empty_f1s).mean())}
-    if ious:
-        metrics["iou"] = float(torch.cat(ious).mean())
-        metrics["f1"] = float(torch.cat(f1s).mean())
-    if out.flow is not None:
-        metrics["epe"] = epe_sum / pixels
-    return metrics
-
-
-def _iou_f1(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-pair IoU and F1 of boolean (N, H, W) maps; both empty -> 1."""
-    inter = (pred & truth).flatten(1).sum(1).double()
-    p, t = pred.flatten(1).sum(1).double(), truth.flatten(1).sum(1).double()
-    union = p + t - inter
-    both_empty = union == 0
-    iou = torch.where(both_empty, torch.ones_like(inter), inter / union.clamp(min=1))
-    f1 = torch.where(both_empty, torch.ones_like(inter), 2 * inter / (p + t).clamp(min=1))
-    return iou.cpu(), f1.cpu()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -454,25 +282,6 @@ def _check_same_run(out: Path, fresh: dict) -> None:
     if old_hashes != new_hashes:
         raise TrainError(f"{out / CONFIG_FILE}: the label stores changed since the run started (manifest sha256 "
                          f"differs); use another --out")
-
-
-def _plot(out: Path, curves: dict[int, list[float]], stages: list[Stage]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3.2), squeeze=False)
-    for ax, stage in zip(axes[0], stages):
-        losses = curves.get(stage.number, [])
-        ax.plot(range(1, len(losses) + 1), losses, lw=0.8)
-        ax.set_title(f"stage {stage.number}: {stage.name}")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / PLOT_FILE, dpi=100)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -661,7 +470,7 @@ def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps
             if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, step) and step < steps:
                 save(step)
                 log.info("stopping at stage %d step %d as asked; --resume continues", stage.number, step)
-                _plot(out, curves, stages)
+                plot_losses(out / PLOT_FILE, curves, stages)
                 return {**metrics, "status": "stopped"}
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
                 save(step)
@@ -671,7 +480,7 @@ def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps
                                                 "final_loss": losses[-1] if losses else None,
                                                 "seconds": round(time.monotonic() - t0, 2), **result_metrics}
         _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
-        _plot(out, curves, stages)
+        plot_losses(out / PLOT_FILE, curves, stages)
         log.info("stage %d done: %s", stage.number, json.dumps(result_metrics))
         if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, steps):
             log.info("stopping after stage %d as asked; --resume continues", stage.number)
@@ -686,6 +495,6 @@ def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps
                         "use_osf": final_use_osf, "input_size": list(input_size), "strategy": cfg.strategy,
                         "package_version": package_version(), "torch_version": torch.__version__,
                         "metrics": metrics["stages"]}, out / FINAL_FILE)
-    _plot(out, curves, stages)
+    plot_losses(out / PLOT_FILE, curves, stages)
     log.info("finished: %s", out / FINAL_FILE)
     return {**metrics, "status": "finished"}
