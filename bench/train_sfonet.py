@@ -28,10 +28,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.store_reader import LabelStoreReader
-from train.losses import epe_loss, segmentation_loss
 from train.sfonet_data import SFONetPairs
-from train.train_sfonet import (StepBatches, _loss, _set_trainable, _stage_params, build_model, plan_stages,
-                                resolve_device)
+from train.train_sfonet import (StepBatches, _set_trainable, _stage_params, build_model, plan_stages,
+                                resolve_device, train_step)
 
 NEEDED_RATIO = 3.0
 
@@ -72,16 +71,9 @@ def bench_step(model, stage, batch, device: torch.device, steps: int, warmup: in
     optimizer = torch.optim.Adam(params, lr=1e-4)
     use_amp = amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    frame1, frame2, flow, mask = batch
 
     def one() -> None:
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            result = model(frame1, frame2)
-        loss = _loss(result, flow, mask, stage, epe_loss, segmentation_loss)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        train_step(model, optimizer, scaler, batch, stage, use_amp=use_amp)
 
     for _ in range(warmup):
         one()
@@ -90,7 +82,7 @@ def bench_step(model, stage, batch, device: torch.device, steps: int, warmup: in
     for _ in range(steps):
         one()
     _sync(device)
-    return steps * frame1.shape[0] / (time.perf_counter() - t0)
+    return steps * batch[0].shape[0] / (time.perf_counter() - t0)
 
 
 def main() -> None:

@@ -52,6 +52,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from train.errors import TrainError
+from train.losses import epe_loss, segmentation_loss
 from train.reproducible import (StepBatches, _atomic_torch_save, _atomic_write_text, _mix, _rng_state,
                                 _seed_all, _set_rng_state)
 from train.sfonet_metrics import evaluate, plot_losses
@@ -198,7 +199,8 @@ def _stage_params(model, stage: Stage) -> list[torch.nn.Parameter]:
     return params
 
 
-def _loss(out, flow, mask, stage: Stage, epe_loss, segmentation_loss) -> torch.Tensor:
+def _loss(out, flow, mask, stage: Stage) -> torch.Tensor:
+    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map."""
     total = None
     if stage.flow_loss:
         total = epe_loss(out.flow.float(), flow)
@@ -206,6 +208,19 @@ def _loss(out, flow, mask, stage: Stage, epe_loss, segmentation_loss) -> torch.T
         seg = segmentation_loss(out.seg.float(), mask)
         total = seg if total is None else total + seg
     return total
+
+
+def train_step(model, optimizer, scaler, batch, stage: Stage, *, use_amp: bool) -> torch.Tensor:
+    """One optimizer step on ``batch`` = (frame1, frame2, flow, mask), already on the model's device."""
+    frame1, frame2, flow, mask = batch
+    with torch.autocast(frame1.device.type, dtype=torch.float16, enabled=use_amp):
+        result = model(frame1, frame2)
+    loss = _loss(result, flow, mask, stage)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -300,7 +315,6 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
     Raises TrainError for data and run-folder problems.
     """
     from pipeline.store_reader import LabelStoreReader, StoreNotReady
-    from train.losses import epe_loss, segmentation_loss
     from train.sfonet_data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
 
     out = Path(cfg.out)
@@ -366,7 +380,7 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
     log.propagate = logging.getLogger().isEnabledFor(logging.INFO)  # the console shows INFO only when asked (-v)
     try:
         return _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out,
-                    progress, on_stage_start, epe_loss, segmentation_loss, SFONetPairs)
+                    progress, on_stage_start, SFONetPairs)
     finally:
         log.removeHandler(handler)
         log.setLevel(previous[0])
@@ -376,7 +390,7 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
 
 
 def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out, progress,
-         on_stage_start, epe_loss, segmentation_loss, SFONetPairs) -> dict:
+         on_stage_start, SFONetPairs) -> dict:
     log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
              "device %s", out, cfg.strategy, ",".join(cfg.components), len(train_idx), len(val_idx), *input_size,
              steps, device)
@@ -450,14 +464,8 @@ def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps
 
         t0 = time.monotonic()
         for frame1, frame2, flow, mask in loader:
-            frame1, frame2, flow, mask = (t.to(device, non_blocking=True) for t in (frame1, frame2, flow, mask))
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                result = model(frame1, frame2)
-            loss = _loss(result, flow, mask, stage, epe_loss, segmentation_loss)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            batch = tuple(t.to(device, non_blocking=True) for t in (frame1, frame2, flow, mask))
+            loss = train_step(model, optimizer, scaler, batch, stage, use_amp=use_amp)
             step += 1
             value = float(loss.detach())
             if not math.isfinite(value):
