@@ -74,8 +74,11 @@ def verify_split(root: str | Path, manifest: DatasetManifest, split: str, *, dec
     spec = manifest.split(split)
     report = SplitReport(split, videos_expected=spec.video_count, frames_expected=spec.frame_count)
     counts = dict(spec.videos) if spec.videos else None
-    if frames_present(root, split):
+    try:  # one listing of the folders: ShanghaiTech's test split alone is 40,791 files
         source = open_frame_source(root, split)
+    except DataError:
+        source = None
+    if source is not None:
         report.layout = source.layout
         if source.layout not in manifest.layouts:
             report.notes.append(f"{split}: {source.layout} layout; the {manifest.name} release ships "

@@ -38,7 +38,6 @@ with exactly the weights of an uninterrupted one.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.ground_truth import sha256_of
 from train.errors import TrainError
 from train.losses import epe_loss, segmentation_loss
 from train.reproducible import (StepBatches, _atomic_torch_save, _atomic_write_text, _mix, _rng_state,
@@ -170,10 +170,6 @@ def package_version() -> str:
         return __version__
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _set_trainable(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
     """Only ``params`` require grad; modules all of whose parameters are trained run in train mode, the rest in
     eval mode (frozen normalisation layers keep their statistics)."""
@@ -263,7 +259,7 @@ def _config_json(cfg: TrainConfig, *, label_size, input_size, device, stages, tr
                                 for s in stages],
                      "model_config": cfg.model_config(), "train_pairs": train_pairs, "val_pairs": val_pairs,
                      "held_out_videos": [f"{s}:{v}" for s, v in sorted(held_out)]},
-        "stores": [{"path": str(Path(p).resolve()), "manifest_sha256": sha256_file(Path(p) / "manifest.json")}
+        "stores": [{"path": str(Path(p).resolve()), "manifest_sha256": sha256_of(Path(p) / "manifest.json")}
                    for p in cfg.stores],
         "package_version": package_version(),
         "torch_version": torch.__version__,
