@@ -209,7 +209,6 @@ KILL_ARGS = ("--steps", "8", "--input-size", "32x32", "--batch-size", "2", "--va
 
 def _console_run(store: Path, out: Path, *extra: str):
     import subprocess
-    import sys
 
     from conftest import BIN, REPO_ROOT
 

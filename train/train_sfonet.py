@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,15 +52,13 @@ from torch.utils.data import DataLoader
 from pipeline.ground_truth import sha256_of
 from train.errors import TrainError
 from train.losses import epe_loss, segmentation_loss
-from train.reproducible import (StepBatches, _atomic_torch_save, _atomic_write_text, _mix, _rng_state,
-                                _seed_all, _set_rng_state)
-from train.sfonet_metrics import evaluate, plot_losses
+from train.reproducible import _atomic_write_text, _seed_all
+from train.sfonet_loop import FINAL_FILE, METRICS_FILE, StageRun, run_stages
 from train.sfonet_store_checks import check_masks, verify_shards
 
 STRATEGIES = ("three-stage", "two-stage", "one-stage")
 COMPONENTS = ("flow", "seg", "osf")
-CONFIG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE, LOG_FILE = (
-    "config.json", "metrics.json", "sfonet.pt", "loss.png", "train.log")
+CONFIG_FILE, LOG_FILE = "config.json", "train.log"
 # config fields that may change between a run and its resume (they do not change the result on one device)
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp", "verify_stores")
@@ -217,14 +214,6 @@ def train_step(model, optimizer, scaler, batch, stage: Stage, *, use_amp: bool) 
     scaler.step(optimizer)
     scaler.update()
     return loss
-
-
-# ----------------------------------------------------------------------------------------------------------
-# checks of the stores before training
-
-
-# ----------------------------------------------------------------------------------------------------------
-# evaluation
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -390,115 +379,11 @@ def _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps
     log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
              "device %s", out, cfg.strategy, ",".join(cfg.components), len(train_idx), len(val_idx), *input_size,
              steps, device)
-    train_set = SFONetPairs(reader, train_idx, input_size)
     val_loader = DataLoader(SFONetPairs(reader, val_idx, input_size), batch_size=cfg.batch_size, shuffle=False,
                             num_workers=cfg.workers)
-    use_amp = cfg.amp and device.type == "cuda"
-
     _seed_all(cfg.seed)
     model = build_model(cfg.model_config()).to(device)
-    metrics = json.loads((out / METRICS_FILE).read_text()) if cfg.resume and (out / METRICS_FILE).exists() else {}
-    metrics.setdefault("stages", {})
-    metrics["held_out"] = bool(held_out)
-    curves: dict[int, list[float]] = {}
-
-    # where to start: the last checkpoint (a finished stage moves on to the next)
-    start_stage, start_step, checkpoint = 0, 0, None
-    if cfg.resume:
-        for i, stage in enumerate(stages):
-            path = out / f"stage{stage.number}.pt"
-            if path.exists():
-                checkpoint = torch.load(path, map_location=device, weights_only=False)
-                curves[stage.number] = list(checkpoint["losses"])
-                start_stage, start_step = i, checkpoint["step"]
-        if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            if checkpoint["step"] >= checkpoint["steps"]:
-                done = stages[start_stage]
-                if str(done.number) not in metrics["stages"]:  # killed between checkpoint and metrics
-                    metrics["stages"][str(done.number)] = {
-                        "trains": done.name, "use_osf": done.use_osf, "steps": checkpoint["steps"],
-                        "final_loss": checkpoint["losses"][-1] if checkpoint["losses"] else None,
-                        **evaluate(model, val_loader, device, use_osf=done.use_osf)}
-                    _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
-                start_stage, start_step = start_stage + 1, 0
-            log.info("resuming at stage %d, step %d", start_stage + 1, start_step)
-
-    for i in range(start_stage, len(stages)):
-        stage = stages[i]
-        params = _stage_params(model, stage)
-        _set_trainable(model, params)
-        if hasattr(model, "use_osf"):
-            model.use_osf = stage.use_osf
-        optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        step = 0
-        if i == start_stage and start_step > 0:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            _set_rng_state(checkpoint["rng"])
-            step = start_step
-        else:
-            _seed_all(_mix(cfg.seed, stage.number) % (2 ** 32))
-            curves[stage.number] = []
-        losses = curves[stage.number]
-        log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
-                 sum(p.numel() for p in params), stage.use_osf, step, steps)
-        if on_stage_start:
-            on_stage_start(stage, step, steps)
-        sampler = StepBatches(len(train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
-        loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers,
-                            pin_memory=device.type == "cuda")
-
-        def save(step_done: int) -> None:
-            _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scaler": scaler.state_dict() if use_amp else None, "stage": stage.number,
-                                "stage_name": stage.name, "step": step_done, "steps": steps,
-                                "rng": _rng_state(), "losses": list(losses), "model_config": cfg.model_config()},
-                               out / f"stage{stage.number}.pt")
-
-        t0 = time.monotonic()
-        for frame1, frame2, flow, mask in loader:
-            batch = tuple(t.to(device, non_blocking=True) for t in (frame1, frame2, flow, mask))
-            loss = train_step(model, optimizer, scaler, batch, stage, use_amp=use_amp)
-            step += 1
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainError(f"stage {stage.number} step {step}: the loss is {value}; lower --lr")
-            losses.append(value)
-            if progress:
-                progress(stage.number, step, steps, value)
-            if step % 50 == 0 or step == steps:
-                log.info("stage %d step %d/%d loss %.5f", stage.number, step, steps, value)
-            if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, step) and step < steps:
-                save(step)
-                log.info("stopping at stage %d step %d as asked; --resume continues", stage.number, step)
-                plot_losses(out / PLOT_FILE, curves, stages)
-                return {**metrics, "status": "stopped"}
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
-                save(step)
-        save(steps)
-        result_metrics = evaluate(model, val_loader, device, use_osf=stage.use_osf)
-        metrics["stages"][str(stage.number)] = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
-                                                "final_loss": losses[-1] if losses else None,
-                                                "seconds": round(time.monotonic() - t0, 2), **result_metrics}
-        _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
-        plot_losses(out / PLOT_FILE, curves, stages)
-        log.info("stage %d done: %s", stage.number, json.dumps(result_metrics))
-        if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, steps):
-            log.info("stopping after stage %d as asked; --resume continues", stage.number)
-            return {**metrics, "status": "stopped"}
-
-    final_use_osf = stages[-1].use_osf
-    if hasattr(model, "use_osf"):
-        model.use_osf = final_use_osf
-    for p in model.parameters():
-        p.requires_grad_(True)
-    _atomic_torch_save({"model_config": cfg.model_config(), "state_dict": model.state_dict(),
-                        "use_osf": final_use_osf, "input_size": list(input_size), "strategy": cfg.strategy,
-                        "package_version": package_version(), "torch_version": torch.__version__,
-                        "metrics": metrics["stages"]}, out / FINAL_FILE)
-    plot_losses(out / PLOT_FILE, curves, stages)
-    log.info("finished: %s", out / FINAL_FILE)
-    return {**metrics, "status": "finished"}
+    run = StageRun(cfg=cfg, out=out, model=model, device=device, stages=stages, steps=steps,
+                   train_set=SFONetPairs(reader, train_idx, input_size), val_loader=val_loader,
+                   held_out=bool(held_out), progress=progress, on_stage_start=on_stage_start)
+    return run_stages(run, _stage_params, _set_trainable, train_step)

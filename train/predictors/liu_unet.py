@@ -1,0 +1,98 @@
+"""The future-frame-prediction UNet of Liu et al. (CVPR 2018), the model the SOFF paper fine-tunes.
+
+``unet3`` is the paper's "UNet-3layer": four levels of 64, 128, 256 and 512 channels, three 2x2 max-poolings.
+Each level is two 3x3 convolutions, each followed by BatchNorm and ReLU (the convolutions have no bias, BatchNorm
+adds it). The decoder goes back up with 2x2 stride-2 transposed convolutions that halve the channels, concatenates
+the encoder's features of the same level (skip connection) and applies two 3x3 convolutions again; a last 3x3
+convolution gives the frame and ``tanh`` puts it in [-1, 1].
+
+``unet4`` is the paper's "UNet-4layer": the same with one more downsampling, i.e. a fifth level of 1024 channels
+(doubling per level, as in the UNet of Ronneberger et al. that Liu et al. start from; the SOFF paper gives no
+width for the extra level).
+
+Where this differs from the original TensorFlow code (``StevenLiuWen/ano_pred_cvpr2018``, ``Codes/unet.py``):
+that code has no normalisation and biased convolutions; BatchNorm follows the public PyTorch baseline that later
+work, SOFF included, builds on (``feiyuhuahuo/Anomaly_Prediction``, ``models/unet.py``; see
+``../shared/design/references/mission_anchors.md``, section 4). Weights start from PyTorch's default
+initialisation.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from train.predictors.base import FramePredictor
+
+
+def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two (3x3 convolution, BatchNorm, ReLU) blocks: one level of the UNet; keeps height and width."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UpLevel(nn.Module):
+    """Decoder level: transposed convolution (x2 in size, ``in_channels`` -> ``out_channels``), concatenation with
+    the skip features (``out_channels``), then :func:`double_conv` (``2 * out_channels`` -> ``out_channels``)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.conv = double_conv(2 * out_channels, out_channels)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class LiuUNet(FramePredictor):
+    """Liu et al.'s generator with one level per entry of ``widths`` (``len(widths) - 1`` downsamplings).
+
+    Args:
+        arch: registry name recorded with the model.
+        widths: channels of each level, top to bottom; (64, 128, 256, 512) is the paper's UNet-3layer.
+        past_frames: input frames (the paper's n = 4).
+        channels: channels of one frame (3: RGB).
+
+    ``forward`` takes (N, past_frames * channels, H, W) in [-1, 1] and returns (N, channels, H, W) in [-1, 1];
+    H and W need not be multiples of ``2 ** (len(widths) - 1)`` (see :class:`FramePredictor`).
+    """
+
+    def __init__(self, *, arch: str, widths: tuple[int, ...], past_frames: int = 4, channels: int = 3):
+        widths = tuple(widths)
+        if len(widths) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
+            raise ValueError(f"{arch}: widths must be at least two positive integers, got {widths!r}")
+        super().__init__(arch=arch, past_frames=past_frames, channels=channels, size_multiple=2 ** (len(widths) - 1))
+        self.widths = widths
+        ins = (self.in_channels, *widths[:-1])
+        self.encoder = nn.ModuleList(double_conv(i, o) for i, o in zip(ins, widths))
+        self.pool = nn.MaxPool2d(2)
+        self.decoder = nn.ModuleList(UpLevel(widths[k + 1], widths[k]) for k in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv2d(widths[0], channels, kernel_size=3, padding=1)
+
+    def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = past
+        for k, level in enumerate(self.encoder):
+            if k:
+                x = self.pool(x)
+            x = level(x)
+            skips.append(x)
+        skips.pop()  # the bottom level feeds the decoder directly
+        for level in self.decoder:
+            x = level(x, skips.pop())
+        return torch.tanh(self.head(x))
+
+
+def unet3(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
+    """The paper's UNet-3layer: levels of 64/128/256/512 channels, 3 downsamplings (size multiple 8)."""
+    return LiuUNet(arch="unet3", widths=(64, 128, 256, 512), past_frames=past_frames, channels=channels)
+
+
+def unet4(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
+    """The paper's UNet-4layer: one more level of 1024 channels, 4 downsamplings (size multiple 16)."""
+    return LiuUNet(arch="unet4", widths=(64, 128, 256, 512, 1024), past_frames=past_frames, channels=channels)

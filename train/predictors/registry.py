@@ -1,0 +1,46 @@
+"""Name -> builder of every frame predictor the commands know (``--arch``)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from train.predictors.liu_unet import unet3, unet4
+
+# A builder takes keyword-only ``past_frames`` and ``channels`` and returns a module following the contract of
+# train.predictors.base (attributes arch, past_frames, channels, size_multiple; forward(past) -> next frame).
+PredictorBuilder = Callable[..., nn.Module]
+PREDICTORS: dict[str, PredictorBuilder] = {"unet3": unet3, "unet4": unet4}
+REQUIRED_ATTRIBUTES = ("arch", "past_frames", "channels", "size_multiple")
+
+
+def register_predictor(name: str, builder: PredictorBuilder) -> None:
+    """Make ``builder`` available as ``--arch name`` (a model that maps past frames to the next frame)."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"predictor name must be a non-empty string, got {name!r}")
+    if name in PREDICTORS and PREDICTORS[name] is not builder:
+        raise ValueError(f"a predictor named {name!r} is already registered")
+    PREDICTORS[name] = builder
+
+
+def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3) -> nn.Module:
+    """A freshly initialised predictor (train mode; weights from the current torch RNG).
+
+    Args:
+        arch: a key of :data:`PREDICTORS` (``"unet3"``, ``"unet4"``).
+        past_frames: input frames, stacked on the channel axis oldest first.
+        channels: channels of one frame (3: RGB).
+
+    Raises:
+        ValueError: unknown ``arch`` or bad sizes (the message quotes the value).
+        TypeError: a registered builder returned a module without the required attributes.
+    """
+    if arch not in PREDICTORS:
+        raise ValueError(f"unknown predictor arch {arch!r} (known: {', '.join(sorted(PREDICTORS))})")
+    model = PREDICTORS[arch](past_frames=past_frames, channels=channels)
+    missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(model, a)]
+    if missing:
+        raise TypeError(f"predictor {arch!r}: the builder's module lacks {', '.join(missing)}")
+    if model.arch != arch:
+        raise TypeError(f"predictor {arch!r}: the builder's module calls itself {model.arch!r}")
+    return model

@@ -1,0 +1,134 @@
+"""results-table: the evaluations of several runs as one Markdown table in the layout of the SOFF paper's
+Tables 1-3 (rows: target dataset and method; columns: K-shot), each cell "mean ± std" of the AUC in % over seeds.
+
+Every ``metrics.json`` written by evaluate-predictor says what it evaluated (``run``: method, shots K, protocol,
+seed; ``arch``). A predictor evaluated without a fine-tune folder is K = 0, method "pre-trained". As in the paper,
+where a fine-tuned row has no K = 0 result of its own, its K = 0 cell is the pre-trained predictor's of the same
+dataset and architecture (marked with a dagger).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer"}
+METRICS = {"frame": "frame_auc", "per-video": "per_video_mean_auc", "pixel": "pixel_auc"}
+PAPER_SHOTS = (0, 1, 10)
+PRETRAINED = "pre-trained"
+SHARED_K0 = "†"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One evaluation (one seed): AUCs in [0, 1] or None; ``path`` is its metrics.json."""
+
+    dataset: str
+    arch: str
+    method: str
+    protocol: str
+    shots: int
+    seed: int | None
+    aucs: dict[str, float | None]
+    path: str
+
+    @property
+    def row(self) -> tuple[str, str, str, str]:
+        return self.dataset, self.arch, self.method, self.protocol
+
+
+def collect(paths: Iterable[str | Path]) -> list[Entry]:
+    """Every evaluate-predictor ``metrics.json`` at or under ``paths`` (each read once), as entries."""
+    files: dict[Path, None] = {}
+    for path in map(Path, paths):
+        found = [path] if path.is_file() else sorted(path.rglob("metrics.json"))
+        files.update((f.resolve(), None) for f in found)
+    entries = []
+    for file in files:
+        try:
+            metrics = json.loads(file.read_text())
+        except (OSError, ValueError) as err:
+            log.warning("%s: skipped, not readable JSON (%s)", file, err)
+            continue
+        if metrics.get("kind") != "predictor-evaluation":
+            log.info("%s: skipped, not an evaluate-predictor metrics.json", file)
+            continue
+        entries.append(_entry(file, metrics))
+    return entries
+
+
+def _entry(file: Path, metrics: dict) -> Entry:
+    run = metrics.get("run") or {}
+    arch = metrics.get("arch") or (metrics.get("predictor") or {}).get("arch") or "?"
+    shots = run.get("shots") if run.get("known") else 0
+    method = run.get("method") if run.get("known") else PRETRAINED
+    return Entry(dataset=metrics.get("title") or metrics.get("dataset", "?"), arch=ARCH_NAMES.get(arch, arch),
+                 method=method or PRETRAINED, protocol=run.get("protocol") or "-", shots=int(shots or 0),
+                 seed=run.get("seed"), aucs={k: metrics.get(key) for k, key in METRICS.items()}, path=str(file))
+
+
+def cell(values: Sequence[float], *, mark: str = "") -> str:
+    """AUCs in [0, 1] -> "mean ± std (n=N)" in % with two decimals (std with ddof = 1); one value: "91.10 (n=1)";
+    none: "–"."""
+    if not values:
+        return "–"
+    percent = 100 * np.asarray(values, dtype=np.float64)
+    text = f"{percent.mean():.2f}"
+    if len(percent) > 1:
+        text += f" ± {percent.std(ddof=1):.2f}"
+    return f"{text} (n={len(percent)}){mark}"
+
+
+def _values(entries: Iterable[Entry], metric: str) -> list[float]:
+    return [e.aucs[metric] for e in entries if e.aucs.get(metric) is not None]
+
+
+def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
+               metrics: Sequence[str] = ("frame",)) -> tuple[list[str], list[list[str]], bool]:
+    """(headers, rows of cells, whether a shared K = 0 cell appears): rows sorted by dataset, architecture,
+    method (pre-trained first) and protocol; columns K for each metric."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric {', '.join(unknown)} (choose from {', '.join(METRICS)})")
+    shots = list(shots) if shots else sorted({e.shots for e in entries} | ({0} if entries else set()))
+    groups: dict[tuple, dict[int, list[Entry]]] = {}
+    for e in entries:
+        groups.setdefault(e.row, {}).setdefault(e.shots, []).append(e)
+    order = sorted(groups, key=lambda r: (r[0], r[1], r[2] != PRETRAINED, r[2], r[3]))
+    headers = ["Target", "Method", "Protocol"]
+    headers += [("" if m == "frame" else f"{m} ") + f"K={k}" for m in metrics for k in shots]
+    rows, shared = [], False
+    for key in order:
+        dataset, arch, method, protocol = key
+        cells = [dataset, f"{arch} {method}", protocol]
+        for metric in metrics:
+            for k in shots:
+                found = groups[key].get(k, [])
+                mark = ""
+                if not found and k == 0 and method != PRETRAINED:
+                    found = groups.get((dataset, arch, PRETRAINED, "-"), {}).get(0, [])
+                    mark = SHARED_K0 if found else ""
+                    shared |= bool(found)
+                cells.append(cell(_values(found, metric), mark=mark))
+        rows.append(cells)
+    return headers, rows, shared
+
+
+def markdown_table(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
+                   metrics: Sequence[str] = ("frame",)) -> str:
+    """The Markdown table (plus a caption line and notes) of :func:`table_rows`."""
+    headers, rows, shared = table_rows(entries, shots=shots, metrics=metrics)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    names = {"frame": "pooled frame-level AUC", "per-video": "per-video mean AUC", "pixel": "pixel-level AUC"}
+    notes = [f"AUC (%), mean ± std over seeds (n runs): {', '.join(names[m] for m in metrics)}. "
+             f"K = 0: the pre-trained predictor, no fine-tuning."]
+    if shared:
+        notes.append(f"{SHARED_K0} K = 0 of the pre-trained predictor of the same architecture and dataset.")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
