@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader
 
 from pipeline.store_reader import LabelStoreReader
 from train.sfonet_data import SFONetPairs
-from train.train_sfonet import (StepBatches, _set_trainable, _stage_params, build_model, plan_stages,
+from train.reproducible import StepBatches
+from train.train_sfonet import (_set_trainable, _stage_params, build_model, plan_stages,
                                 resolve_device, train_step)
 
 NEEDED_RATIO = 3.0

@@ -349,3 +349,19 @@ def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
         entry["sha256"], entry["bytes"] = sha256_of(path), path.stat().st_size
     (no_mask / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _one_error(train(no_mask, "--out", tmp_path / "run2", *RUN_ARGS), "'mask'")
+
+
+def test_a_few_hundred_cpu_steps_beat_the_trivial_baselines(store, tmp_path):
+    """Issue 5: 150 steps of the flow branch and 150 of the segmentation branch on a real Ped2 store (weight-free
+    teachers), scored on held-out video 08: EPE below the zero flow's, IoU and F1 well above the empty mask's."""
+    out = tmp_path / "baselines"
+    result = train(store, "--out", out, "--components", "flow,seg", "--steps", "150", "--batch-size", "4",
+                   "--input-size", "48x48", "--val-videos", "08", "--val-max-pairs", "32", "--seed", "0",
+                   "--workers", "0")
+    assert result.exit_code == 0, result.output
+    stages = json.loads((out / "metrics.json").read_text())["stages"]
+    flow, seg = stages["1"], stages["2"]
+    assert flow["trains"] == "flow" and seg["trains"] == "seg" and flow["pairs"] == seg["pairs"] == 32
+    print(f"held-out EPE {flow['epe']:.4f} vs zero flow {flow['zero_flow_epe']:.4f}; IoU {seg['iou']:.3f} vs empty {seg['empty_iou']:.3f}")
+    assert flow["epe"] < flow["zero_flow_epe"], flow
+    assert seg["iou"] > seg["empty_iou"] + 0.2 and seg["f1"] > seg["empty_f1"] + 0.3, seg
