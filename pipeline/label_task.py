@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Full, Queue
+from queue import Queue
 
 import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.frame_source import FrameSource, open_frame_source
+from pipeline.prefetch import prefetch
 from pipeline.label_size import resize_flow, resize_frames, resize_masks, scale_boxes
 from pipeline.label_store import ShardWriter
 
@@ -191,39 +192,12 @@ def _warmup_sample(source: FrameSource, spec: ShardSpec, indices: list[int]) -> 
 
 
 def _prefetched_batches(source: FrameSource, spec: ShardSpec) -> Iterator[tuple[int, np.ndarray]]:
-    """Batches ``(first frame, frames (n, H, W, 3))`` over first..last, decoded one batch ahead on a thread.
+    """Batches ``(first frame, frames (n, H, W, 3))`` over first..last, decoded one batch ahead on a thread
+    (which stops when the consumer does, e.g. after a teacher raised)."""
+    def batches() -> Iterator[tuple[int, np.ndarray]]:
+        frames = source.iter_frames(spec.video, spec.first, spec.last + 1)
+        for frame0 in range(spec.first, spec.last + 1, spec.batch_size):
+            n = min(spec.batch_size, spec.last + 1 - frame0)
+            yield frame0, np.stack([next(frames) for _ in range(n)])
 
-    If the consumer stops early (a teacher raised), the decoding thread is told to stop and ends too."""
-    queue: Queue = Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            frames = source.iter_frames(spec.video, spec.first, spec.last + 1)
-            for frame0 in range(spec.first, spec.last + 1, spec.batch_size):
-                n = min(spec.batch_size, spec.last + 1 - frame0)
-                if not put((frame0, np.stack([next(frames) for _ in range(n)]))):
-                    return
-        except BaseException as err:  # hand the error to the consumer, which raises it
-            put(err)
-        put(None)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    return prefetch(batches())

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.prefetch import prefetch
 from train import eval_inputs, eval_plots, scoring
 from train.errors import TrainError
 from train.reproducible import _atomic_write_text
@@ -206,42 +205,6 @@ def _windows(source, video: str, size: tuple[int, int], past: int, batch: int):
         yield t0, t1, window
 
 
-def _prefetch(iterator, depth: int = 2):
-    """Run ``iterator`` in a background thread (frame decoding overlaps the model); its exceptions are re-raised
-    here, and the thread stops when the consumer does."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done, stop = object(), threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work():
-        try:
-            for item in iterator:
-                if not put(item):
-                    return
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
-            put(err)
-        put(done)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while (item := q.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 @torch.inference_mode()
 def predict_video(model, source, video: str, *, size: tuple[int, int], batch_size: int, device: torch.device,
                   masks=None, index: torch.Tensor | None = None) -> VideoResult:
@@ -252,7 +215,7 @@ def predict_video(model, source, video: str, *, size: tuple[int, int], batch_siz
     if masks is not None:
         result.errors = np.zeros((n, len(index)), np.float32)
         result.masks = np.zeros((n, len(index)), np.uint8)
-    windows = _prefetch(_windows(source, video, size, past, batch_size))
+    windows = prefetch(_windows(source, video, size, past, batch_size))
     with closing(windows):
         _predict_windows(model, windows, result, past=past, size=size, device=device, masks=masks, index=index,
                          video=video)

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -35,7 +34,7 @@ import torch
 from pipeline.ground_truth import sha256_of
 from train.errors import TrainError
 from train.kshot import PROTOCOLS, KShotError, protocol_split, sample_clips
-from train.reproducible import StepBatches, _atomic_write_text, _mix, _seed_all
+from train.reproducible import StepBatches, _atomic_write_text, _mix, _seed_all, log_to_file
 from train.soff_loss import ALPHA, BETA, COMPONENTS, LOSSES, check_components, freeze, soff_loss, standard_loss
 from train.train_sfonet import _plain
 
@@ -200,23 +199,6 @@ def _open_run(out: Path, meta: dict) -> dict:
     return {**meta, "results": {}}
 
 
-@contextmanager
-def _run_log(out: Path):
-    handler = logging.FileHandler(out / LOG_FILE)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    previous = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)   # the console shows INFO only with -v
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous[0])
-        log.propagate = previous[1]
-        handler.close()
-
-
 def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) -> dict:
     """Run (or complete) the fine-tuning of every seed; returns finetune.json's content (``results`` per seed:
     ``status`` done or skipped (already complete), models, final loss, seconds). Raises TrainError for data,
@@ -258,7 +240,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     state = _open_run(out, meta)
     _atomic_write_text(out / FINETUNE_FILE, json.dumps(state, indent=1) + "\n")
     run = _Run(cfg, out, split, counts, size, past_frames, source_model, sfonet, hashes, device, progress)
-    with _run_log(out):
+    with log_to_file(log, out / LOG_FILE):
         log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s/%s, %d steps, lr %g, %dx%d, "
                  "device %s, seeds %s", out, cfg.loss, ",".join(cfg.used_components) or "-", cfg.shots,
                  cfg.protocol, cfg.data_root, split, cfg.steps, cfg.lr, *size, device, cfg.seeds)

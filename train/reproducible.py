@@ -1,11 +1,14 @@
-"""What makes a train-sfonet run resumable bit for bit: RNG states, seeding, a data order that is a pure
-function of (seed, stage, step), and atomic writes of checkpoints and text files."""
+"""What makes a training run resumable bit for bit: RNG states, seeding, a data order that is a pure
+function of (seed, stage, step), atomic writes of checkpoints and text files, and the run folder's log."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -22,6 +25,34 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextmanager
+def log_to_file(log: logging.Logger, path: Path) -> Iterator[None]:
+    """While inside, ``log``'s INFO and above also go to ``path`` (appended, so a resumed run adds to the same
+    log); the console shows them only when the root logger is at INFO (the CLIs' ``-v``)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    previous = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous[0])
+        log.propagate = previous[1]
+        handler.close()
+
+
+def changed_settings(old: dict, new: dict, resumable: tuple[str, ...]) -> list[str]:
+    """Names of the config fields that differ between a run folder's config and a new one, leaving out those
+    that may change on resume (``resumable``); sorted."""
+    a = {k: v for k, v in old.items() if k not in resumable}
+    b = {k: v for k, v in new.items() if k not in resumable}
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
 def _rng_state() -> dict:

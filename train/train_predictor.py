@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,7 +44,7 @@ from train.losses import gradient_loss, intensity_loss
 from train.predictor_data import ClipDataset, video_clips
 from train.predictors import PREDICTORS, build_predictor, save_predictor
 from train.reproducible import (StepBatches, _atomic_torch_save, _atomic_write_text, _rng_state, _seed_all,
-                                _set_rng_state)
+                                _set_rng_state, log_to_file, changed_settings)
 from train.train_sfonet import _plain, package_version, resolve_device
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
@@ -231,9 +230,7 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
 def check_same_run(out: Path, fresh: dict) -> None:
     """Refuse to resume a run made with other settings or on other data."""
     old = json.loads((out / CONFIG_FILE).read_text())
-    a = {k: v for k, v in old["config"].items() if k not in RESUMABLE_CHANGES}
-    b = {k: v for k, v in fresh["config"].items() if k not in RESUMABLE_CHANGES}
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    diff = changed_settings(old["config"], fresh["config"], RESUMABLE_CHANGES)
     if diff:
         raise TrainError(f"{out / CONFIG_FILE}: the run was made with different settings ({', '.join(diff)}); "
                          f"use another --out")
@@ -259,24 +256,6 @@ def _open_run_folder(out: Path, cfg: TrainPredictorConfig, meta: dict) -> dict |
     return None
 
 
-@contextmanager
-def _log_to(path: Path):
-    """Log INFO and above of this module to ``path``; the console shows them only when asked (-v)."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    previous = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous[0])
-        log.propagate = previous[1]
-        handler.close()
-
-
 # ----------------------------------------------------------------------------------------------------------
 # the run
 
@@ -300,7 +279,7 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
     finished = _open_run_folder(out, cfg, meta)
     if finished is not None:
         return finished
-    with _log_to(out / LOG_FILE):
+    with log_to_file(log, out / LOG_FILE):
         log.info("train-predictor %s: %s on %s/%s, %d training clips from %d videos, %d metric clips, %dx%d, "
                  "%d steps of batch %d, device %s", out, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
                  len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,

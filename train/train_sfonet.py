@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader
 from pipeline.ground_truth import sha256_of
 from train.errors import TrainError
 from train.losses import epe_loss, segmentation_loss
-from train.reproducible import _atomic_write_text, _seed_all
+from train.reproducible import _atomic_write_text, _seed_all, changed_settings, log_to_file
 from train.sfonet_loop import FINAL_FILE, METRICS_FILE, StageRun, run_stages
 from train.sfonet_store_checks import check_masks, verify_shards
 
@@ -271,9 +271,7 @@ def _steps(cfg: TrainConfig, train_pairs: int) -> int:
 
 def _check_same_run(out: Path, fresh: dict) -> None:
     old = json.loads((out / CONFIG_FILE).read_text())
-    a = {k: v for k, v in old["config"].items() if k not in RESUMABLE_CHANGES}
-    b = {k: v for k, v in fresh["config"].items() if k not in RESUMABLE_CHANGES}
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    diff = changed_settings(old["config"], fresh["config"], RESUMABLE_CHANGES)
     if diff:
         raise TrainError(f"{out / CONFIG_FILE}: the run was made with different settings ({', '.join(diff)}); "
                          f"use another --out")
@@ -356,21 +354,11 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None,
     if not (out / CONFIG_FILE).exists():
         _atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
 
-    handler = logging.FileHandler(out / LOG_FILE)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.setLevel(logging.INFO)
-    previous = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)  # the console shows INFO only when asked (-v)
     try:
-        return _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out,
-                    progress, on_stage_start, SFONetPairs)
+        with log_to_file(log, out / LOG_FILE):
+            return _run(cfg, out, reader, train_idx, val_idx, input_size, device, stages, steps, held_out,
+                        progress, on_stage_start, SFONetPairs)
     finally:
-        log.removeHandler(handler)
-        log.setLevel(previous[0])
-        log.propagate = previous[1]
-        handler.close()
         reader.close()
 
 
