@@ -9,7 +9,7 @@ DATASETS ?= ../shared/datasets
 # beside ultralytics (see README, "Set-up").
 TORCH    := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test venv clean
+.PHONY: demo experiment experiment-gpu test venv clean
 
 venv: $(STAMP)
 
@@ -25,16 +25,28 @@ $(STAMP): setup.cfg pyproject.toml
 
 DEMO_OUT ?= demo-out
 
-# The main job on real data: check Ped2, label every training frame pair with the weight-free teachers on the
-# embedded dask cluster (a rerun resumes), verify the store and draw one pair, then train SFO-Net's three stages
-# from the store at a tiny size (video 01 held out; a rerun resumes or says the run is finished).
+# The main job on real data, the whole SOFF chain at demo size (a few minutes on 2 CPU cores; a rerun resumes):
+# check both datasets, then experiments/ped1_to_ped2.py --preset demo: make-labels on 6 Ped1 training videos with
+# the weight-free teachers on the embedded dask cluster, train-sfonet (three stages), train-predictor (unet3),
+# K = 0 / 1 / 10 fine-tuning on Ped2 with the standard and the SOFF loss, evaluate-predictor on Ped2 test videos
+# 01 and 05, and the K-shot table (printed, and in $(DEMO_OUT)/ped1_to_ped2/results.md). Then the label store
+# is verified and one pair drawn.
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
-	$(BIN)/make-labels $(DATASETS)/ped2 --dataset ped2 --split training --out $(DEMO_OUT)/ped2-training-labels \
-	    --flow-teacher dis --seg-teacher bgsub
-	$(BIN)/inspect-labels $(DEMO_OUT)/ped2-training-labels --verify --render 01:60 --out $(DEMO_OUT)/ped2-01-pair60.png
-	$(BIN)/train-sfonet $(DEMO_OUT)/ped2-training-labels --out $(DEMO_OUT)/sfonet-run --val-videos 01 \
-	    --input-size 64x64 --steps 25 --batch-size 8 --val-max-pairs 32 --resume
+	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
+	$(BIN)/python experiments/ped1_to_ped2.py --preset demo --out $(DEMO_OUT)/ped1_to_ped2 --datasets $(DATASETS)
+	$(BIN)/inspect-labels $(DEMO_OUT)/ped1_to_ped2/labels/ped1-training --verify --render 01:60 \
+	    --out $(DEMO_OUT)/ped1-01-pair60.png
+
+# The paper's experiment (issue 7): `make experiment` runs the cpu preset (about 1 hour on 2 cores) and writes
+# docs/results.md from it; `make experiment-gpu` runs the paper's sizes on a CUDA GPU.
+experiment: $(STAMP)
+	$(BIN)/python experiments/ped1_to_ped2.py --preset cpu --out runs/ped1_to_ped2-cpu --datasets $(DATASETS)
+	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-cpu --out docs/results.md
+
+experiment-gpu: $(STAMP)
+	$(BIN)/python experiments/ped1_to_ped2.py --preset gpu --out runs/ped1_to_ped2-gpu --datasets $(DATASETS)
+	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-gpu --out docs/results-gpu.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

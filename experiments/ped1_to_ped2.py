@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -76,6 +77,7 @@ class Preset:
     ablations: bool = True
     device: str = "cpu"
     jobs: int = 2
+    loader_workers: int = 0                 # DataLoader processes of train-sfonet / train-predictor
 
 
 PRESETS = {
@@ -89,14 +91,15 @@ PRESETS = {
         eval_videos="01,05", pixel_samples=256, ablations=False),
     "demo": Preset(
         name="demo", description="make demo: the whole chain in a few minutes on 2 CPU cores, one seed",
-        reduced="6 Ped1 videos, 72x48 frames, 20 SFO-Net steps a stage, 60 predictor steps of batch 8, seed 0, "
-                "20 fine-tuning steps, 4 of the 12 Ped2 test videos, no ablations: shows the chain working, "
-                "the numbers mean little",
-        ped1_videos="01,02,03,04,05,06", sfonet_steps=20, sfonet_val_video="06", sfonet_val_pairs=16,
-        predictor_steps=60, predictor_val_video="06", predictor_val_clips=16, seeds=(0,), finetune_steps=20,
-        eval_videos="01,04,05,07", pixel_samples=512, ablations=False),
+        reduced="6 Ped1 videos, 72x48 frames, 10 SFO-Net steps a stage, 40 predictor steps of batch 8, seed 0, "
+                "20 fine-tuning steps, 2 of the 12 Ped2 test videos (01, 05), no ablations: shows the chain "
+                "working, the numbers mean little",
+        ped1_videos="01,02,03,04,05,06", sfonet_steps=10, sfonet_val_video="06", sfonet_val_pairs=16,
+        predictor_steps=40, predictor_val_video="06", predictor_val_clips=16, seeds=(0,), finetune_steps=20,
+        eval_videos="01,05", pixel_samples=512, ablations=False),
     "cpu": Preset(
-        name="cpu", description="the experiment at a size that fits about 1.5 hours on 2 CPU cores",
+        name="cpu",
+        description="the experiment at a size that fits about 1.5 hours on 2 CPU cores (2 jobs of 1 thread)",
         reduced="frames 72x48 instead of 256x256 (training) and 256x172 (Ped2 evaluation); SFO-Net 100 steps a "
                 "stage of batch 8; predictor 400 steps of batch 8; fine-tuning 50 steps (batch 4, lr 2e-4); "
                 "unet3 only; 3 seeds for the main table, 1 for the ablations; pixel AUC from 1,024 sampled "
@@ -104,13 +107,16 @@ PRESETS = {
         sfonet_steps=100, predictor_steps=400, finetune_steps=50, seeds=(0, 1, 2)),
     "gpu": Preset(
         name="gpu", description="the paper's sizes and schedules on one CUDA GPU (not run on the CPU machines)",
-        reduced="source Ped1 instead of ShanghaiTech and, without teacher weights, the weight-free teachers "
-                "(pass --flow-teacher/--seg-teacher to make-labels through --teachers paper when the weights "
-                "are present); fine-tuning steps and lr are not given by the paper (100 steps, lr 2e-4)",
+        reduced="nothing in size: the paper's 256x256 training and 256x172 Ped2 evaluation, unet3 and unet4, "
+                "5 seeds (3 for the ablations), 8,192 sampled pixels per frame for the pixel AUC. What differs: "
+                "the source is Ped1, not ShanghaiTech; the teachers are the weight-free ones unless --teachers "
+                "auto finds GMA / YOLOv8 / MobileSAM weights in SOFF_WEIGHTS; the paper gives no step counts, so "
+                "SFO-Net 5,000 steps a stage (batch 16), predictor 20,000 steps (batch 16, lr 2e-4, the paper's), "
+                "fine-tuning 100 steps (lr 2e-4) are our choices. Not run on the CPU machines",
         label_size="256x256", sfonet_steps=5000, sfonet_batch=16, sfonet_val_pairs=256,
         archs=("unet3", "unet4"), input_size="256x256", predictor_steps=20000, predictor_batch=16,
         predictor_val_clips=256, seeds=(0, 1, 2, 3, 4), finetune_steps=100, eval_size="256x172",
-        pixel_samples=8192, ablation_seeds=(0, 1, 2), device="cuda", jobs=1),
+        pixel_samples=8192, ablation_seeds=(0, 1, 2), device="cuda", jobs=1, loader_workers=4),
 }
 
 # Table 3 rows (ablation name -> (SFO-Net, --components)) and Table 4 rows (SFO-Net strategy).
@@ -149,29 +155,31 @@ def build_steps(p: Preset, data: Path, out: Path, teachers: str, cores: int) -> 
     labels = out / "labels" / "ped1-training"
     flow_t, seg_t = ("dis", "bgsub") if teachers == "weight-free" else ("auto", "auto")
     argv = [_bin("make-labels"), ped1, "--dataset", "ped1", "--split", "training", "--out", str(labels),
-            "--flow-teacher", flow_t, "--seg-teacher", seg_t, "--label-size", p.label_size,
-            "--workers", str(max(1, min(cores, 2)) if p.device == "cpu" else 1)]
+            "--flow-teacher", flow_t, "--seg-teacher", seg_t, "--label-size", p.label_size]
+    gpu_teachers = p.device != "cpu" and teachers == "auto"      # dis and bgsub are CPU teachers
+    argv += ["--gpus", "1"] if gpu_teachers else ["--workers", str(max(1, min(cores, 2 if p.device == "cpu" else 8)))]
     if p.ped1_videos:
         argv += ["--videos", p.ped1_videos]
-    if p.device != "cpu":
-        argv += ["--gpus", "1"]
     steps.append(Step("labels", argv, str(labels / "manifest.json"), exclusive=True))
 
-    sfonet_names = ["three-stage"] + (["no-osf", "two-stage", "one-stage"] if p.ablations else [])
-    for s in sfonet_names:
+    def sfonet(s: str) -> Step:
         run = out / "sfonet" / s
         argv = [_bin("train-sfonet"), str(labels), "--out", str(run), *SFONETS[s], "--steps", str(p.sfonet_steps),
-                "--batch-size", str(p.sfonet_batch), "--val-max-pairs", str(p.sfonet_val_pairs), "--workers", "0",
+                "--batch-size", str(p.sfonet_batch), "--val-max-pairs", str(p.sfonet_val_pairs),
+                "--workers", str(p.loader_workers),
                 "--seed", "0", "--resume", *dev]
         if p.sfonet_val_video:
             argv += ["--val-videos", p.sfonet_val_video]
-        steps.append(Step(f"sfonet-{s}", argv, str(run / "sfonet.pt"), ["labels"]))
+        return Step(f"sfonet-{s}", argv, str(run / "sfonet.pt"), ["labels"])
+
+    steps.append(sfonet("three-stage"))
 
     for arch in p.archs:
         run = out / "predictor" / arch
         argv = [_bin("train-predictor"), ped1, "--dataset", "ped1", "--arch", arch, "--out", str(run),
                 "--steps", str(p.predictor_steps), "--batch-size", str(p.predictor_batch),
-                "--input-size", p.input_size, "--val-max-clips", str(p.predictor_val_clips), "--workers", "0",
+                "--input-size", p.input_size, "--val-max-clips", str(p.predictor_val_clips),
+                "--workers", str(p.loader_workers),
                 "--seed", "0", "--resume", *dev]
         if p.ped1_videos:
             vids = [v for v in p.ped1_videos.split(",") if v != p.predictor_val_video]
@@ -214,7 +222,8 @@ def build_steps(p: Preset, data: Path, out: Path, teachers: str, cores: int) -> 
                                           "three-stage", "flow,seg"))
                     steps.append(evaluate(f"eval-{tag}", str(out / "ft" / "main" / tag / f"seed{seed}"),
                                           out / "eval" / "main" / tag, [f"ft-{tag}"], plots=seed == p.seeds[0]))
-    if p.ablations:
+    if p.ablations:                           # after the main table: its steps go first when both are ready
+        steps += [sfonet(s) for s in ("no-osf", "two-stage", "one-stage")]
         arch = p.archs[0]
         variants = {f"t3-{n}": v for n, v in TABLE3.items()}
         variants.update({f"t4-{n}": (s, "flow,seg") for n, s in TABLE4.items()})
@@ -272,6 +281,17 @@ def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     failed: set[str] = set()
     running: dict[str, tuple[subprocess.Popen, Step, float, object]] = {}
     (out / "logs").mkdir(exist_ok=True)
+    try:
+        _loop(pending, running, done, failed, out, jobs, cores, threads, echo)
+    finally:                                  # interrupted (Ctrl-C, SIGTERM): stop the steps this run started
+        for proc, _, _, log in running.values():
+            proc.terminate()
+            proc.wait()
+            log.close()
+    return len(failed)
+
+
+def _loop(pending, running, done, failed, out, jobs, cores, threads, echo) -> None:
     while pending or running:
         for s in [s for s in pending if any(n in failed for n in s.needs)]:
             pending.remove(s)
@@ -315,7 +335,6 @@ def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
             else:
                 failed.add(name)
                 echo(f"FAILED {name} (exit {rc}; log {out / 'logs' / (name + '.log')})")
-    return len(failed)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -355,6 +374,7 @@ def main(preset, out, datasets, jobs, device, teachers, dry_run):
         "#!/bin/sh\n# The chain of experiments/ped1_to_ped2.py --preset " + preset + ", in order; each line is one "
         "step (steps.jsonl has their wall times and exit status).\nset -e\n"
         + "".join(f"{s.command}\n" for s in steps))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # runs run_steps' clean-up
     t0 = time.time()
     click.echo(f"ped1 -> ped2, preset {preset}: {len(steps)} steps into {out}, {jobs} at once on {cores} cores")
     failures = run_steps(steps, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))

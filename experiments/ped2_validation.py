@@ -1,0 +1,290 @@
+"""Why does (or doesn't) SOFF beat standard fine-tuning? Checks on held-out Ped2 *training* videos only.
+
+The issue's rule: hyper-parameters are chosen on Ped2 training clips, never on Ped2 testing. This script takes the
+pre-trained predictor and the three-stage SFO-Net of a ``ped1_to_ped2.py`` results folder, fine-tunes them on K
+clips drawn (scene protocol, per seed) from Ped2 training videos 01-12 only, and scores the prediction PSNR on
+the normal frames of the held-out Ped2 training videos 13-16 (evaluate-predictor's scoring loop: the command
+itself needs frame labels, which a training split lacks). The variants: standard fine-tuning (L_p), SOFF as in
+the paper (alpha 0.5, beta 1), and SOFF with the auxiliary weights scaled up (x10, x100), since in this setting
+L_s and L_o are about 1% of L_p (see docs/results.md).
+finetune-predictor has no --alpha / --beta options, so the fine-tuning goes through train.finetune_predictor's
+API here (same code path). Results: ``<RUN>/validation/summary.json`` (read by results_doc.py).
+
+Held-out PSNR on normal frames is a proxy: it says how well the adapted model predicts the new scene's normal
+motion, not how well it separates anomalies (only Ped2 testing has those).
+
+    .venv/bin/python experiments/ped2_validation.py runs/ped1_to_ped2-cpu --jobs 2
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from experiments.ped1_to_ped2 import Step, run_steps  # noqa: E402
+
+TRAIN_VIDEOS = ",".join(f"{i:02d}" for i in range(1, 13))
+VAL_VIDEOS = "13,14,15,16"
+VARIANTS = {"standard": ("standard", 0.5, 1.0), "soff": ("soff", 0.5, 1.0),
+            "soff-x10": ("soff", 5.0, 10.0), "soff-x100": ("soff", 50.0, 100.0)}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """Hyper-parameter checks of SOFF fine-tuning on held-out Ped2 training videos."""
+
+
+@cli.command("finetune", hidden=True)
+@click.option("--data-root", required=True)
+@click.option("--predictor", required=True)
+@click.option("--sfonet", default=None)
+@click.option("--out", required=True)
+@click.option("--loss", required=True)
+@click.option("--alpha", type=float, required=True)
+@click.option("--beta", type=float, required=True)
+@click.option("--shots", type=int, required=True)
+@click.option("--steps", type=int, required=True)
+@click.option("--lr", type=float, required=True)
+@click.option("--batch-size", type=int, required=True)
+@click.option("--seed", type=int, required=True)
+@click.option("--all-videos", is_flag=True, help="Draw the clips from every Ped2 training video (the main "
+              "table's protocol) instead of 01-12.")
+def finetune(data_root, predictor, sfonet, out, loss, alpha, beta, shots, steps, lr, batch_size, seed, all_videos):
+    """One fine-tuning run through the API (K clips from Ped2 training videos 01-12, or all with --all-videos)."""
+    import logging
+
+    from train.finetune_predictor import FinetuneConfig, finetune_predictor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = FinetuneConfig(data_root=data_root, dataset="ped2", predictor=predictor, out=out,
+                         sfonet=sfonet if loss == "soff" else None, loss=loss, shots=shots, protocol="scene",
+                         steps=steps, lr=lr, batch_size=min(batch_size, shots), seeds=(seed,), device="cpu",
+                         videos=() if all_videos else tuple(TRAIN_VIDEOS.split(",")), alpha=alpha, beta=beta)
+    finetune_predictor(cfg)
+
+
+@cli.command("score", hidden=True)
+@click.option("--data-root", required=True)
+@click.option("--predictor", required=True, help="A predictor.pt.")
+@click.option("--videos", default=VAL_VIDEOS)
+@click.option("--size", required=True, help="WxH")
+@click.option("--out", required=True, help="JSON file to write.")
+def score(data_root, predictor, videos, size, out):
+    """Mean prediction PSNR (dB, frames on [0, 1]) on Ped2 training videos (all normal), with
+    evaluate-predictor's own scoring loop (evaluate-predictor itself needs frame labels, which training lacks)."""
+    import numpy as np
+    import torch
+
+    from pipeline.frame_source import open_frame_source
+    from train.evaluate_predictor import predict_video
+    from train.predictors.checkpoint import load_predictor
+
+    w, h = map(int, size.split("x"))
+    model, _ = load_predictor(predictor)
+    model.eval()
+    source = open_frame_source(data_root, "training", "auto")
+    per = {}
+    for video in videos.split(","):
+        psnr = predict_video(model, source, video, size=(w, h), batch_size=16, device=torch.device("cpu")).psnr
+        psnr = psnr[~np.isnan(psnr)]
+        per[video] = {"scored": int(psnr.size), "mean_psnr": float(psnr.mean())}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps({"predictor": predictor, "size": [w, h], "per_video": per}, indent=1) + "\n")
+
+
+@cli.command("run")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--shots", default="1,10", show_default=True, help="K values, comma list.")
+@click.option("--seeds", default="0,1", show_default=True, help="Seeds, comma list.")
+@click.option("--variants", default=",".join(VARIANTS), show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
+def run(run: Path, shots: str, seeds: str, variants: str, jobs: int):
+    """Fine-tune every variant on Ped2 training 01-12 and score PSNR on Ped2 training 13-16."""
+    import os
+
+    run = run.resolve()
+    info = json.loads((run / "preset.json").read_text())
+    p, data = info["preset"], Path(info["datasets"])
+    out = run / "validation"
+    out.mkdir(exist_ok=True)
+    predictor = run / "predictor" / p["archs"][0] / "predictor.pt"
+    sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
+    steps: list[Step] = []
+    for seed in map(int, seeds.split(",")):
+        for k in map(int, shots.split(",")):
+            for name in variants.split(","):
+                loss, alpha, beta = VARIANTS[name]
+                tag = f"{name}-k{k}-s{seed}"
+                ft = out / "ft" / tag
+                argv = [sys.executable, str(Path(__file__).resolve()), "finetune", "--data-root", str(data / "ped2"),
+                        "--predictor", str(predictor), "--sfonet", str(sfonet), "--out", str(ft), "--loss", loss,
+                        "--alpha", str(alpha), "--beta", str(beta), "--shots", str(k),
+                        "--steps", str(p["finetune_steps"]), "--lr", str(p["finetune_lr"]),
+                        "--batch-size", str(p["finetune_batch"]), "--seed", str(seed)]
+                steps.append(Step(f"ft-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
+                steps.append(_score(f"eval-{tag}", data, ft / f"seed{seed}" / "predictor.pt",
+                                    out / "eval" / tag / "metrics.json", p["eval_size"], [f"ft-{tag}"]))
+    steps.insert(0, _score("eval-pretrained", data, predictor, out / "eval" / "pretrained" / "metrics.json",
+                           p["eval_size"], []))
+    (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
+    failures = run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
+    summary = summarise(out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    click.echo(markdown(summary))
+    sys.exit(1 if failures else 0)
+
+
+@cli.command("test")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--variant", required=True, type=click.Choice(list(VARIANTS)),
+              help="The variant chosen on the held-out Ped2 training videos (summary.json).")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
+def test(run: Path, variant: str, jobs: int):
+    """Evaluate the chosen variant once on Ped2 testing, like the main table (same seeds, K, protocol, clips drawn
+    from all Ped2 training videos, same evaluation), into <RUN>/eval/chosen/."""
+    import os
+
+    run = run.resolve()
+    info = json.loads((run / "preset.json").read_text())
+    p, data = info["preset"], Path(info["datasets"])
+    arch = p["archs"][0]
+    predictor = run / "predictor" / arch / "predictor.pt"
+    sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
+    loss, alpha, beta = VARIANTS[variant]
+    steps: list[Step] = []
+    for seed in p["seeds"]:
+        for k in [k for k in p["shots"] if k > 0]:
+            tag = f"{arch}-{variant}-k{k}-s{seed}"
+            ft = run / "ft" / "chosen" / tag
+            argv = [sys.executable, str(Path(__file__).resolve()), "finetune", "--data-root", str(data / "ped2"),
+                    "--predictor", str(predictor), "--sfonet", str(sfonet), "--out", str(ft), "--loss", loss,
+                    "--alpha", str(alpha), "--beta", str(beta), "--shots", str(k),
+                    "--steps", str(p["finetune_steps"]), "--lr", str(p["finetune_lr"]),
+                    "--batch-size", str(p["finetune_batch"]), "--seed", str(seed), "--all-videos"]
+            steps.append(Step(f"ft-chosen-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
+            ev = run / "eval" / "chosen" / tag
+            argv = [str(Path(sys.executable).parent / "evaluate-predictor"), str(data / "ped2"), "--dataset", "ped2",
+                    "--predictor", str(ft / f"seed{seed}"), "--out", str(ev), "--eval-size", p["eval_size"],
+                    "--pixel-samples", str(p["pixel_samples"]), "--device", p["device"], "--no-plots"]
+            if p.get("eval_videos"):
+                argv += ["--videos", p["eval_videos"]]
+            steps.append(Step(f"eval-chosen-{tag}", argv, str(ev / "metrics.json"), [f"ft-chosen-{tag}"]))
+    out = run / "validation"
+    out.mkdir(exist_ok=True)
+    (out / "test-commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
+    (out / "chosen.json").write_text(json.dumps({"variant": variant, "alpha": alpha, "beta": beta}) + "\n")
+    failures = run_steps(steps, run, jobs, os.cpu_count() or 1, click.echo)
+    sys.exit(1 if failures else 0)
+
+
+@cli.command("longer-sfonet")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--steps", "sfonet_steps", type=click.IntRange(min=1), default=300, show_default=True,
+              help="SFO-Net steps a stage (the preset's three-stage SFO-Net, trained longer).")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
+def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
+    """Train the three-stage SFO-Net of RUN for more steps a stage (chosen from its own held-out Ped1 metrics,
+    not from Ped2), then redo the main table's SOFF rows with it (same seeds, K, clips, evaluation) into
+    <RUN>/eval/sfonet<N>/."""
+    import os
+
+    run = run.resolve()
+    commands = (run / "commands.sh").read_text().splitlines()
+    base = next(c for c in commands if "train-sfonet" in c and "/sfonet/three-stage " in c)
+    sfonet_dir = run / "sfonet" / f"three-stage-{sfonet_steps}"
+    argv = shlex.split(base)
+    argv[argv.index("--out") + 1] = str(sfonet_dir)
+    argv[argv.index("--steps") + 1] = str(sfonet_steps)
+    steps = [Step(f"sfonet-three-stage-{sfonet_steps}", argv, str(sfonet_dir / "sfonet.pt"))]
+    for c in commands:
+        if "finetune-predictor" not in c or "/ft/main/" not in c or "--loss soff" not in c:
+            continue
+        argv = shlex.split(c)
+        tag = Path(argv[argv.index("--out") + 1]).name
+        ft = run / "ft" / f"sfonet{sfonet_steps}" / tag
+        argv[argv.index("--out") + 1] = str(ft)
+        argv[argv.index("--sfonet") + 1] = str(sfonet_dir / "sfonet.pt")
+        seed = argv[argv.index("--seeds") + 1]
+        steps.append(Step(f"ft-sfonet{sfonet_steps}-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json"),
+                          [steps[0].name]))
+        ev_line = next(e for e in commands if "evaluate-predictor" in e and f"/eval/main/{tag} " in e)
+        argv = shlex.split(ev_line)
+        argv[argv.index("--predictor") + 1] = str(ft / f"seed{seed}")
+        argv[argv.index("--out") + 1] = str(run / "eval" / f"sfonet{sfonet_steps}" / tag)
+        if "--plots" in argv:
+            argv[argv.index("--plots")] = "--no-plots"
+        steps.append(Step(f"eval-sfonet{sfonet_steps}-{tag}", argv,
+                          str(run / "eval" / f"sfonet{sfonet_steps}" / tag / "metrics.json"),
+                          [f"ft-sfonet{sfonet_steps}-{tag}"]))
+    out = run / "validation"
+    out.mkdir(exist_ok=True)
+    (out / f"sfonet{sfonet_steps}-commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
+    failures = run_steps(steps, run, jobs, os.cpu_count() or 1, click.echo)
+    sys.exit(1 if failures else 0)
+
+
+def _score(name: str, data: Path, predictor: Path, out: Path, size: str, needs: list[str]) -> Step:
+    argv = [sys.executable, str(Path(__file__).resolve()), "score", "--data-root", str(data / "ped2"),
+            "--predictor", str(predictor), "--size", size, "--out", str(out)]
+    return Step(name, argv, str(out), needs)
+
+
+def _psnr(metrics: dict) -> float | None:
+    """Mean PSNR (dB) over the scored frames of the held-out videos (frame-weighted)."""
+    per = metrics.get("per_video") or {}
+    items = per.items() if isinstance(per, dict) else [(v.get("video"), v) for v in per]
+    total = sum(v["scored"] for _, v in items)
+    return sum(v["mean_psnr"] * v["scored"] for _, v in items) / total if total else None
+
+
+def summarise(out: Path) -> dict:
+    import torch
+
+    rows = {}
+    for f in sorted((out / "eval").glob("*/metrics.json")):
+        name = f.parent.name
+        m = json.loads(f.read_text())
+        row = {"psnr": _psnr(m)}
+        pts = list((out / "ft" / name).glob("seed*/predictor.pt"))
+        if pts:
+            losses = torch.load(pts[0], map_location="cpu", weights_only=False).get("losses") or []
+            if losses:
+                row["first"], row["last"] = losses[0], losses[-1]
+        rows[name] = row
+    return {"train_videos": TRAIN_VIDEOS, "val_videos": VAL_VIDEOS, "variants": {k: list(v) for k, v in
+                                                                                  VARIANTS.items()}, "runs": rows}
+
+
+def markdown(summary: dict) -> str:
+    runs = summary["runs"]
+    groups: dict[tuple[str, int], list[float]] = {}
+    for name, row in runs.items():
+        if name == "pretrained" or row.get("psnr") is None:
+            continue
+        variant, rest = name.rsplit("-k", 1)
+        k = int(rest.split("-s")[0])
+        groups.setdefault((variant, k), []).append(row["psnr"])
+    base = runs.get("pretrained", {}).get("psnr")
+    lines = [f"Held-out Ped2 training videos {summary['val_videos']} (normal frames only), mean prediction PSNR in "
+             f"dB after fine-tuning on K clips drawn from Ped2 training videos 01-12; pre-trained predictor, no "
+             f"fine-tuning: {base:.3f} dB." if base is not None else "", "",
+             "| variant | alpha | beta | K | PSNR (dB), mean ± std over seeds | seeds |", "|---|---|---|---|---|---|"]
+    for (variant, k), values in sorted(groups.items(), key=lambda kv: (kv[0][1], list(VARIANTS).index(kv[0][0]))):
+        _, alpha, beta = VARIANTS[variant]
+        sd = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
+        lines.append(f"| {variant} | {alpha if variant != 'standard' else '–'} | "
+                     f"{beta if variant != 'standard' else '–'} | {k} | {statistics.fmean(values):.3f}{sd} | "
+                     f"{len(values)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    cli()

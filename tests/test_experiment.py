@@ -1,0 +1,88 @@
+"""The Ped1 -> Ped2 experiment driver end to end on the real data, at its ``tiny`` preset (about 1-2 minutes on
+2 CPU cores): every step finishes, every evaluation has a finite AUC, the printed table has the K columns, a
+rerun skips everything, and ``experiments/results_doc.py`` writes the results page from the folder."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import DATASETS, REPO_ROOT
+
+pytestmark = pytest.mark.real_data
+
+SCRIPT = REPO_ROOT / "experiments" / "ped1_to_ped2.py"
+DOC = REPO_ROOT / "experiments" / "results_doc.py"
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO_ROOT)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ped1_to_ped2") / "tiny"
+    proc = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_every_step_finished_and_logged(tiny_run):
+    out, _ = tiny_run
+    dry = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, "--dry-run", timeout=60)
+    commands = [line for line in dry.stdout.splitlines() if line.strip()]
+    records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert len(records) == len(commands) >= 9
+    assert all(r["rc"] == 0 and r["seconds"] >= 0 for r in records)
+    assert [r["command"] for r in records] != [] and {r["command"] for r in records} == set(commands)
+    script = (out / "commands.sh").read_text()
+    assert all(c in script for c in commands)
+    assert json.loads((out / "preset.json").read_text())["preset"]["name"] == "tiny"
+
+
+def test_every_evaluation_has_a_finite_auc(tiny_run):
+    out, _ = tiny_run
+    metrics = sorted((out / "eval").rglob("metrics.json"))
+    assert len(metrics) == 3                     # K = 0, and K = 1 with the standard and the SOFF loss
+    methods = set()
+    for path in metrics:
+        m = json.loads(path.read_text())
+        assert m["kind"] == "predictor-evaluation" and m["dataset"] == "ped2"
+        assert m["frame_auc"] is not None and math.isfinite(m["frame_auc"]) and 0.0 <= m["frame_auc"] <= 1.0
+        methods.add((m["run"].get("loss"), m["run"].get("shots") if m["run"].get("known") else 0))
+    assert methods == {(None, 0), ("standard", 1), ("soff", 1)}
+
+
+def test_printed_table_has_the_k_columns(tiny_run):
+    _, stdout = tiny_run
+    header = next(line for line in stdout.splitlines() if line.startswith("| Target"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert "K=0" in cells and "K=1" in cells and "K=10" not in cells
+    assert any("SOFF" in line for line in stdout.splitlines() if line.startswith("| UCSD Ped2"))
+
+
+def test_rerun_skips_everything(tiny_run):
+    out, _ = tiny_run
+    lines_before = len((out / "steps.jsonl").read_text().splitlines())
+    t0 = time.monotonic()
+    proc = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert time.monotonic() - t0 < 15
+    assert "start " not in proc.stdout and proc.stdout.count("skip ") == lines_before
+    assert len((out / "steps.jsonl").read_text().splitlines()) == lines_before
+
+
+def test_results_doc_writes_the_table(tiny_run, tmp_path):
+    out, _ = tiny_run
+    doc = tmp_path / "docs" / "results.md"
+    proc = _run(DOC, out, "--out", doc, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    text = doc.read_text()
+    assert "| Target | Method | Protocol | K=0 | K=1 |" in text
+    assert "weight-free" in text and "93.46" in text and "96.36" in text
+    assert "## Wall time" in text and "## Commands" in text and "make-labels" in text
+    assert list((tmp_path / "docs" / "results").glob("*roc.png"))
