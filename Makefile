@@ -41,10 +41,14 @@ demo: $(STAMP)
 # The paper's experiment (issue 7): `make experiment` runs the cpu preset (about 1 hour on 2 cores) and writes
 # docs/results.md from it; `make experiment-gpu` runs the paper's sizes on a CUDA GPU.
 experiment: $(STAMP)
+	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
+	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
 	$(BIN)/python experiments/ped1_to_ped2.py --preset cpu --out runs/ped1_to_ped2-cpu --datasets $(DATASETS)
-	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-cpu --out docs/results.md
+	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-cpu --out docs/results.md --notes docs/results-notes.md
 
 experiment-gpu: $(STAMP)
+	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
+	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
 	$(BIN)/python experiments/ped1_to_ped2.py --preset gpu --out runs/ped1_to_ped2-gpu --datasets $(DATASETS)
 	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-gpu --out docs/results-gpu.md
 

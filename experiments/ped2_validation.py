@@ -40,6 +40,9 @@ VARIANTS = {"standard": ("standard", 0.5, 1.0), "soff": ("soff", 0.5, 1.0),
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
     """Hyper-parameter checks of SOFF fine-tuning on held-out Ped2 training videos."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # stops the steps this run started
 
 
 @cli.command("finetune", hidden=True)

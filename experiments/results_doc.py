@@ -15,6 +15,7 @@ import json
 import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -209,7 +210,8 @@ def validation_section(run: Path, preset: dict) -> list[str]:
              "three-stage SFO-Net on K clips drawn only from Ped2 training videos 01-12 and measures the "
              "prediction PSNR on the normal frames of Ped2 training videos 13-16, for standard fine-tuning, "
              "SOFF with the paper's weights (alpha 0.5, beta 1) and SOFF with both weights scaled by 10 and 100 "
-             "(the auxiliary terms are about 1% of L_p here). PSNR on normal frames of the new scene is a "
+             "(with the paper's weights the auxiliary terms are well under 1% of L_p here). PSNR on normal "
+             "frames of the new scene is a "
              "proxy for adaptation; it cannot measure the separation of anomalies.", "", markdown(summary), ""]
     rows = []
     for name, row in sorted(summary["runs"].items()):
@@ -261,14 +263,16 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
                   "it. The SOFF rows are then redone exactly as in the main table (same seeds, K, clips and "
                   "evaluation).", ""]
         if stages:
-            lines += ["| stage | trains | EPE | zero-flow EPE | IoU | empty IoU | F1 |", "|---|---|---|---|---|---|---|"]
+            lines += ["| stage | trains | EPE | zero-flow EPE | IoU | empty IoU | F1 |",
+                      "|---|---|---|---|---|---|---|"]
             for stage, st in sorted(stages.items()):
                 lines.append(f"| {stage} | {st.get('trains')} | {st.get('epe', 0):.4f} | "
                              f"{st.get('zero_flow_epe', 0):.4f} | {st.get('iou', 0):.3f} | "
                              f"{st.get('empty_iou', 0):.3f} | {st.get('f1', 0):.3f} |")
             lines.append("")
         lines += [f"| K | standard | SOFF, SFO-Net {preset.get('sfonet_steps')} steps | SOFF, SFO-Net {n} steps "
-                  f"| SOFF {n} − standard (paired by seed) | pixel AUC, SOFF {n} steps |", "|---|---|---|---|---|---|"]
+                  f"| SOFF {n} − standard (paired by seed) | pixel AUC, SOFF {n} steps |",
+                  "|---|---|---|---|---|---|"]
         for k in [k for k in preset.get("shots", []) if k > 0]:
             std = {_seed_of(x): v["frame_auc"] for x, v in main.items() if x.startswith(f"{arch}-standard-k{k}-s")}
             new = {_seed_of(x): v["frame_auc"] for x, v in evals.items() if x.startswith(f"{arch}-soff-k{k}-s")}
@@ -310,6 +314,8 @@ def quality_section(run: Path) -> list[str]:
 
 def loss_section(run: Path) -> list[str]:
     rows = _loss_scales(run, "main") + _loss_scales(run, "ablation")
+    for extra in sorted((run / "ft").glob("sfonet*")):
+        rows += [(f"{extra.name}/{name}", first, last) for name, first, last in _loss_scales(run, extra.name)]
     lines = ["## Loss scales during fine-tuning", "",
              "The parts of L_total = L_p + 0.5 L_s + 1.0 L_o (unweighted L_p, L_s, L_o) at the first and the last "
              "fine-tuning step, read from each adapted predictor.pt. Where L_s and L_o are orders of magnitude "
@@ -378,11 +384,22 @@ def timing_section(run: Path) -> list[str]:
     for key, recs in groups.items():
         lines.append(f"| {key} | {len(recs)} | {sum(r['rc'] != 0 for r in recs)} | "
                      f"{sum(r['seconds'] for r in recs):.0f} | {recs[0].get('threads', '?')} |")
-    starts = sorted(r["start"] for r in steps.values())
-    ends = sorted(r["end"] for r in steps.values())
-    total = sum(r["seconds"] for r in steps.values())
-    lines += ["", f"First step started {starts[0]}, last step ended {ends[-1]} (UTC); sum of all step wall times "
-              f"{total:.0f} s (steps run in parallel, so the elapsed time is shorter).", ""]
+    commands = set((run / "commands.sh").read_text().splitlines()) if (run / "commands.sh").exists() else set()
+    chain = [r for r in steps.values() if r["command"] in commands]
+    extra = [r for r in steps.values() if r["command"] not in commands]
+    for what, recs in [("The preset's chain (commands.sh)", chain),
+                       ("The extra runs recorded in steps.jsonl (longer SFO-Net, chosen variant; they shared the "
+                        "machine with experiments/ped2_validation.py run)", extra)]:
+        if not recs:
+            continue
+        t0 = min(time.mktime(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")) for r in recs)
+        t1 = max(time.mktime(time.strptime(r["end"], "%Y-%m-%dT%H:%M:%SZ")) for r in recs)
+        lines += ["", f"{what}: first step started {min(r['start'] for r in recs)}, last ended "
+                  f"{max(r['end'] for r in recs)} (UTC), **{(t1 - t0) / 60:.1f} minutes elapsed**; sum of the steps' "
+                  f"wall times {sum(r['seconds'] for r in recs):.0f} s (they run in parallel)."]
+    info = _load(run / "preset.json") or {}
+    lines += ["", f"Machine: {info.get('cores', '?')} CPU cores, {info.get('jobs', '?')} steps at once, each with "
+              "torch limited to cores / jobs threads.", ""]
     return lines
 
 
