@@ -24,81 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-# The paper's numbers (SOFF paper, UNet-3layer pre-trained on ShanghaiTech, target UCSD Ped2, frame AUC %).
-PAPER_TABLE1_PED2 = [("rGAN (Finetune)", 81.95, 85.64, 91.11), ("rGAN (Meta)", 81.95, 91.19, 92.8),
-                     ("MPN (Meta)", 90.17, 94.46, 95.75), ("AADNet (Meta)", None, 92.76, 94.42),
-                     ("VADNet (Meta)", None, 93.96, 95.12), ("ADNet (Meta)", None, 94.52, 94.82),
-                     ("Ours-UNet-3layer (SOFF)", 91.10, 93.97, 96.36),
-                     ("Ours-UNet-4layer (SOFF)", 90.23, 95.52, 95.98)]
-# Table 3: (flow, seg, OSF) -> (1-shot, 10-shot); the first row is standard fine-tuning.
-PAPER_TABLE3 = {"standard": (92.15, 93.46), "flow": (92.93, 95.82), "seg": (92.61, 94.37),
-                "no-osf": (93.62, 96.04), "full": (93.97, 96.36)}
-PAPER_TABLE4 = {"one-stage": (93.76, 95.13), "two-stage": (93.45, 95.69), "three-stage": (93.97, 96.36)}
-TEACHER_NOTE = ("Labels: weight-free teachers (DIS optical flow and MOG2 background subtraction, OpenCV), not the "
-                "paper's GMA and YOLOv8 + MobileSAM: no pretrained weights exist on these machines.")
-
-
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.2f}"
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    m = 100 * statistics.fmean(values)
-    if len(values) == 1:
-        return f"{m:.2f} (n=1)"
-    return f"{m:.2f} ± {100 * statistics.stdev(values):.2f} (n={len(values)})"
-
-
-def _steps(run: Path) -> dict[str, dict]:
-    records = {}
-    path = run / "steps.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                records[rec["step"]] = rec
-    return records
-
-
-def _evals(run: Path, group: str) -> dict[str, dict]:
-    """Folder name -> metrics.json of every evaluation under eval/<group>/."""
-    out = {}
-    for f in sorted((run / "eval" / group).glob("*/metrics.json")):
-        m = _load(f)
-        if m and m.get("kind") == "predictor-evaluation":
-            out[f.parent.name] = m
-    return out
-
-
-def _aucs(evals: dict[str, dict], prefix: str, metric: str = "frame_auc") -> list[float]:
-    return [m[metric] for name, m in evals.items() if name.startswith(prefix) and m.get(metric) is not None]
-
-
-def _seed_of(name: str) -> int:
-    return int(name.rsplit("-s", 1)[1])
-
-
-def _loss_scales(run: Path, group: str) -> list[tuple[str, dict, dict]]:
-    """(run name, first-step parts, last-step parts) of every fine-tuning run, read from its predictor.pt."""
-    import torch
-
-    rows = []
-    for pt in sorted((run / "ft" / group).glob("*/seed*/predictor.pt")):
-        payload = torch.load(pt, map_location="cpu", weights_only=False)
-        losses = payload.get("losses") or []
-        if losses:
-            rows.append((pt.parent.parent.name, losses[0], losses[-1]))
-    return rows
-
+from pipeline.ground_truth import sha256_of  # noqa: E402
+from experiments.results_analysis import (longer_sfonet_section, loss_section, quality_section,  # noqa: E402
+                                          validation_section)
+from experiments.results_data import (  # noqa: E402
+    PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, _evals, _load, _mean_std, _pct, _seed_of,
+    _steps)
 
 def main_section(run: Path, preset: dict) -> list[str]:
     from train.results_table import collect, markdown_table
@@ -194,142 +125,6 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cell(source, prefix, k) for k in ks) + " | "
                      + " | ".join(str(paper[i]) for i in range(len(ks))) + " | "
                      + " | ".join(cell(source, prefix, k, "pixel_auc") for k in ks) + " |")
-    return lines + [""]
-
-
-def validation_section(run: Path, preset: dict) -> list[str]:
-    """The held-out Ped2 training checks of experiments/ped2_validation.py, and the chosen variant on testing."""
-    summary = _load(run / "validation" / "summary.json")
-    if not summary:
-        return []
-    from experiments.ped2_validation import VARIANTS, markdown
-
-    lines = ["## Checks on held-out Ped2 training videos (no test data)", "",
-             f"*{TEACHER_NOTE}*", "",
-             "`experiments/ped2_validation.py run` fine-tunes the same pre-trained predictor with the same "
-             "three-stage SFO-Net on K clips drawn only from Ped2 training videos 01-12 and measures the "
-             "prediction PSNR on the normal frames of Ped2 training videos 13-16, for standard fine-tuning, "
-             "SOFF with the paper's weights (alpha 0.5, beta 1) and SOFF with both weights scaled by 10 and 100 "
-             "(with the paper's weights the auxiliary terms are well under 1% of L_p here). PSNR on normal "
-             "frames of the new scene is a "
-             "proxy for adaptation; it cannot measure the separation of anomalies.", "", markdown(summary), ""]
-    rows = []
-    for name, row in sorted(summary["runs"].items()):
-        first = row.get("first") or {}
-        if "pred" in first and ("seg" in first or "flow" in first):
-            variant = name.rsplit("-k", 1)[0]
-            _, alpha, beta = VARIANTS.get(variant, (None, 0.5, 1.0))
-            aux = alpha * first.get("seg", 0.0) + beta * first.get("flow", 0.0)
-            rows.append(f"| {name} | {first['pred']:.4g} | {alpha * first.get('seg', 0):.3g} | "
-                        f"{beta * first.get('flow', 0):.3g} | {aux / first['pred']:.1%} |")
-    if rows:
-        lines += ["Weighted terms at the first step:", "",
-                  "| run | L_p | alpha L_s | beta L_o | (alpha L_s + beta L_o) / L_p |", "|---|---|---|---|---|",
-                  *rows, ""]
-    chosen = _load(run / "validation" / "chosen.json")
-    evals = _evals(run, "chosen")
-    if chosen and evals:
-        main = _evals(run, "main")
-        arch = preset.get("archs", ["unet3"])[0]
-        v = chosen["variant"]
-        lines += [f"The variant chosen on these held-out training videos, `{v}` (alpha {chosen['alpha']}, beta "
-                  f"{chosen['beta']}), evaluated once on Ped2 testing exactly like the main table (same seeds, "
-                  f"K, clips drawn from all Ped2 training videos, evaluation): pooled frame AUC % (pixel AUC %).",
-                  "", "| K | standard | SOFF (paper weights) | SOFF chosen | chosen pixel |", "|---|---|---|---|---|"]
-        for k in [k for k in preset.get("shots", []) if k > 0]:
-            lines.append(f"| {k} | {_mean_std(_aucs(main, f'{arch}-standard-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(main, f'{arch}-soff-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(evals, f'{arch}-{v}-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(evals, f'{arch}-{v}-k{k}-s', 'pixel_auc'))} |")
-        lines.append("")
-    return lines
-
-
-def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
-    """The main table's SOFF rows redone with a longer-trained SFO-Net (experiments/ped2_validation.py
-    longer-sfonet), beside the original rows."""
-    lines = []
-    arch = preset.get("archs", ["unet3"])[0]
-    main = _evals(run, "main")
-    for folder in sorted((run / "eval").glob("sfonet*")):
-        n = folder.name.removeprefix("sfonet")
-        evals = _evals(run, folder.name)
-        m = _load(run / "sfonet" / f"three-stage-{n}" / "metrics.json") or {}
-        stages = m.get("stages", {})
-        lines += [f"## SOFF with SFO-Net trained {n} steps a stage", "", f"*{TEACHER_NOTE}*", "",
-                  f"The same three-stage SFO-Net command with `--steps {n}` instead of {preset.get('sfonet_steps')}, "
-                  "chosen because at the preset's steps SFO-Net's held-out Ped1 metrics stayed at the trivial "
-                  "baselines (below) while its training loss was still falling; no Ped2 data was used to choose "
-                  "it. The SOFF rows are then redone exactly as in the main table (same seeds, K, clips and "
-                  "evaluation).", ""]
-        if stages:
-            lines += ["| stage | trains | EPE | zero-flow EPE | IoU | empty IoU | F1 |",
-                      "|---|---|---|---|---|---|---|"]
-            for stage, st in sorted(stages.items()):
-                lines.append(f"| {stage} | {st.get('trains')} | {st.get('epe', 0):.4f} | "
-                             f"{st.get('zero_flow_epe', 0):.4f} | {st.get('iou', 0):.3f} | "
-                             f"{st.get('empty_iou', 0):.3f} | {st.get('f1', 0):.3f} |")
-            lines.append("")
-        lines += [f"| K | standard | SOFF, SFO-Net {preset.get('sfonet_steps')} steps | SOFF, SFO-Net {n} steps "
-                  f"| SOFF {n} − standard (paired by seed) | pixel AUC, SOFF {n} steps |",
-                  "|---|---|---|---|---|---|"]
-        for k in [k for k in preset.get("shots", []) if k > 0]:
-            std = {_seed_of(x): v["frame_auc"] for x, v in main.items() if x.startswith(f"{arch}-standard-k{k}-s")}
-            new = {_seed_of(x): v["frame_auc"] for x, v in evals.items() if x.startswith(f"{arch}-soff-k{k}-s")}
-            paired = [new[s] - std[s] for s in sorted(set(std) & set(new))]
-            diff = "–"
-            if paired:
-                sd = statistics.stdev(paired) * 100 if len(paired) > 1 else 0.0
-                diff = f"{100 * statistics.fmean(paired):+.2f} ± {sd:.2f} (n={len(paired)})"
-            lines.append(f"| {k} | {_mean_std(list(std.values()))} | "
-                         f"{_mean_std(_aucs(main, f'{arch}-soff-k{k}-s'))} | {_mean_std(list(new.values()))} | "
-                         f"{diff} | {_mean_std(_aucs(evals, f'{arch}-soff-k{k}-s', 'pixel_auc'))} |")
-        lines.append("")
-    return lines
-
-
-def quality_section(run: Path) -> list[str]:
-    lines = ["## What the pieces learned", "", f"*{TEACHER_NOTE}*", "",
-             "SFO-Net on the held-out Ped1 training pairs after each stage (flow EPE in pixels at the label size "
-             "against predicting zero flow; IoU of the foreground map at 0.5 against predicting an empty mask):", "",
-             "| SFO-Net | stage | trains | steps | EPE | zero-flow EPE | IoU | empty IoU | F1 | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for folder in sorted((run / "sfonet").glob("*")):
-        m = _load(folder / "metrics.json")
-        if not m or not (folder / "sfonet.pt").exists():
-            continue
-        for stage, s in sorted(m.get("stages", {}).items()):
-            lines.append(f"| {folder.name} | {stage} | {s.get('trains')} | {s.get('steps')} | {s.get('epe', 0):.4f} | "
-                         f"{s.get('zero_flow_epe', 0):.4f} | {s.get('iou', 0):.3f} | {s.get('empty_iou', 0):.3f} | "
-                         f"{s.get('f1', 0):.3f} | {s.get('seconds', 0):.0f} |")
-    lines += ["", "Pre-trained predictor (PSNR in dB on held-out Ped1 training clips):", "",
-              "| arch | steps | PSNR | untrained PSNR | copy-last-frame PSNR |", "|---|---|---|---|---|"]
-    for folder in sorted((run / "predictor").glob("*")):
-        m = _load(folder / "metrics.json")
-        if m:
-            lines.append(f"| {m.get('arch')} | {m.get('steps')} | {m.get('val_psnr', 0):.2f} | "
-                         f"{m.get('untrained_psnr', 0):.2f} | {m.get('copy_last_psnr', 0):.2f} |")
-    return lines + [""]
-
-
-def loss_section(run: Path) -> list[str]:
-    rows = _loss_scales(run, "main") + _loss_scales(run, "ablation")
-    for extra in sorted((run / "ft").glob("sfonet*")):
-        rows += [(f"{extra.name}/{name}", first, last) for name, first, last in _loss_scales(run, extra.name)]
-    lines = ["## Loss scales during fine-tuning", "",
-             "The parts of L_total = L_p + 0.5 L_s + 1.0 L_o (unweighted L_p, L_s, L_o) at the first and the last "
-             "fine-tuning step, read from each adapted predictor.pt. Where L_s and L_o are orders of magnitude "
-             "below L_p, SOFF's gradient is almost the standard one and the two rows cannot differ much.", "",
-             "| run | L_p first | L_s first | L_o first | L_p last | L_s last | L_o last "
-             "| (0.5 L_s + L_o) / L_p first |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, first, last in rows:
-        if "seg" not in first and "flow" not in first:
-            continue
-        aux = 0.5 * first.get("seg", 0.0) + first.get("flow", 0.0)
-        ratio = aux / first["pred"] if first.get("pred") else float("nan")
-        lines.append(f"| {name} | {first['pred']:.4g} | {first.get('seg', 0):.3g} | {first.get('flow', 0):.3g} | "
-                     f"{last['pred']:.4g} | {last.get('seg', 0):.3g} | {last.get('flow', 0):.3g} | {ratio:.2%} |")
     return lines + [""]
 
 
@@ -433,16 +228,6 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
     return lines + [""]
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def build(run: Path, out_doc: Path, notes: Path | None) -> str:
     info = _load(run / "preset.json") or {}
     preset = info.get("preset", {})
@@ -490,10 +275,10 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
     for folder in sorted((run / "predictor").glob("*")):
         if (folder / "predictor.pt").exists():
             lines.insert(-1, f"- pre-trained predictor `{folder.name}/predictor.pt` sha256 "
-                             f"`{_sha256(folder / 'predictor.pt')}`")
+                             f"`{sha256_of(folder / 'predictor.pt')}`")
     for folder in sorted((run / "sfonet").glob("*")):
         if (folder / "sfonet.pt").exists():
-            lines.insert(-1, f"- SFO-Net `{folder.name}/sfonet.pt` sha256 `{_sha256(folder / 'sfonet.pt')}`")
+            lines.insert(-1, f"- SFO-Net `{folder.name}/sfonet.pt` sha256 `{sha256_of(folder / 'sfonet.pt')}`")
     return "\n".join(lines) + "\n"
 
 
