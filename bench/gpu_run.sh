@@ -5,8 +5,8 @@
 # a store summary and a rendered pair. Weights are random (bench/random_weights.py): speeds only.
 set -euo pipefail
 data=$1; out=$2
-ml() { python3 -c 'import sys; from pipeline.cli_labels import make_labels_command as c; sys.argv[0] = "make-labels"; c()' "$@"; }
-il() { python3 -c 'import sys; from pipeline.cli_labels import inspect_labels_command as c; sys.argv[0] = "inspect-labels"; c()' "$@"; }
+ml() { python3 -c 'import sys; from pipeline.make_labels.cli import make_labels_command as c; sys.argv[0] = "make-labels"; c()' "$@"; }
+il() { python3 -c 'import sys; from pipeline.make_labels.cli import inspect_labels_command as c; sys.argv[0] = "inspect-labels"; c()' "$@"; }
 nvidia-smi -L | tee "$out/device.txt"
 python3 bench/random_weights.py /tmp/weights --yolo yolov8l
 python3 bench/teachers.py --weights /tmp/weights --device cuda --frames "$data/training/frames/01" | tee "$out/teachers.md"

@@ -28,10 +28,10 @@ import h5py
 import numpy as np
 
 from labelers.registry import build_flow_teacher, build_seg_teacher, warmup_indices
-from pipeline.cluster import open_client
-from pipeline.frame_source import open_frame_source
-from pipeline.label_task import TeacherSpec
-from pipeline.make_labels import MakeLabelsConfig, make_labels, teacher_identities
+from pipeline.make_labels.cluster import open_client
+from pipeline.data.frame_source import open_frame_source
+from pipeline.make_labels.task import TeacherSpec
+from pipeline.make_labels.driver import MakeLabelsConfig, make_labels, teacher_identities
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,12 +13,12 @@ their values); frames are real Ped2 frames. Measures, in one run, for each archi
 
    - *bare loop* (the baseline): the same clips, decoded, resized and stacked before the clock starts, fed to the
      model in batches of ``--batch-size`` under ``torch.inference_mode``; nothing else.
-   - *predict_video*: evaluate-predictor's own scoring loop (``train.evaluate_predictor.predict_video``): frame
+   - *predict_video*: evaluate-predictor's own scoring loop (``train.evaluation.evaluate.predict_video``): frame
      decoding and resizing in its prefetch thread, the model, PSNR and the sampled per-pixel errors and pixel
      masks (Ped2 has masks). This is what evaluate-predictor reports as ``timing.frames_per_second``.
 
    Both after one untimed batch of the same shape. The ratio shows what the evaluation adds to the model.
-2. **fine-tuning**, at each size: ``train.finetune_predictor.adapt`` on ``--clips`` K-shot clips (scene protocol,
+2. **fine-tuning**, at each size: ``train.finetuning.adapt.adapt`` on ``--clips`` K-shot clips (scene protocol,
    seed 0, one batch of all of them per step, as finetune-predictor does for K <= its batch size) with
    ``--loss standard`` (L_p only, the baseline) and ``--loss soff`` (L_p + 0.5 L_s + 1.0 L_o through a frozen
    SFO-Net with every component, the paper's configuration). Seconds per step after ``--warmup`` untimed steps
@@ -46,17 +46,17 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.frame_source import open_frame_source
-from pipeline.manifests import load_manifest
-from train import eval_inputs, scoring
-from train.evaluate_predictor import EvalConfig, evaluate_predictor, predict_video
-from train.finetune_predictor import FinetuneConfig, adapt, load_clip_tensors
-from train.kshot import protocol_split, sample_clips
-from train.predictor_data import to_model_frames
+from pipeline.data.frame_source import open_frame_source
+from pipeline.data.manifests import load_manifest
+from train.evaluation import scoring, targets as eval_inputs
+from train.evaluation.evaluate import EvalConfig, evaluate_predictor, predict_video
+from train.finetuning.adapt import FinetuneConfig, adapt, load_clip_tensors
+from train.finetuning.kshot import protocol_split, sample_clips
+from train.predictors.clips import to_model_frames
 from train.predictors import build_predictor, save_predictor
 from train.sfonet import SFONet
-from train.soff_loss import freeze
-from train.train_sfonet import resolve_device
+from train.finetuning.soff_loss import freeze
+from train.sfonet_training.train import resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "ped2"

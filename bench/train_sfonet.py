@@ -27,10 +27,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pipeline.store_reader import LabelStoreReader
-from train.sfonet_data import SFONetPairs
-from train.reproducible import StepBatches
-from train.train_sfonet import (_set_trainable, _stage_params, build_model, plan_stages,
+from pipeline.store.reader import LabelStoreReader
+from train.sfonet_training.data import SFONetPairs
+from train.common.seeding import StepBatches
+from train.sfonet_training.train import (_set_trainable, _stage_params, build_model, plan_stages,
                                 resolve_device, train_step)
 
 NEEDED_RATIO = 3.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.label_size import parse_label_size
+from pipeline.store.resize import parse_label_size
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ the normal frames of the held-out Ped2 training videos 13-16 (evaluate-predictor
 itself needs frame labels, which a training split lacks). The variants: standard fine-tuning (L_p), SOFF as in
 the paper (alpha 0.5, beta 1), and SOFF with the auxiliary weights scaled up (x10, x100), since in this setting
 L_s and L_o are about 1% of L_p (see docs/results.md).
-finetune-predictor has no --alpha / --beta options, so the fine-tuning goes through train.finetune_predictor's
+finetune-predictor has no --alpha / --beta options, so the fine-tuning goes through train.finetuning.adapt's
 API here (same code path). Results: ``<RUN>/validation/summary.json`` (read by results_doc.py).
 
 Held-out PSNR on normal frames is a proxy: it says how well the adapted model predicts the new scene's normal
@@ -64,7 +64,7 @@ def finetune(data_root, predictor, sfonet, out, loss, alpha, beta, shots, steps,
     """One fine-tuning run through the API (K clips from Ped2 training videos 01-12, or all with --all-videos)."""
     import logging
 
-    from train.finetune_predictor import FinetuneConfig, finetune_predictor
+    from train.finetuning.adapt import FinetuneConfig, finetune_predictor
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = FinetuneConfig(data_root=data_root, dataset="ped2", predictor=predictor, out=out,
@@ -86,8 +86,8 @@ def score(data_root, predictor, videos, size, out):
     import numpy as np
     import torch
 
-    from pipeline.frame_source import open_frame_source
-    from train.evaluate_predictor import predict_video
+    from pipeline.data.frame_source import open_frame_source
+    from train.evaluation.evaluate import predict_video
     from train.predictors.checkpoint import load_predictor
 
     w, h = map(int, size.split("x"))

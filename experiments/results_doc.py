@@ -1,7 +1,7 @@
 """Write ``docs/results.md`` from a results folder of ``experiments/ped1_to_ped2.py`` (nothing typed by hand).
 
 The page holds: the K-shot table in the layout of the paper's Tables 1-3 (mean ± std over seeds of the pooled
-frame AUC, with the per-video and pixel AUC as further columns, from ``train.results_table``), the ablation
+frame AUC, with the per-video and pixel AUC as further columns, from ``train.evaluation.results_table``), the ablation
 tables in the layouts of Tables 3 and 4, the paper's own numbers beside them, SOFF minus standard per K, the
 scale of the loss terms L_p, L_s and L_o in the fine-tuning runs, the quality of SFO-Net and of the pre-trained
 predictor, the ROC plot and a few score curves (copied into ``docs/results/``), the wall time of every stage,
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.ground_truth import sha256_of  # noqa: E402
+from pipeline.data.ground_truth import sha256_of  # noqa: E402
 from experiments.results_analysis import (longer_sfonet_section, loss_section, quality_section,  # noqa: E402
                                           validation_section)
 from experiments.results_data import (  # noqa: E402
@@ -32,7 +32,7 @@ from experiments.results_data import (  # noqa: E402
     _steps)
 
 def main_section(run: Path, preset: dict) -> list[str]:
-    from train.results_table import collect, markdown_table
+    from train.evaluation.results_table import collect, markdown_table
 
     shots = preset.get("shots", [0, 1, 10])
     entries = collect([run / "eval" / "main"])

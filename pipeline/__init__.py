@@ -1,6 +1,6 @@
 """make-labels and its parts: dataset manifests, frame sources, ground truth, data checks.
 
-Library code logs through :mod:`logging`; only :mod:`pipeline.cli` prints.
+Library code logs through :mod:`logging`; only :mod:`pipeline.core.cli` prints.
 """
 from importlib import metadata as _metadata
 

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.manifests import DatasetManifest, GroundTruthFile, Size, SplitManifest
+from pipeline.data.manifests import DatasetManifest, GroundTruthFile, Size, SplitManifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("SOFF_DATASETS", REPO_ROOT.parent / "shared" / "datasets")).resolve()

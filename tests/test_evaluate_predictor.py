@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from conftest import PED2
-from train import scoring
-from train.cli_evaluate import evaluate_predictor_command, results_table_command
+from train.evaluation import scoring
+from train.evaluation.cli import evaluate_predictor_command, results_table_command
 from train.errors import TrainError
-from train.eval_inputs import resolve_targets
-from train.eval_plots import abnormal_spans
+from train.evaluation.targets import resolve_targets
+from train.evaluation.plots import abnormal_spans
 from train.predictors import PREDICTORS, FramePredictor, build_predictor, register_predictor, save_predictor
-from train.results_table import cell, collect, markdown_table
+from train.evaluation.results_table import cell, collect, markdown_table
 
 NAN = np.nan
 

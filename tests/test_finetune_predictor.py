@@ -15,15 +15,15 @@ from click.testing import CliRunner
 
 from conftest import PED2
 
-from pipeline.frame_source import open_frame_source
-from train.cli_finetune import finetune_predictor_command
+from pipeline.data.frame_source import open_frame_source
+from train.finetuning.cli import finetune_predictor_command
 from train.errors import TrainError
-from train.finetune_predictor import FinetuneConfig, adapt, load_clip_tensors, load_frozen_sfonet
-from train.kshot import KShotError, adaptation_frames, protocol_split, sample_clips
+from train.finetuning.adapt import FinetuneConfig, adapt, load_clip_tensors, load_frozen_sfonet
+from train.finetuning.kshot import KShotError, adaptation_frames, protocol_split, sample_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, register_predictor, save_predictor
 from train.predictors.liu_unet import LiuUNet
 from train.sfonet import SFONet
-from train.soff_loss import freeze, soff_loss, standard_loss
+from train.finetuning.soff_loss import freeze, soff_loss, standard_loss
 
 SIZE = (64, 48)   # (w, h)
 TINY_SFONET = {"width": 8, "feature_channels": 16, "osf_channels": 4}
@@ -79,7 +79,7 @@ def invoke(*args):
     return CliRunner().invoke(finetune_predictor_command, [str(a) for a in args], catch_exceptions=False)
 
 
-# independent recomputations of the paper's losses (not train.losses)
+# independent recomputations of the paper's losses (not train.sfonet.losses)
 def mse(a, b):
     return ((a - b) ** 2).mean()
 
@@ -283,8 +283,8 @@ def test_bad_inputs_are_clear_errors(models, tmp_path):
 @pytest.fixture(scope="module")
 def runs(models, tmp_path_factory):
     """soff and standard, K = 1, scene, seeds 0 and 1, 2 steps at 64x48; the SFO-Net and the clips read spied on."""
-    import train.finetune_predictor as ft
-    import train.predictor_data as pd
+    import train.finetuning.adapt as ft
+    import train.predictors.clips as pd
 
     out = tmp_path_factory.mktemp("ft_runs")
     seen = {"clips": [], "sfonets": []}

@@ -13,9 +13,9 @@ import pytest
 from scipy.io import savemat
 
 from conftest import make_ucsd_layout, write_image
-from pipeline.errors import GroundTruthError
-from pipeline.ground_truth import FORMATS, GroundTruth, detect_format, load_ground_truth, sha256_of
-from pipeline.pixel_masks import PixelMasks
+from pipeline.core.errors import GroundTruthError
+from pipeline.data.ground_truth import FORMATS, GroundTruth, detect_format, load_ground_truth, sha256_of
+from pipeline.data.pixel_masks import PixelMasks
 
 COUNTS = {"01": 5, "02": 8, "03": 4}
 # 1-based inclusive: video 01 [2, 4]; video 02 [1, 3] and [7, 8]; video 03 none

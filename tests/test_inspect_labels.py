@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import LABEL_SHARDS, PED2, LabelRun, console
-from pipeline.inspect_store import render_pair, store_summary, verify_store
+from pipeline.store.inspection import render_pair, store_summary, verify_store
 
 pytestmark = pytest.mark.real_data
 
@@ -97,7 +97,7 @@ def test_verify_finds_a_flipped_byte_only_a_full_read_sees(damaged: Path):
     """A shard whose manifest record was updated to its damaged bytes: only the checksums catch it."""
     import h5py
 
-    from pipeline.ground_truth import sha256_of
+    from pipeline.data.ground_truth import sha256_of
 
     shard = damaged / "shards" / LABEL_SHARDS[0]
     with h5py.File(shard, "r") as f:
@@ -127,7 +127,7 @@ def test_render_writes_three_panels(ped2_label_store: LabelRun, tmp_path: Path):
     rgb = render_pair(store, "01", 40)
     assert np.array_equal(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB), rgb)  # PNG is lossless, channels in order
     assert not np.array_equal(panels[0], panels[1]) and not np.array_equal(panels[1], panels[2])
-    from pipeline.store_reader import LabelStoreReader
+    from pipeline.store.reader import LabelStoreReader
 
     pair = LabelStoreReader([store])[40]
     frame41 = pair.frame_t1

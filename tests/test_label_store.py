@@ -12,14 +12,14 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.ground_truth import sha256_of
-from pipeline.label_size import parse_label_size, resize_flow, resize_frames, resize_masks, scale_boxes
-from pipeline.label_store import (SCHEMA_VERSION, ShardWriter, remove_stale_temporaries, shard_raw_bytes,
+from pipeline.data.ground_truth import sha256_of
+from pipeline.store.resize import parse_label_size, resize_flow, resize_frames, resize_masks, scale_boxes
+from pipeline.store.shard import (SCHEMA_VERSION, ShardWriter, remove_stale_temporaries, shard_raw_bytes,
                                   validate_shard)
-from pipeline.make_labels import plan_shards
-from pipeline.store_manifest import (MANIFEST, ShardEntry, StoreManifest, describe_identity, identity_differences,
+from pipeline.make_labels.driver import plan_shards
+from pipeline.store.manifest import (MANIFEST, ShardEntry, StoreManifest, describe_identity, identity_differences,
                                      read_store_manifest, write_store_manifest)
-from pipeline.store_reader import LabelStoreReader, StoreNotReady
+from pipeline.store.reader import LabelStoreReader, StoreNotReady
 
 SIZE = (24, 16)  # (w, h) of the test shards
 BOX_COUNTS = (2, 0, 1, 3, 0)  # boxes per frame of a 5-frame shard; frames without boxes included

@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 
 from conftest import BIN, LABEL_ARGS, LABEL_SHARDS, LABEL_SIZE, PED2, LabelRun, console
-from pipeline.frame_files import decode_image
-from pipeline.ground_truth import sha256_of
-from pipeline.inspect_store import verify_store
-from pipeline.label_store import validate_shard
-from pipeline.make_labels import (MakeLabelsConfig, StoreError, make_labels, prepare_store, shard_is_done,
+from pipeline.data.frame_files import decode_image
+from pipeline.data.ground_truth import sha256_of
+from pipeline.store.inspection import verify_store
+from pipeline.store.shard import validate_shard
+from pipeline.make_labels.driver import (MakeLabelsConfig, StoreError, make_labels, prepare_store, shard_is_done,
                                   teacher_identities)
-from pipeline.store_manifest import ShardEntry, read_store_manifest
-from pipeline.store_reader import LabelStoreReader
+from pipeline.store.manifest import ShardEntry, read_store_manifest
+from pipeline.store.reader import LabelStoreReader
 
 TIMEOUT_S = 300  # for anything that waits on a run; a normal run of LABEL_ARGS takes 5 to 15 s
 ONE_VIDEO = tuple(a if a != "01,08" else "01" for a in LABEL_ARGS)  # LABEL_ARGS for video 01 alone
@@ -130,7 +130,7 @@ def ped2_two(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def client():
     """One embedded 2-worker dask cluster for the library-level tests of this module."""
-    from pipeline.cluster import open_client
+    from pipeline.make_labels.cluster import open_client
 
     with open_client(workers=2) as c:
         yield c
@@ -467,7 +467,7 @@ def test_existing_cluster_through_scheduler_address(dask_cluster, ped2_label_sto
     with Client(address, timeout=30) as c:
         # the tasks ran on the workers we started (they hold a flow teacher now), not on an embedded cluster
         ran_on = c.run(lambda: sum(isinstance(k, str) and k.startswith('["flow"')
-                                   for k in __import__("pipeline.label_task", fromlist=["_CACHE"])._CACHE))
+                                   for k in __import__("pipeline.make_labels.task", fromlist=["_CACHE"])._CACHE))
         assert len(ran_on) == 2 and any(ran_on.values()), ran_on
     verify = console("inspect-labels", store, "--verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
@@ -699,7 +699,7 @@ IDENTITY = {"schema_version": 1, "dataset": "ped2", "split": "training", "label_
 
 
 def test_prepare_store_new_resumed_and_overwritten(tmp_path: Path):
-    from pipeline.store_manifest import StoreManifest, write_store_manifest
+    from pipeline.store.manifest import StoreManifest, write_store_manifest
 
     store = tmp_path / "a" / "store"
     assert prepare_store(store, IDENTITY, overwrite=False) is None

@@ -6,8 +6,8 @@ from importlib import resources
 
 import pytest
 
-from pipeline.ground_truth import FORMATS
-from pipeline.manifests import SPLITS, DatasetManifest, Size, _parse, available, load_manifest
+from pipeline.data.ground_truth import FORMATS
+from pipeline.data.manifests import SPLITS, DatasetManifest, Size, _parse, available, load_manifest
 
 SHIPPED = ["avenue", "ped1", "ped2", "shanghaitech", "ucf-crime"]
 

@@ -24,7 +24,7 @@ import torch
 
 from conftest import DATASETS, PED2, console
 from labelers.registry import default_teachers
-from pipeline.frame_files import decode_image
+from pipeline.data.frame_files import decode_image
 
 PED1 = DATASETS / "ped1"
 GMA_FILE, YOLO_FILE, SAM_FILE = "gma-things.pth", "yolov8n.pt", "mobile_sam.pt"

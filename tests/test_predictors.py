@@ -17,9 +17,9 @@ import torch
 from click.testing import CliRunner
 
 from conftest import PED2
-from train.cli_predictor import train_predictor_command
+from train.predictor_training.cli import train_predictor_command
 from train.errors import TrainError
-from train.predictor_data import ClipDataset, load_clip, to_model_frames, video_clips
+from train.predictors.clips import ClipDataset, load_clip, to_model_frames, video_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, save_predictor
 
 E2E_ARGS = ("--dataset", "ped2", "--videos", "01,02", "--val-videos", "08", "--val-max-clips", "8",
@@ -142,7 +142,7 @@ def test_load_predictor_names_what_a_wrong_file_is(tmp_path):
 
 @pytest.fixture(scope="module")
 def ped2_training():
-    from pipeline.frame_source import open_frame_source
+    from pipeline.data.frame_source import open_frame_source
 
     if not PED2.is_dir():
         pytest.skip(f"real ped2 data not found at {PED2}")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import DATASETS, PED2
-from pipeline.frame_source import open_frame_source
-from pipeline.ground_truth import load_ground_truth
-from pipeline.manifests import load_manifest
-from pipeline.pixel_masks import PixelMasks
-from pipeline.verify_data import verify_split
+from pipeline.data.frame_source import open_frame_source
+from pipeline.data.ground_truth import load_ground_truth
+from pipeline.data.manifests import load_manifest
+from pipeline.data.pixel_masks import PixelMasks
+from pipeline.data.verify import verify_split
 
 pytestmark = pytest.mark.real_data
 

@@ -1,4 +1,4 @@
-"""SFO-Net (train/sfonet) and its losses (train/losses.py): shapes, the OSF block against Eqs. (1)-(4) computed
+"""SFO-Net (train/sfonet) and its losses (train/sfonet/losses.py): shapes, the OSF block against Eqs. (1)-(4) computed
 independently, the losses against hand-worked values, the stage parameter sets of Algorithm 1 and the ablations.
 Everything runs on the CPU in a few seconds."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.losses import epe_loss, gradient_loss, image_gradients, intensity_loss, segmentation_loss
+from train.sfonet.losses import epe_loss, gradient_loss, image_gradients, intensity_loss, segmentation_loss
 from train.sfonet import FlowBranch, OSFBlock, SegBranch, SFONet, SFONetOutput
 from train.sfonet.flow_branch import FrameEncoder
 

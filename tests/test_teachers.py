@@ -248,7 +248,7 @@ def ped2_video01() -> np.ndarray:
     """All 120 frames of Ped2 training video 01, (120, 240, 360, 3) RGB uint8."""
     if not (PED2 / "training" / "frames" / "01").is_dir():
         pytest.skip(f"Ped2 frames not found under {PED2}")
-    from pipeline.frame_source import open_frame_source
+    from pipeline.data.frame_source import open_frame_source
     source = open_frame_source(PED2, "training")
     return np.stack(list(source.iter_frames("01")))
 

@@ -18,8 +18,8 @@ from conftest import PED2, console
 
 pytest.importorskip("train.sfonet", reason="the SFO-Net network (train/sfonet) is not in this checkout")
 
-from train.cli import train_sfonet_command  # noqa: E402
-from train.train_sfonet import load_sfonet  # noqa: E402
+from train.sfonet_training.cli import train_sfonet_command  # noqa: E402
+from train.sfonet_training.train import load_sfonet  # noqa: E402
 
 pytestmark = pytest.mark.real_data
 
@@ -63,9 +63,9 @@ def state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_dataset_resizes_flow_and_holds_out_videos(store):
-    from pipeline.label_size import resize_flow
-    from pipeline.store_reader import LabelStoreReader
-    from train.sfonet_data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
+    from pipeline.store.resize import resize_flow
+    from pipeline.store.reader import LabelStoreReader
+    from train.sfonet_training.data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
 
     reader = LabelStoreReader([store, store])  # the same store twice: store indices 0 and 1
     assert parse_val_videos("08", reader.videos(), 2) == {(0, "08"), (1, "08")}
@@ -316,7 +316,7 @@ def test_corrupt_shard_is_refused(store, tmp_path):
 def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
     import h5py
 
-    from pipeline.ground_truth import sha256_of
+    from pipeline.data.ground_truth import sha256_of
 
     empty = tmp_path / "no-foreground"
     shutil.copytree(store, empty)
@@ -327,7 +327,7 @@ def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
             f["mask"][...] = 0
         entry["sha256"], entry["bytes"] = sha256_of(path), path.stat().st_size
     (empty / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    from pipeline.inspect_store import verify_store
+    from pipeline.store.inspection import verify_store
 
     assert not [p for p in verify_store(empty) if "sha256" in str(p)]
 

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import pipeline.manifests
+import pipeline.data.manifests
 from conftest import (PED2, gray_frame, make_frames_layout, make_videos_layout, replace_file, tiny_manifest,
                       write_image)
-from pipeline.cli import verify_data_command
-from pipeline.manifests import GroundTruthFile, load_manifest
-from pipeline.verify_data import verify_split
+from pipeline.core.cli import verify_data_command
+from pipeline.data.manifests import GroundTruthFile, load_manifest
+from pipeline.data.verify import verify_split
 
 COUNTS = {"01": 4, "02": 4, "03": 4}
 LABELS = np.array([0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0], np.uint8)  # video 01 frames 2-3, video 02 frames 0-1
@@ -45,7 +45,7 @@ def manifest():
 @pytest.fixture
 def cli(monkeypatch, manifest):
     """Run verify-data with the tiny manifest in place of the shipped ped2 one."""
-    monkeypatch.setattr(pipeline.manifests, "load_manifest", lambda name: manifest)
+    monkeypatch.setattr(pipeline.data.manifests, "load_manifest", lambda name: manifest)
     runner = CliRunner()
 
     def run(*args: str):
@@ -292,7 +292,7 @@ def test_cli_split_the_manifest_lacks_is_a_usage_error(dataset: Path, cli):
 
 
 def test_cli_caps_the_number_of_error_lines(dataset: Path, cli, monkeypatch):
-    monkeypatch.setattr("pipeline.cli.MAX_PROBLEM_LINES", 2)
+    monkeypatch.setattr("pipeline.core.cli.MAX_PROBLEM_LINES", 2)
     for video in COUNTS:
         (dataset / "testing/frames" / video / "000.jpg").write_bytes(b"")
     result = cli(dataset, "--dataset", "ped2")

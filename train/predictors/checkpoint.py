@@ -20,7 +20,7 @@ from torch import nn
 
 from train.errors import TrainError
 from train.predictors.registry import build_predictor
-from train.reproducible import _atomic_torch_save
+from train.common.seeding import _atomic_torch_save
 
 KIND = "predictor"
 RESERVED = ("kind", "arch", "model_config", "state_dict", "input_size", "config", "package_version",
@@ -38,7 +38,7 @@ def save_predictor(path: str | Path, model: nn.Module, *, input_size: tuple[int,
         config: the run's configuration, recorded as is.
         extra: more top-level keys; they must not collide with the reserved ones.
     """
-    from train.train_sfonet import package_version
+    from train.sfonet_training.train import package_version
 
     clash = sorted(set(extra or {}) & set(RESERVED))
     if clash:

@@ -1,0 +1,171 @@
+"""Command-line entry points evaluate-predictor and results-table (conventions of pipeline.core.cli: exit 0 all well,
+1 a problem with the data or a file as one ``ERROR <thing>: <problem>`` line, 2 a usage error; heavy imports
+inside the commands)."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.core.cli import EXISTING_DIR, _fail, _setup_logging, verbose_option
+from pipeline.data.manifests import SPLITS, available
+from train.sfonet_training.cli import _parse_device
+
+CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
+METRICS = ("frame", "per-video", "pixel")   # train.evaluation.results_table.METRICS, without importing it
+
+
+def _parse_eval_size(ctx, param, value: str | None):
+    """WxH -> (w, h); any positive size (whether the model can take it is checked against the model: exit 1)."""
+    if value is None or value.strip().lower() in ("", "default"):
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (positive integers)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _parse_list(ctx, param, value: str | None):
+    items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    return items or None
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("data_root", type=EXISTING_DIR)
+@click.option("--dataset", required=True, type=click.Choice(available()),
+              help="Which benchmark DATA_ROOT holds; its manifest names the ground truth and the paper's eval size.")
+@click.option("--predictor", required=True, type=click.Path(path_type=Path),
+              help="A predictor .pt (train-predictor), a fine-tune seed folder (adaptation.json) or a fine-tune run "
+                   "folder with seed folders (each evaluated; mean and std over seeds).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created): metrics.json, scores.csv, roc.png, curves/; seed<S>/ and summary.json "
+                   "for several seeds.")
+@click.option("--split", type=click.Choice(SPLITS), default="testing", help="Split whose videos are scored.")
+@click.option("--eval-size", default=None, callback=_parse_eval_size, metavar="WxH", show_default=False,
+              help="Size frames are resized to. Default: the paper's (256x172 Ped2 and Avenue, 236x156 Ped1), "
+                   "else the predictor's input size.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, help="Frames predicted per forward pass.")
+@click.option("--device", default="auto", callback=_parse_device, help="auto (cuda when present), cpu, cuda or cuda:N.")
+@click.option("--gt-file", default=None, show_default=False,
+              help="Frame-label file (path under DATA_ROOT or absolute), to choose among the manifest's. "
+                   "Default: the manifest's first one present.")
+@click.option("--videos", default=None, callback=_parse_list, show_default=False,
+              help="Score only these videos, comma list (e.g. 01,02). Default: all of the split.")
+@click.option("--pixel-samples", type=click.IntRange(0), default=8192,
+              help="Pixels per frame (fixed seeded positions) kept for the pixel-level AUC; 0 keeps all.")
+@click.option("--plots/--no-plots", default=True, help="Write roc.png and curves/<video>.png.")
+@verbose_option
+def evaluate_predictor_command(data_root: Path, dataset: str, predictor: Path, out: Path, split: str, eval_size,
+                               batch_size: int, device: str, gt_file: str | None, videos, pixel_samples: int,
+                               plots: bool, verbose: int) -> None:
+    """Score a frame predictor on the test videos of DATA_ROOT (SOFF paper, section 4.2).
+
+    PSNR between predicted and real frame on [0, 1] images, min-max normalised within each video, anomaly score =
+    1 - normalised PSNR; the first past_frames frames of each video (and, under the per-video K-shot protocol, the
+    adaptation frames) are left out. Reports the frame-level AUC pooled over all frames (the papers' number), the
+    per-video mean AUC, and the pixel-level AUC where the dataset has pixel masks.
+
+    \b
+    Examples:
+      evaluate-predictor ../shared/datasets/ped2 --dataset ped2 --predictor runs/unet3/predictor.pt --out eval/k0
+      evaluate-predictor ../shared/datasets/ped2 --dataset ped2 --predictor runs/ft-soff-k1 --out eval/soff-k1
+      evaluate-predictor ../shared/datasets/ped2 --dataset ped2 --predictor p.pt --out e --eval-size 64x48 --videos 01,02
+    """
+    _setup_logging(verbose)
+    from tqdm import tqdm
+
+    from pipeline.core.errors import DataError
+    from train.errors import TrainError
+    from train.evaluation.evaluate import EvalConfig, evaluate_predictor
+
+    cfg = EvalConfig(root=str(data_root), dataset=dataset, predictor=str(predictor), out=str(out), split=split,
+                     eval_size=eval_size, batch_size=batch_size, device=device, gt_file=gt_file, videos=videos,
+                     pixel_samples=pixel_samples, plots=plots)
+    bar = tqdm(desc="scoring", unit="frame", disable=None, file=sys.stderr)
+
+    def progress(n: int, total: int) -> None:
+        if bar.total != total or bar.n >= total:   # a new seed folder starts again
+            bar.reset(total=total)
+        bar.update(n)
+
+    try:
+        result = evaluate_predictor(cfg, progress=progress)
+    except (TrainError, DataError) as err:
+        bar.close()
+        _fail(str(err))
+    bar.close()
+    _print_result(result, out)
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _print_result(result: dict, out: Path) -> None:
+    from pipeline.core.tables import format_table
+
+    if result.get("kind") == "predictor-evaluation-summary":
+        rows = [(seed, _pct(result["frame_auc"]["values"][seed]), _pct(result["per_video_mean_auc"]["values"][seed]),
+                 _pct(result["pixel_auc"]["values"][seed])) for seed in result["seeds"]]
+        rows.append(("mean ± std", *(f"{_pct(result[k]['mean'])} ± {_pct(result[k]['std'])}"
+                                     for k in ("frame_auc", "per_video_mean_auc", "pixel_auc"))))
+        click.echo(format_table(("seed", "frame AUC %", "per-video AUC %", "pixel AUC %"), rows))
+        click.echo(f"summary: {out / 'summary.json'}")
+        return
+    rows = [(v, m["frames"], m["scored"], m["abnormal_scored"], _pct(m["auc"]) if m["auc"] is not None
+             else "single class") for v, m in result["per_video"].items()]
+    click.echo(format_table(("video", "frames", "scored", "abnormal", "AUC %"), rows))
+    run = result["run"]
+    click.echo(f"{result['title']} {result['split']}, {result['arch']} {run['method']}, K={run['shots']}"
+               f"{', ' + run['protocol'] if run['protocol'] else ''}, eval size "
+               f"{result['eval_size'][0]}x{result['eval_size'][1]}, {result['frames']['scored']:,} frames scored")
+    click.echo(f"frame AUC (pooled): {_pct(result['frame_auc'])}%   per-video mean AUC: "
+               f"{_pct(result['per_video_mean_auc'])}%   pixel AUC: "
+               f"{_pct(result['pixel_auc']) + '%' if result['pixel_auc'] is not None else '- (' + str(result['pixel_auc_reason']) + ')'}")
+    if result["single_class_videos"]:
+        click.echo(f"single-class videos (left out of the per-video mean): {', '.join(result['single_class_videos'])}")
+    click.echo(f"ground truth: {result['ground_truth']['path']} (sha256 {result['ground_truth']['sha256'][:12]})")
+    click.echo(f"metrics: {out / 'metrics.json'}")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table to this Markdown file.")
+@click.option("--shots", default=None, show_default=False,
+              help="K columns, comma list (e.g. 0,1,10, the paper's). Default: every K found.")
+@click.option("--metrics", "metric_names", default="frame",
+              help=f"Comma list of {', '.join(METRICS)}: a column group per metric.")
+@verbose_option
+def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: str | None, metric_names: str,
+                          verbose: int) -> None:
+    """Print a Markdown table of the evaluate-predictor results found under FOLDERS (every metrics.json), in the
+    layout of the SOFF paper's Tables 1-3: a row per dataset and method, a column per K, cells mean ± std of the
+    AUC in % over seeds.
+
+    \b
+    Example:
+      results-table eval/ --shots 0,1,10 --metrics frame,pixel --out results.md
+    """
+    _setup_logging(verbose)
+    from train.evaluation.results_table import collect, markdown_table
+
+    try:
+        shot_list = [int(s) for s in shots.split(",") if s.strip()] if shots else None
+    except ValueError:
+        raise click.BadParameter(f"{shots!r} is not a comma list of integers", param_hint="--shots") from None
+    metric_list = [m.strip() for m in metric_names.split(",") if m.strip()]
+    bad = [m for m in metric_list if m not in METRICS]
+    if bad or not metric_list:
+        raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(METRICS)}",
+                                 param_hint="--metrics")
+    entries = collect(folders)
+    if not entries:
+        _fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
+    text = markdown_table(entries, shots=shot_list, metrics=metric_list)
+    click.echo(text, nl=False)
+    if out is not None:
+        out.write_text(text)
+        click.echo(f"written: {out}")

@@ -1,0 +1,75 @@
+"""Plots of an evaluation (matplotlib, Agg backend): the pooled ROC curve and per-video anomaly-score curves with
+the ground-truth abnormal spans shaded."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from train.evaluation.scoring import VideoScores, pooled_arrays
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def abnormal_spans(labels) -> list[tuple[int, int]]:
+    """[start, end) runs of 1s in a 0/1 array (T,): e.g. [0, 1, 1, 0, 1] -> [(1, 3), (4, 5)]."""
+    labels = np.asarray(labels).astype(np.int8).reshape(-1)
+    edges = np.diff(np.concatenate([[0], labels, [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def plot_roc(path: Path, videos: Mapping[str, VideoScores], frame_auc: float | None, title: str) -> Path | None:
+    """ROC curve of the pooled frame-level scores to ``path`` (PNG); None (and nothing written) when the pooled
+    frames hold one class only."""
+    from sklearn.metrics import roc_curve
+
+    labels, scores = pooled_arrays(videos)
+    if frame_auc is None:
+        log.warning("no ROC plot: the scored frames hold one class only")
+        return None
+    fpr, tpr, _ = roc_curve(labels, scores)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC {100 * frame_auc:.2f}%")
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_score_curve(path: Path, v: VideoScores, video_auc: float | None) -> Path:
+    """Anomaly score per frame of one video (left-out frames blank) with abnormal spans shaded, to ``path``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 2.4))
+    for start, end in abnormal_spans(v.labels):
+        ax.axvspan(start - 0.5, end - 0.5, color="tab:red", alpha=0.2, lw=0)
+    ax.plot(np.arange(len(v.score)), v.score, lw=1.2, color="tab:blue")
+    auc_text = "single class" if video_auc is None else f"AUC {100 * video_auc:.2f}%"
+    note = ", constant PSNR" if v.constant else ""
+    ax.set(xlabel="frame", ylabel="anomaly score", xlim=(0, max(len(v.score) - 1, 1)), ylim=(-0.02, 1.02),
+           title=f"video {v.video} ({auc_text}{note}); shaded: ground-truth abnormal")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def plot_score_curves(folder: Path, videos: Mapping[str, VideoScores],
+                      aucs: Mapping[str, float | None]) -> list[Path]:
+    """One ``<folder>/<video>.png`` per video (folder created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [plot_score_curve(folder / f"{name}.png", v, aucs.get(name)) for name, v in videos.items()]

@@ -1,0 +1,69 @@
+"""Checks train-sfonet runs on its label stores before touching the run folder: shards present and intact,
+and masks that a segmentation stage can learn from."""
+from __future__ import annotations
+
+import logging
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from train.errors import TrainError
+
+if TYPE_CHECKING:
+    from train.sfonet_training.train import Stage
+
+log = logging.getLogger(__name__)
+
+VERIFY_AUTO_BYTES = 2 << 30   # --verify-stores auto hashes every shard when the stores hold at most this many bytes
+MASK_SAMPLE_PAIRS = 512       # stage planning looks for foreground in at most this many training masks
+
+
+def verify_shards(reader, mode: str = "auto") -> None:
+    """Every done shard of ``reader`` must exist with the size the manifest records; with ``mode`` ``always``, or
+    ``auto`` and at most VERIFY_AUTO_BYTES in all, its sha256 must match too (hashing reads every byte, about
+    1 GB/s: seconds for a small store, minutes for 100 GB, which ``inspect-labels --verify`` can check once).
+    Without the hash, a corrupt chunk still fails its fletcher32 checksum when it is read. Raises TrainError
+    naming the first bad shard."""
+    from pipeline.data.ground_truth import sha256_of
+
+    shards = [(path / entry.file, entry) for path, manifest in zip(reader.paths, reader.manifests)
+              for entry in manifest.shards if entry.status == "done"]
+    for path, entry in shards:
+        if not path.is_file():
+            raise TrainError(f"{path}: shard file is missing (the manifest lists it as done)")
+        if entry.bytes and path.stat().st_size != entry.bytes:
+            raise TrainError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
+                             f"or truncated); rerun make-labels on the store to redo it")
+    total = sum(entry.bytes for _, entry in shards)
+    if mode == "never" or (mode == "auto" and total > VERIFY_AUTO_BYTES):
+        log.info("shard sha256s not checked (%d bytes; --verify-stores %s)", total, mode)
+        return
+    for path, entry in shards:
+        if entry.sha256 and sha256_of(path) != entry.sha256:
+            raise TrainError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
+                             f"on the store to redo it")
+
+
+def check_masks(reader, train_idx: list[int], stages: list[Stage]) -> None:
+    """The segmentation stages learn from the stored masks: refuse stores whose training masks are all empty.
+
+    Reads only the mask of frame t+1 of at most MASK_SAMPLE_PAIRS evenly spaced training pairs."""
+    if len(train_idx) > MASK_SAMPLE_PAIRS:
+        sample = [train_idx[int(i)] for i in np.linspace(0, len(train_idx) - 1, MASK_SAMPLE_PAIRS)]
+    else:
+        sample = list(train_idx)
+    for index in sample:
+        shard, local = reader.locate(index)
+        store, entry = reader._shards[shard]
+        try:
+            mask = reader._file(shard)["mask"][local + 1]
+        except KeyError:
+            raise TrainError(f"{reader.paths[store] / entry.file}: has no 'mask' dataset; the segmentation stages "
+                             f"need masks") from None
+        if mask.any():
+            return
+    seg = ", ".join(f"{s.number} ({s.name})" for s in stages if s.seg_loss)
+    raise TrainError(f"{', '.join(map(str, reader.paths))}: every mask is empty in the {len(sample)} training pairs "
+                     f"checked (the segmentation teacher found no foreground); stage {seg} would learn nothing. "
+                     f"Relabel with another --seg-teacher, or train only the flow branch with --components flow")
