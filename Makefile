@@ -26,7 +26,7 @@ $(STAMP): setup.cfg pyproject.toml
 DEMO_OUT ?= demo-out
 
 # The main job on real data, the whole SOFF chain at demo size (a few minutes on 2 CPU cores; a rerun resumes):
-# check both datasets, then experiments/ped1_to_ped2.py --preset demo: make-labels on 6 Ped1 training videos with
+# check both datasets, then run-experiment --source ped1 --target ped2 --preset demo: make-labels on 6 Ped1 training videos with
 # the weight-free teachers on the embedded dask cluster, train-sfonet (three stages), train-predictor (unet3),
 # K = 0 / 1 / 10 fine-tuning on Ped2 with the standard and the SOFF loss, evaluate-predictor on Ped2 test videos
 # 01 and 05, and the K-shot table (printed, and in $(DEMO_OUT)/ped1_to_ped2/results.md). Then the label store
@@ -34,7 +34,7 @@ DEMO_OUT ?= demo-out
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
-	$(BIN)/python experiments/ped1_to_ped2.py --preset demo --out $(DEMO_OUT)/ped1_to_ped2 --datasets $(DATASETS)
+	$(BIN)/run-experiment --source ped1 --target ped2 --preset demo --out $(DEMO_OUT)/ped1_to_ped2 --datasets $(DATASETS)
 	$(BIN)/inspect-labels $(DEMO_OUT)/ped1_to_ped2/labels/ped1-training --verify --render 01:60 \
 	    --out $(DEMO_OUT)/ped1-01-pair60.png
 
@@ -43,14 +43,14 @@ demo: $(STAMP)
 experiment: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
-	$(BIN)/python experiments/ped1_to_ped2.py --preset cpu --out runs/ped1_to_ped2-cpu --datasets $(DATASETS)
-	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-cpu --out docs/results.md --notes docs/results-notes.md
+	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out runs/ped1_to_ped2-cpu --datasets $(DATASETS)
+	$(BIN)/python -m train.experiment.report.page runs/ped1_to_ped2-cpu --out docs/results.md --notes docs/results-notes.md
 
 experiment-gpu: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
-	$(BIN)/python experiments/ped1_to_ped2.py --preset gpu --out runs/ped1_to_ped2-gpu --datasets $(DATASETS)
-	$(BIN)/python experiments/results_doc.py runs/ped1_to_ped2-gpu --out docs/results-gpu.md
+	$(BIN)/run-experiment --source ped1 --target ped2 --preset gpu --out runs/ped1_to_ped2-gpu --datasets $(DATASETS)
+	$(BIN)/python -m train.experiment.report.page runs/ped1_to_ped2-gpu --out docs/results-gpu.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

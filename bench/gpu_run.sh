@@ -6,7 +6,7 @@
 set -euo pipefail
 data=$1; out=$2
 ml() { python3 -c 'import sys; from pipeline.make_labels.cli import make_labels_command as c; sys.argv[0] = "make-labels"; c()' "$@"; }
-il() { python3 -c 'import sys; from pipeline.make_labels.cli import inspect_labels_command as c; sys.argv[0] = "inspect-labels"; c()' "$@"; }
+il() { python3 -c 'import sys; from pipeline.store.cli import inspect_labels_command as c; sys.argv[0] = "inspect-labels"; c()' "$@"; }
 nvidia-smi -L | tee "$out/device.txt"
 python3 bench/random_weights.py /tmp/weights --yolo yolov8l
 python3 bench/teachers.py --weights /tmp/weights --device cuda --frames "$data/training/frames/01" | tee "$out/teachers.md"

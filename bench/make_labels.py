@@ -30,8 +30,8 @@ import numpy as np
 from labelers.registry import build_flow_teacher, build_seg_teacher, warmup_indices
 from pipeline.make_labels.cluster import open_client
 from pipeline.data.frame_source import open_frame_source
-from pipeline.make_labels.task import TeacherSpec
-from pipeline.make_labels.driver import MakeLabelsConfig, make_labels, teacher_identities
+from pipeline.make_labels.config import MakeLabelsConfig, TeacherSpec
+from pipeline.make_labels.driver import make_labels, teacher_identities
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -49,14 +49,17 @@ import torch
 from pipeline.data.frame_source import open_frame_source
 from pipeline.data.manifests import load_manifest
 from train.evaluation import scoring, targets as eval_inputs
-from train.evaluation.evaluate import EvalConfig, evaluate_predictor, predict_video
-from train.finetuning.adapt import FinetuneConfig, adapt, load_clip_tensors
+from train.common.device import resolve_device
+from train.evaluation.config import EvalConfig
+from train.evaluation.evaluate import evaluate_predictor
+from train.evaluation.predict import predict_video
+from train.finetuning.adapt import adapt, load_clip_tensors
+from train.finetuning.config import FinetuneConfig
 from train.finetuning.kshot import protocol_split, sample_clips
-from train.predictors.clips import to_model_frames
 from train.predictors import build_predictor, save_predictor
+from train.predictors.clips import to_model_frames
 from train.sfonet import SFONet
-from train.finetuning.soff_loss import freeze
-from train.sfonet_training.train import resolve_device
+from train.sfonet.checkpoint import freeze
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "ped2"
@@ -136,7 +139,7 @@ def bench_finetune(model, sfonet, data: Path, size: tuple[int, int], clips: int,
         stamps: list[float] = []
         t0 = time.perf_counter()
         adapt(work, past, target, cfg, sfonet=sfonet if loss == "soff" else None, seed=0, tag=0, device=device,
-              progress=lambda step, total, value: stamps.append(time.perf_counter()))   # after each step's sync
+              progress=lambda what, step, total, value: stamps.append(time.perf_counter()))   # after each step's sync
         start = stamps[warmup - 1] if warmup else t0
         out[loss] = {"first": stamps[0] - t0, "step": (stamps[-1] - start) / steps}
         del work

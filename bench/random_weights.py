@@ -26,7 +26,7 @@ def main() -> None:
     state = RAFTGMA().state_dict()
     torch.save({f"module.{k}": v for k, v in state.items()}, args.out / "gma-things.pth")
 
-    from labelers.ultralytics_adapter import import_ultralytics
+    from labelers.ultralytics import import_ultralytics
     ultralytics = import_ultralytics()
     ultralytics.YOLO(f"{args.yolo}.yaml").save(str(args.out / f"{args.yolo}.pt"))
     from ultralytics.models.sam.build import build_mobile_sam

@@ -28,10 +28,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.store.reader import LabelStoreReader
-from train.sfonet_training.data import SFONetPairs
+from train.common.device import resolve_device
 from train.common.seeding import StepBatches
-from train.sfonet_training.train import (_set_trainable, _stage_params, build_model, plan_stages,
-                                resolve_device, train_step)
+from train.sfonet.checkpoint import build_sfonet
+from train.sfonet_training.config import plan_stages
+from train.sfonet_training.data import SFONetPairs
+from train.sfonet_training.loop import set_trainable, stage_parameters, train_step
 
 NEEDED_RATIO = 3.0
 
@@ -65,8 +67,8 @@ def bench_loader(dataset: SFONetPairs, batch_size: int, workers: int, batches: i
 
 def bench_step(model, stage, batch, device: torch.device, steps: int, warmup: int, amp: bool) -> float:
     """Samples/s of forward + backward + optimizer step of ``stage`` on the fixed ``batch``."""
-    params = _stage_params(model, stage)
-    _set_trainable(model, params)
+    params = stage_parameters(model, stage)
+    set_trainable(model, params)
     if hasattr(model, "use_osf"):
         model.use_osf = stage.use_osf
     optimizer = torch.optim.Adam(params, lr=1e-4)
@@ -108,7 +110,7 @@ def main() -> None:
     loader_rows = [(n, *bench_loader(dataset, args.batch_size, n, args.batches, device)) for n in workers]
 
     torch.manual_seed(0)
-    model = build_model({"flow_branch": True, "seg_branch": True, "osf_block": True}).to(device)
+    model = build_sfonet({"flow_branch": True, "seg_branch": True, "osf_block": True}).to(device)
     samples = [dataset[i % len(dataset)] for i in range(args.batch_size)]
     batch = tuple(torch.stack([s[k] for s in samples]).to(device) for k in range(4))
     stages = {s.number: s for s in plan_stages("three-stage", ("flow", "seg", "osf"))}

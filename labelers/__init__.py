@@ -9,5 +9,5 @@
 
 * the paper's teachers, with local weights files only: :mod:`labelers.gma_flow` (``gma``, GMA optical flow,
   network in :mod:`labelers.gma`) and :mod:`labelers.yolo_sam_masks` (``yolo-mobilesam``, YOLOv8 boxes
-  prompting MobileSAM, through :mod:`labelers.ultralytics_adapter`, the one module that imports ultralytics).
+  prompting MobileSAM, through :mod:`labelers.ultralytics`, the one module that imports ultralytics).
 """

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from labelers.base import FlowTeacher, TeacherIdentity, check_pair_batch
+from labelers.device import resolve_device
 from labelers.gma.network import MIN_SIDE, RAFTGMA
 from labelers.gma.padding import Padding
 from labelers.gma.weights import DEFAULT_WEIGHTS_FILE, gma_weights_path, load_gma_weights
@@ -90,7 +91,7 @@ class GmaFlowTeacher(FlowTeacher):
     def __init__(self, *, weights_dir: Path | str | None, device: str = "cpu", iters: int = 12,
                  amp: str = "fp16", weights_file: str = DEFAULT_WEIGHTS_FILE, batch_size: int = 8):
         self.options = GmaOptions(iters=iters, amp=amp, weights_file=weights_file, batch_size=batch_size)
-        self._device = _torch_device(device)
+        self._device = resolve_device(device, allow_auto=False)
         self.device = str(self._device)
         path = gma_weights_path(weights_dir, self.options.weights_file)
         self._weights_sha256 = sha256_file(path)
@@ -126,25 +127,6 @@ class GmaFlowTeacher(FlowTeacher):
         """(n, H, W, 3) uint8 -> (n, 3, H, W) float32 in [0, 255] on the teacher's device (moved as uint8)."""
         frames = np.require(frames, requirements=("C", "W"))     # torch wants a writable array
         return torch.from_numpy(frames).to(self._device).permute(0, 3, 1, 2).float()
-
-
-def _torch_device(device: str) -> torch.device:
-    """The torch device for ``"cpu"``, ``"cuda"`` or ``"cuda:<index>"``; ValueError quoting anything else.
-
-    CUDA is queried only for a CUDA device."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:<index>', got {device!r}")
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA "
-                             f"device(s)")
-    return parsed
 
 
 def build_gma_teacher(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> GmaFlowTeacher:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 
@@ -45,7 +46,6 @@ def _gma(*, weights_dir: Path | str | None = None, device: str = "cpu", **option
     return build_gma_teacher(weights_dir=weights_dir, device=device, **options)
 
 
-FLOW_TEACHERS: dict[str, Callable[..., FlowTeacher]] = {"dis": _dis, "gma": _gma}
 def _yolo_sam(*, weights_dir: Path | str | None = None, device: str = "cpu", **options) -> SegmentationTeacher:
     from labelers.yolo_sam_masks import build_yolo_sam_teacher
     return build_yolo_sam_teacher(weights_dir=weights_dir, device=device, **options)
@@ -54,7 +54,7 @@ def _yolo_sam(*, weights_dir: Path | str | None = None, device: str = "cpu", **o
 def _describe_yolo_sam(*, weights_dir: Path | str | None = None, **options):
     """Identity of the YOLOv8 -> MobileSAM teacher, with both files checked (format, not only presence) but
     without importing ultralytics in the calling process."""
-    from labelers.ultralytics_adapter import check_yolo_checkpoint, read_mobile_sam_state_dict
+    from labelers.ultralytics import check_yolo_checkpoint, read_mobile_sam_state_dict
     from labelers.yolo_sam_masks import describe_yolo_sam
 
     identity = describe_yolo_sam(weights_dir=weights_dir, **options)
@@ -64,7 +64,32 @@ def _describe_yolo_sam(*, weights_dir: Path | str | None = None, **options):
     return identity
 
 
-SEG_TEACHERS: dict[str, Callable[..., SegmentationTeacher]] = {"bgsub": _bgsub, "yolo-mobilesam": _yolo_sam}
+@dataclass(frozen=True)
+class TeacherEntry:
+    """Everything the pipeline knows of one teacher. ``build(*, weights_dir, device, **options)`` makes it;
+    ``describe(*, weights_dir, **options)``, when set, gives its identity more cheaply than building it;
+    ``weights_files`` are (option naming the file, its default name) of the files it needs (none: weight-free);
+    ``auto`` says that ``--flow-teacher auto`` / ``--seg-teacher auto`` picks it: ``"paper"`` when its files are
+    all in the weights folder, ``"fallback"`` otherwise."""
+
+    kind: str                                           # "flow" or "seg"
+    build: Callable
+    describe: Callable | None = None
+    weights_files: tuple[tuple[str, str], ...] = ()
+    auto: str | None = None                             # "paper" | "fallback" | None
+
+
+# The one table of teachers: adding a teacher is adding its entry.
+TEACHERS: dict[str, TeacherEntry] = {
+    "dis": TeacherEntry("flow", _dis, auto="fallback"),
+    "gma": TeacherEntry("flow", _gma, weights_files=(("weights_file", "gma-things.pth"),), auto="paper"),
+    "bgsub": TeacherEntry("seg", _bgsub, auto="fallback"),
+    "yolo-mobilesam": TeacherEntry("seg", _yolo_sam, describe=_describe_yolo_sam,
+                                   weights_files=(("yolo_file", "yolov8l.pt"), ("sam_file", "mobile_sam.pt")),
+                                   auto="paper"),
+}
+FLOW_TEACHERS = {name: e.build for name, e in TEACHERS.items() if e.kind == "flow"}
+SEG_TEACHERS = {name: e.build for name, e in TEACHERS.items() if e.kind == "seg"}
 
 
 def build_flow_teacher(name: str, *, weights_dir: Path | str | None = None, device: str = "cpu",
@@ -109,22 +134,14 @@ def describe_teacher(kind: str, name: str, *, weights_dir: Path | str | None = N
 
     The teacher is built on the CPU and asked: for teachers with weights this also loads and checks the weights
     file in the calling process, so a missing or wrong file is one clear error before any worker starts (GMA:
-    about a second). A teacher too costly for that may register a cheaper describer in ``DESCRIBERS``.
+    about a second). A teacher too costly for that has a cheaper ``describe`` in its entry.
     """
     registry = FLOW_TEACHERS if kind == "flow" else SEG_TEACHERS
     _lookup("flow" if kind == "flow" else "segmentation", registry, name)
-    if name in DESCRIBERS:
-        return DESCRIBERS[name](weights_dir=weights_dir, **options)
-    return registry[name](weights_dir=weights_dir, device="cpu", **options).identity()
-
-
-DESCRIBERS: dict[str, Callable] = {"yolo-mobilesam": _describe_yolo_sam}
-
-
-# The paper's teachers and the files they need with default options; used when a run asks for "auto".
-PAPER_TEACHERS = {"flow": ("gma", ("gma-things.pth",)), "seg": ("yolo-mobilesam", ("yolov8l.pt", "mobile_sam.pt"))}
-WEIGHT_FREE = {"flow": "dis", "seg": "bgsub"}
-_FILE_OPTIONS = {"gma": ("weights_file",), "yolo-mobilesam": ("yolo_file", "sam_file")}
+    entry = TEACHERS[name]
+    if entry.describe is not None:
+        return entry.describe(weights_dir=weights_dir, **options)
+    return entry.build(weights_dir=weights_dir, device="cpu", **options).identity()
 
 
 def default_teachers(flow: str, seg: str, weights_dir: Path | str | None, flow_options: dict | None = None,
@@ -134,10 +151,11 @@ def default_teachers(flow: str, seg: str, weights_dir: Path | str | None, flow_o
     chosen = []
     for kind, name, options in (("flow", flow, flow_options or {}), ("seg", seg, seg_options or {})):
         if name == "auto":
-            paper, files = PAPER_TEACHERS[kind]
-            files = [options.get(opt, default) for opt, default in zip(_FILE_OPTIONS[paper], files)]
+            paper = next(n for n, e in TEACHERS.items() if e.kind == kind and e.auto == "paper")
+            fallback = next(n for n, e in TEACHERS.items() if e.kind == kind and e.auto == "fallback")
+            files = [options.get(option, default) for option, default in TEACHERS[paper].weights_files]
             present = weights_dir is not None and all((Path(weights_dir) / f).is_file() for f in files)
-            name = paper if present else WEIGHT_FREE[kind]
+            name = paper if present else fallback
             log.info("%s teacher: %s (%s)", kind, name, "weights found" if present else "no weights: weight-free")
         chosen.append(name)
     return chosen[0], chosen[1]

@@ -7,7 +7,7 @@ call) and, per frame, ONE prompt-encoder + mask-decoder call with all of that fr
 multimask); the per-box masks are OR-ed into the foreground mask. A frame without detections gets an empty mask and
 (0, 4) boxes, and costs no SAM call.
 
-Weights are two local files in ``weights_dir`` (nothing is downloaded, see :mod:`labelers.ultralytics_adapter`):
+Weights are two local files in ``weights_dir`` (nothing is downloaded, see :mod:`labelers.ultralytics`):
 
 * ``yolo_file``, default ``yolov8l.pt``: the SOFF paper names YOLOv8 but not its size. The large model is the
   default because labels are made once, offline, on a GPU, and surveillance scenes (UCSD Ped2, Avenue,
@@ -88,7 +88,7 @@ def _options(*, yolo_file: str = DEFAULT_YOLO_FILE, sam_file: str = DEFAULT_SAM_
 
 def _identity_options(options: dict) -> dict:
     """The options that determine the output, for :class:`TeacherIdentity` (``sam_batch_size`` only sets speed)."""
-    from labelers.ultralytics_adapter import SAM_IMGSZ
+    from labelers.ultralytics import SAM_IMGSZ
     kept = {k: v for k, v in options.items() if k != "sam_batch_size"}
     kept["classes"] = None if options["classes"] is None else list(options["classes"])
     return {**kept, "sam_imgsz": SAM_IMGSZ, "sam_multimask": False, "merge": "union"}
@@ -96,7 +96,7 @@ def _identity_options(options: dict) -> dict:
 
 def _weights(weights_dir, options: dict) -> tuple[Path, Path]:
     """The two weights files' paths (WeightsError naming the expected file if one is missing)."""
-    from labelers.ultralytics_adapter import MOBILE_SAM_SOURCE, MOBILE_SAM_WHAT, YOLO_SOURCE, YOLO_WHAT
+    from labelers.ultralytics import MOBILE_SAM_SOURCE, MOBILE_SAM_WHAT, YOLO_SOURCE, YOLO_WHAT
     yolo = require_weights_file(weights_dir, options["yolo_file"], what=YOLO_WHAT, official_source=YOLO_SOURCE)
     sam = require_weights_file(weights_dir, options["sam_file"], what=MOBILE_SAM_WHAT,
                                official_source=MOBILE_SAM_SOURCE)
@@ -104,7 +104,7 @@ def _weights(weights_dir, options: dict) -> tuple[Path, Path]:
 
 
 def _version() -> str:
-    from labelers.ultralytics_adapter import ultralytics_version
+    from labelers.ultralytics import ultralytics_version
     return f"ultralytics-{ultralytics_version()}/{IMPLEMENTATION_VERSION}"
 
 
@@ -153,7 +153,7 @@ class YoloSamTeacher(SegmentationTeacher):
     name = NAME
 
     def __init__(self, *, weights_dir: Path | str | None = None, device: str = "cpu", **options):
-        from labelers import ultralytics_adapter as adapter   # imports ultralytics only when a teacher is built
+        from labelers import ultralytics as adapter   # imports ultralytics only when a teacher is built
         self._options = _options(**options)
         yolo_path, sam_path = _weights(weights_dir, self._options)
         self.device = adapter.parse_device(device)
@@ -171,12 +171,12 @@ class YoloSamTeacher(SegmentationTeacher):
 
     @property
     def detector(self):
-        """The :class:`~labelers.ultralytics_adapter.YoloDetector`."""
+        """The :class:`~labelers.ultralytics.YoloDetector`."""
         return self._detector
 
     @property
     def sam(self):
-        """The :class:`~labelers.ultralytics_adapter.MobileSam`."""
+        """The :class:`~labelers.ultralytics.MobileSam`."""
         return self._sam
 
     def identity(self) -> TeacherIdentity:

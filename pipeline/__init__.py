@@ -1,10 +1,6 @@
-"""make-labels and its parts: dataset manifests, frame sources, ground truth, data checks.
+"""The label side of the project: the shared command kit (:mod:`pipeline.core`), dataset access
+(:mod:`pipeline.data`, verify-data), the HDF5 label store (:mod:`pipeline.store`, inspect-labels) and the batch
+job that fills it (:mod:`pipeline.make_labels`).
 
-Library code logs through :mod:`logging`; only :mod:`pipeline.core.cli` prints.
+Library code logs through :mod:`logging`; only the ``cli`` modules print.
 """
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("soff-labels")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"

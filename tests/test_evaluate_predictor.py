@@ -15,7 +15,7 @@ from torch import nn
 from conftest import PED2
 from train.evaluation import scoring
 from train.evaluation.cli import evaluate_predictor_command, results_table_command
-from train.errors import TrainError
+from pipeline.core.errors import RunError
 from train.evaluation.targets import resolve_targets
 from train.evaluation.plots import abnormal_spans
 from train.predictors import PREDICTORS, FramePredictor, build_predictor, register_predictor, save_predictor
@@ -178,12 +178,12 @@ def test_fine_tune_folder_layouts(tmp_path):
     assert target.name == "seed3" and target.exclude == {"02": [5, 6, 7, 8, 9]}
     assert target.model_path("02") == tmp_path / "run" / "seed3" / "per_video" / "02.pt"
     assert target.run["method"] == "SOFF" and target.run["components"] == []
-    with pytest.raises(TrainError, match="no adapted predictor for video 01"):
+    with pytest.raises(RunError, match="no adapted predictor for video 01"):
         target.model_path("01")
-    with pytest.raises(TrainError, match="adapted per video of ped2, not of avenue"):
+    with pytest.raises(RunError, match="adapted per video of ped2, not of avenue"):
         resolve_targets(tmp_path / "run", dataset="avenue", split="testing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(TrainError, match="not a predictor file, a seed folder"):
+    with pytest.raises(RunError, match="not a predictor file, a seed folder"):
         resolve_targets(tmp_path / "empty", dataset="ped2", split="testing")
 
 

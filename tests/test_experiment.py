@@ -1,6 +1,7 @@
-"""The Ped1 -> Ped2 experiment driver end to end on the real data, at its ``tiny`` preset (about 1-2 minutes on
-2 CPU cores): every step finishes, every evaluation has a finite AUC, the printed table has the K columns, a
-rerun skips everything, and ``experiments/results_doc.py`` writes the results page from the folder."""
+"""run-experiment end to end on the real data, at its ``tiny`` preset (about 1-2 minutes a run on 2 CPU cores):
+Ped1 -> Ped2 (the cross-dataset setting) and Ped2 -> Ped2 (the intra-dataset one). Every step finishes, every
+evaluation has a finite AUC, the printed table has the K columns, a rerun skips everything, and the results page
+is written from the folder."""
 from __future__ import annotations
 
 import json
@@ -8,32 +9,35 @@ import math
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import DATASETS, REPO_ROOT
 
 pytestmark = pytest.mark.real_data
 
-SCRIPT = REPO_ROOT / "experiments" / "ped1_to_ped2.py"
-DOC = REPO_ROOT / "experiments" / "results_doc.py"
+RUN_EXPERIMENT = [str(Path(sys.executable).parent / "run-experiment")]
+PAGE = [sys.executable, "-m", "train.experiment.report.page"]
+PAIR = ["--source", "ped1", "--target", "ped2"]
 
 
-def _run(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+def _run(command: list[str], *args, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=timeout,
                           cwd=REPO_ROOT)
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ped1_to_ped2") / "tiny"
-    proc = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=600)
+    proc = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
 
 
 def test_every_step_finished_and_logged(tiny_run):
     out, _ = tiny_run
-    dry = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, "--dry-run", timeout=60)
+    dry = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, "--dry-run",
+               timeout=60)
     commands = [line for line in dry.stdout.splitlines() if line.strip()]
     records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     assert len(records) == len(commands) >= 9
@@ -41,7 +45,9 @@ def test_every_step_finished_and_logged(tiny_run):
     assert [r["command"] for r in records] != [] and {r["command"] for r in records} == set(commands)
     script = (out / "commands.sh").read_text()
     assert all(c in script for c in commands)
-    assert json.loads((out / "preset.json").read_text())["preset"]["name"] == "tiny"
+    info = json.loads((out / "preset.json").read_text())
+    assert info["preset"]["name"] == "tiny" and (info["source"], info["target"]) == ("ped1", "ped2")
+    assert info["source_videos"] == ["01", "02"] and info["held_out_source_video"] == "02"
 
 
 def test_every_evaluation_has_a_finite_auc(tiny_run):
@@ -69,7 +75,7 @@ def test_rerun_skips_everything(tiny_run):
     out, _ = tiny_run
     lines_before = len((out / "steps.jsonl").read_text().splitlines())
     t0 = time.monotonic()
-    proc = _run(SCRIPT, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=120)
+    proc = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert time.monotonic() - t0 < 15
     assert "start " not in proc.stdout and proc.stdout.count("skip ") == lines_before
@@ -79,10 +85,38 @@ def test_rerun_skips_everything(tiny_run):
 def test_results_doc_writes_the_table(tiny_run, tmp_path):
     out, _ = tiny_run
     doc = tmp_path / "docs" / "results.md"
-    proc = _run(DOC, out, "--out", doc, timeout=120)
+    proc = _run(PAGE, out, "--out", doc, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     text = doc.read_text()
     assert "| Target | Method | Protocol | K=0 | K=1 |" in text
     assert "weight-free" in text and "93.46" in text and "96.36" in text
     assert "## Wall time" in text and "## Commands" in text and "make-labels" in text
     assert list((tmp_path / "docs" / "results").glob("*roc.png"))
+
+
+def test_intra_dataset_run_ped2_to_ped2(tmp_path):
+    """The classic unsupervised setting: labels, SFO-Net and the predictor from Ped2's own training videos, K-shot
+    clips from them too, scores on Ped2 testing."""
+    out = tmp_path / "ped2_to_ped2"
+    proc = _run(RUN_EXPERIMENT, "--source", "ped2", "--target", "ped2", "--preset", "tiny", "--out", out,
+                "--datasets", DATASETS, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    store = json.loads((out / "labels" / "ped2-training" / "manifest.json").read_text())
+    assert store["identity"]["dataset"] == "ped2" and sorted(store["videos"]) == ["01", "02"]
+    config = json.loads((out / "predictor" / "unet3" / "config.json").read_text())
+    assert config["data"]["dataset"] == "ped2" and config["resolved"]["train_videos"] == ["01"]
+    metrics = sorted((out / "eval").rglob("metrics.json"))
+    assert len(metrics) == 3
+    for path in metrics:
+        m = json.loads(path.read_text())
+        assert m["dataset"] == "ped2" and m["split"] == "testing" and 0.0 <= m["frame_auc"] <= 1.0
+    assert "| UCSD Ped2" in proc.stdout
+
+
+def test_missing_benchmark_folders_are_one_error(tmp_path):
+    proc = _run(RUN_EXPERIMENT, "--source", "shanghaitech", "--target", "ped2", "--preset", "tiny",
+                "--out", tmp_path / "x", "--datasets", DATASETS, timeout=60)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert proc.returncode == 1 and len(errors) == 1
+    assert "shanghaitech" in errors[0] and "training frames" in errors[0]
+    assert not (tmp_path / "x").exists()

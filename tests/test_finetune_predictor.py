@@ -17,13 +17,16 @@ from conftest import PED2
 
 from pipeline.data.frame_source import open_frame_source
 from train.finetuning.cli import finetune_predictor_command
-from train.errors import TrainError
-from train.finetuning.adapt import FinetuneConfig, adapt, load_clip_tensors, load_frozen_sfonet
-from train.finetuning.kshot import KShotError, adaptation_frames, protocol_split, sample_clips
+from pipeline.core.errors import RunError
+from train.finetuning.adapt import adapt, load_clip_tensors
+from train.finetuning.config import FinetuneConfig
+from pipeline.core.errors import KShotError
+from train.finetuning.kshot import adaptation_frames, protocol_split, sample_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, register_predictor, save_predictor
 from train.predictors.liu_unet import LiuUNet
 from train.sfonet import SFONet
-from train.finetuning.soff_loss import freeze, soff_loss, standard_loss
+from train.finetuning.soff_loss import soff_loss, standard_loss
+from train.sfonet.checkpoint import freeze, load_frozen_sfonet
 
 SIZE = (64, 48)   # (w, h)
 TINY_SFONET = {"width": 8, "feature_channels": 16, "osf_channels": 4}
@@ -362,7 +365,7 @@ def test_rerun_skips_complete_seeds_and_refuses_other_settings(runs, models):
     assert "skipped" in result.output and "seed 1: 2 steps" in result.output and "seed 0:" not in result.output
     assert (out / "seed0/predictor.pt").stat().st_mtime_ns == stamp and (out / "seed1/adaptation.json").is_file()
     result = invoke(*args[:-1], "3", "--seeds", "0")
-    assert result.exit_code == 1 and "different settings or files (steps)" in result.output
+    assert result.exit_code == 1 and "different settings or inputs (steps)" in result.output
 
 
 @pytest.mark.real_data
@@ -406,7 +409,7 @@ def test_sfonet_files_with_and_without_kind(models, tmp_path):
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     torch.save({"model": payload["state_dict"], "model_config": payload["model_config"], "stage": 1},
                tmp_path / "stage1.pt")
-    with pytest.raises(TrainError, match="stage1.pt: not an SFO-Net .*stage checkpoint"):
+    with pytest.raises(RunError, match="stage1.pt: not an SFO-Net .*stage checkpoint"):
         load_frozen_sfonet(tmp_path / "stage1.pt")
 
 
@@ -415,5 +418,5 @@ def test_config_checks():
         FinetuneConfig(data_root="x", dataset="ped2", predictor="p.pt", out="o")
     with pytest.raises(ValueError, match="seeds"):
         FinetuneConfig(data_root="x", dataset="ped2", predictor="p.pt", out="o", loss="standard", seeds=(1, 1))
-    with pytest.raises(TrainError, match="no such file"):
+    with pytest.raises(RunError, match="no such file"):
         load_frozen_sfonet("/nonexistent/sfonet.pt")

@@ -321,7 +321,7 @@ def test_teacher_refuses_bad_frames_and_options(weights, teacher):
     for options, message in (({"iters": 0}, "iters must be a positive integer, got 0"),
                              ({"batch_size": 1.5}, "batch_size must be a positive integer, got 1.5"),
                              ({"amp": "fp32"}, "amp must be one of 'fp16', 'bf16', 'off', got 'fp32'"),
-                             ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:<index>', got 'tpu'")):
+                             ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'")):
         with pytest.raises(ValueError, match=message):
             build_gma_teacher(weights_dir=folder, **options)
     with pytest.raises(TypeError, match="argument 'radius'"):

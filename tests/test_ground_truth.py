@@ -14,7 +14,8 @@ from scipy.io import savemat
 
 from conftest import make_ucsd_layout, write_image
 from pipeline.core.errors import GroundTruthError
-from pipeline.data.ground_truth import FORMATS, GroundTruth, detect_format, load_ground_truth, sha256_of
+from pipeline.core.files import sha256_of
+from pipeline.data.ground_truth import FORMATS, GroundTruth, detect_format, load_ground_truth
 from pipeline.data.pixel_masks import PixelMasks
 
 COUNTS = {"01": 5, "02": 8, "03": 4}

@@ -97,7 +97,7 @@ def test_verify_finds_a_flipped_byte_only_a_full_read_sees(damaged: Path):
     """A shard whose manifest record was updated to its damaged bytes: only the checksums catch it."""
     import h5py
 
-    from pipeline.data.ground_truth import sha256_of
+    from pipeline.core.files import sha256_of
 
     shard = damaged / "shards" / LABEL_SHARDS[0]
     with h5py.File(shard, "r") as f:

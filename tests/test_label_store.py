@@ -12,14 +12,15 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.data.ground_truth import sha256_of
+from pipeline.core.files import sha256_of
 from pipeline.store.resize import parse_label_size, resize_flow, resize_frames, resize_masks, scale_boxes
 from pipeline.store.shard import (SCHEMA_VERSION, ShardWriter, remove_stale_temporaries, shard_raw_bytes,
                                   validate_shard)
 from pipeline.make_labels.driver import plan_shards
 from pipeline.store.manifest import (MANIFEST, ShardEntry, StoreManifest, describe_identity, identity_differences,
                                      read_store_manifest, write_store_manifest)
-from pipeline.store.reader import LabelStoreReader, StoreNotReady
+from pipeline.core.errors import StoreNotReady
+from pipeline.store.reader import LabelStoreReader
 
 SIZE = (24, 16)  # (w, h) of the test shards
 BOX_COUNTS = (2, 0, 1, 3, 0)  # boxes per frame of a 5-frame shard; frames without boxes included

@@ -26,10 +26,12 @@ import pytest
 
 from conftest import BIN, LABEL_ARGS, LABEL_SHARDS, LABEL_SIZE, PED2, LabelRun, console
 from pipeline.data.frame_files import decode_image
-from pipeline.data.ground_truth import sha256_of
+from pipeline.core.files import sha256_of
 from pipeline.store.inspection import verify_store
 from pipeline.store.shard import validate_shard
-from pipeline.make_labels.driver import (MakeLabelsConfig, StoreError, make_labels, prepare_store, shard_is_done,
+from pipeline.core.errors import StoreError
+from pipeline.make_labels.config import MakeLabelsConfig
+from pipeline.make_labels.driver import (make_labels, prepare_store, shard_is_done,
                                   teacher_identities)
 from pipeline.store.manifest import ShardEntry, read_store_manifest
 from pipeline.store.reader import LabelStoreReader

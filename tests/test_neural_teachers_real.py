@@ -54,7 +54,7 @@ def weights_dir(tmp_path_factory) -> Path:
     from labelers.gma import RAFTGMA
     state = RAFTGMA().state_dict()
     torch.save({f"module.{k}": v for k, v in state.items()}, folder / GMA_FILE)   # official train.py layout
-    from labelers.ultralytics_adapter import import_ultralytics
+    from labelers.ultralytics import import_ultralytics
     ultralytics = import_ultralytics()
     ultralytics.YOLO("yolov8n.yaml").save(str(folder / YOLO_FILE))              # packaged yaml: no download
     from ultralytics.models.sam.build import build_mobile_sam

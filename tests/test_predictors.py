@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from conftest import PED2
 from train.predictor_training.cli import train_predictor_command
-from train.errors import TrainError
+from pipeline.core.errors import RunError
 from train.predictors.clips import ClipDataset, load_clip, to_model_frames, video_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, save_predictor
 
@@ -123,16 +123,16 @@ def test_load_predictor_names_what_a_wrong_file_is(tmp_path):
     sfonet = tmp_path / "sfonet.pt"
     torch.save({"model_config": {"flow_branch": True}, "state_dict": {}, "use_osf": True,
                 "strategy": "three-stage"}, sfonet)
-    with pytest.raises(TrainError, match=r"sfonet\.pt: is an SFO-Net checkpoint"):
+    with pytest.raises(RunError, match=r"sfonet\.pt: is an SFO-Net checkpoint"):
         load_predictor(sfonet)
-    with pytest.raises(TrainError, match="no such predictor file"):
+    with pytest.raises(RunError, match="no such predictor file"):
         load_predictor(tmp_path / "missing.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainError, match="not a readable torch checkpoint"):
+    with pytest.raises(RunError, match="not a readable torch checkpoint"):
         load_predictor(tmp_path / "junk.pt")
     torch.save({"kind": "predictor", "arch": "unet3", "model_config": {"past_frames": 4, "channels": 3},
                 "state_dict": {}}, tmp_path / "empty.pt")
-    with pytest.raises(TrainError, match="does not match"):
+    with pytest.raises(RunError, match="does not match"):
         load_predictor(tmp_path / "empty.pt")
 
 
@@ -222,7 +222,7 @@ def test_pretraining_beats_the_untrained_model(e2e_run):
     assert payload["arch"] == "unet3" and payload["input_size"] == [32, 32] and payload["metrics"] == metrics
     final = weights(out / "checkpoint.pt")
     assert all(torch.equal(final[k], v) for k, v in model.state_dict().items())
-    with pytest.raises(TrainError, match="training checkpoint"):
+    with pytest.raises(RunError, match="training checkpoint"):
         load_predictor(out / "checkpoint.pt")
 
 
@@ -237,7 +237,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     again = train(PED2, "--out", out, *RESUME_ARGS)  # without --resume: refused, the run is not touched
     assert again.exit_code == 1 and "--resume" in again.output
     changed = train(PED2, "--out", out, *RESUME_ARGS, "--lr", "0.01", "--resume")
-    assert changed.exit_code == 1 and "different settings (lr)" in changed.output
+    assert changed.exit_code == 1 and "different settings or inputs (lr)" in changed.output
     resumed = train(PED2, "--out", out, *RESUME_ARGS, "--resume")
     assert resumed.exit_code == 0, resumed.output
     expected, result = weights(tmp_path / "full" / "predictor.pt"), weights(out / "predictor.pt")

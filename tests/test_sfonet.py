@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train.sfonet.losses import epe_loss, gradient_loss, image_gradients, intensity_loss, segmentation_loss
+from train.common.losses import gradient_loss, image_gradients, intensity_loss
+from train.sfonet.losses import epe_loss, segmentation_loss
 from train.sfonet import FlowBranch, OSFBlock, SegBranch, SFONet, SFONetOutput
 from train.sfonet.flow_branch import FrameEncoder
 

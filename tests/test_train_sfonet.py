@@ -19,7 +19,7 @@ from conftest import PED2, console
 pytest.importorskip("train.sfonet", reason="the SFO-Net network (train/sfonet) is not in this checkout")
 
 from train.sfonet_training.cli import train_sfonet_command  # noqa: E402
-from train.sfonet_training.train import load_sfonet  # noqa: E402
+from train.sfonet.checkpoint import load_sfonet  # noqa: E402
 
 pytestmark = pytest.mark.real_data
 
@@ -65,7 +65,8 @@ def state(path: Path) -> dict[str, torch.Tensor]:
 def test_dataset_resizes_flow_and_holds_out_videos(store):
     from pipeline.store.resize import resize_flow
     from pipeline.store.reader import LabelStoreReader
-    from train.sfonet_training.data import SFONetPairs, ValVideosError, parse_val_videos, split_indices
+    from pipeline.core.errors import ValVideosError
+    from train.sfonet_training.data import SFONetPairs, parse_val_videos, split_indices
 
     reader = LabelStoreReader([store, store])  # the same store twice: store indices 0 and 1
     assert parse_val_videos("08", reader.videos(), 2) == {(0, "08"), (1, "08")}
@@ -151,7 +152,7 @@ def test_resume_matches_uninterrupted_run(full_run, store, tmp_path):
     assert again.exit_code == 1 and "--resume" in again.output
 
     changed = train(store, "--out", out, *RUN_ARGS, "--lr", "0.01", "--resume")  # another run's settings: refused
-    assert changed.exit_code == 1 and "different settings (lr)" in changed.output
+    assert changed.exit_code == 1 and "different settings or inputs (lr)" in changed.output
 
     resumed = train(store, "--out", out, *RUN_ARGS, "--resume")
     assert resumed.exit_code == 0, resumed.output
@@ -316,7 +317,7 @@ def test_corrupt_shard_is_refused(store, tmp_path):
 def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
     import h5py
 
-    from pipeline.data.ground_truth import sha256_of
+    from pipeline.core.files import sha256_of
 
     empty = tmp_path / "no-foreground"
     shutil.copytree(store, empty)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from labelers import ultralytics_adapter as adapter
+from labelers import ultralytics as adapter
 from labelers.base import SegmentationResult, TeacherIdentity
 from labelers.weights import WeightsError
 from labelers.yolo_sam_masks import (DEFAULT_CLASSES, DEFAULT_SAM_FILE, DEFAULT_YOLO_FILE, YoloSamTeacher,
@@ -424,7 +424,7 @@ NO_NETWORK_SCRIPT = textwrap.dedent("""
     cv2.setNumThreads(2)
     torch_load, np_options = torch.load, np.get_printoptions()
     from labelers.weights import WeightsError
-    from labelers import ultralytics_adapter as adapter
+    from labelers import ultralytics as adapter
     try:
         adapter.load_yolo("yolov8n.pt")            # a bare name, not a file here: must not be downloaded
         bare = "loaded"
@@ -465,7 +465,7 @@ def test_no_network_and_private_config_in_a_fresh_process(weights_dir, tmp_path)
     assert "file not found" in report["bare"] and "yolov8n.pt" in report["bare"]
     assert report["boxes"] > 0 and report["mask_sum"] > 0
     assert report["offline"] and report["sync"] is False
-    assert report["config_dir"] != str(inherited) and f"soff-ultralytics-" in report["config_dir"]
+    assert report["config_dir"] != str(inherited) and "soff-ultralytics-" in report["config_dir"]
     assert report["config_files"] == ["Ultralytics"]
     assert list(inherited.iterdir()) == []
     assert [p for p in home.rglob("*") if "ltralytics" in p.name] == []     # (CUDA may add ~/.nv)

@@ -1,4 +1,3 @@
-"""SFO-Net, frame predictors, SOFF fine-tuning and evaluation.
-
-Implemented by issues #5 and #6; see ../shared/design/ARCHITECTURE.md, "SFO-Net" and "SOFF fine-tuning".
-"""
+"""The training side: SFO-Net (sfonet/) and frame predictors (predictors/) as pure modules, the shared kit
+(common/), one folder per command (sfonet_training/, predictor_training/, finetuning/, evaluation/) and the
+experiment that chains them (experiment/)."""

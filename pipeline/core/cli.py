@@ -1,127 +1,187 @@
-"""Command-line entry points of the pipeline. Only this module prints; heavy imports live inside commands.
+"""The kit every console script is built from: one option style, one way to report errors.
 
-Exit codes shared by every command: 0 all well, 1 a problem with the data (each printed as one line
-``ERROR <file>: <problem>``), 2 a usage error (bad option or argument, reported by click).
+Conventions of every command: exit 0 all well; 1 a problem with the data, a store, the cluster or a run folder,
+printed as one line ``ERROR <file>: <problem>`` (:func:`reported_errors`); 2 a usage error (a bad option or
+argument, reported by click, or a :class:`~pipeline.core.errors.ConfigError`). Only commands print; library code
+logs. Heavy imports (torch, h5py, dask) happen inside commands, so ``--help`` is instant.
+
+A command's configuration is declared once, as a frozen dataclass; :func:`config_from` builds it from the
+command's parameters (the click options carry the same names and defaults, which the tests check).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
+import re
 import sys
+import types
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from pipeline.data.manifests import SPLITS, available
+from pipeline.core.errors import SoffError
 
+COMMAND_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+OUT_DIR = click.Path(file_okay=False, path_type=Path)
 MAX_PROBLEM_LINES = 50
-
-
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"ERROR {message}", err=True)
-    sys.exit(code)
-
 
 verbose_option = click.option("-v", "--verbose", count=True, show_default=False,
                               help="More log output (-v info, -vv debug).")
 
 
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
-@click.argument("data_root", type=EXISTING_DIR)
-@click.option("--dataset", required=True, type=click.Choice(available()),
-              help="Which benchmark DATA_ROOT holds; its manifest says what to expect.")
-@click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS),
-              help="Split to check (repeatable). Default: every split with frames or labels under DATA_ROOT.")
-@click.option("--decode/--no-decode", default=True,
-              help="Decode every frame (finds truncated and unreadable images; --no-decode only lists files).")
-@click.option("--threads", type=click.IntRange(1, 64), default=2, help="Threads decoding frames.")
-@verbose_option
-def verify_data_command(data_root: Path, dataset: str, splits: tuple[str, ...], decode: bool, threads: int,
-                        verbose: int) -> None:
-    """Check the dataset folder DATA_ROOT against the manifest of --dataset.
-
-    Finds missing or extra videos, frame-count mismatches, gaps in frame numbering, stray files, empty,
-    truncated or unreadable images, mixed frame sizes, and ground-truth files that do not fit the frame
-    counts. Prints a table per split, then one line per problem; exits 0 only when all is well.
-
-    \b
-    Accepted layouts (see README, "Data"):
-      <root>/<split>/frames/<video>/000.jpg     frames, 0-based (ped1, ped2, avenue, shanghaitech testing)
-      <root>/training/videos/<video>.avi        ShanghaiTech training
-      <root>/Train/Train001/001.tif             original UCSD release, 1-based
-
-    \b
-    Example:
-      verify-data ../shared/datasets/ped2 --dataset ped2
-    """
-    _setup_logging(verbose)
-    from tqdm import tqdm
-
-    from pipeline.data.manifests import load_manifest
-    from pipeline.core.tables import format_table
-    from pipeline.data.verify import frames_present, verify_split
-
-    manifest = load_manifest(dataset)
-
-    def present(split: str) -> bool:
-        return frames_present(data_root, split) or any((data_root / g.path).exists()
-                                                       for g in manifest.split(split).ground_truth)
-
-    for split in splits:
-        if split not in manifest.splits:
-            _fail(f"--split {split}: the {dataset} manifest has no such split (has {', '.join(manifest.splits)})", 2)
-        if not present(split):
-            _fail(f"{data_root}: holds no {split} frames or ground truth of {manifest.title} (expected for "
-                  f"example {data_root}/{split}/frames/01/000.jpg)")
-    if not splits:
-        splits = tuple(s for s in manifest.splits if present(s))
-        if not splits:
-            _fail(f"{data_root}: holds no {manifest.title} frames or ground truth (expected for example "
-                  f"{data_root}/training/frames/01/000.jpg)")
-    click.echo(f"verify-data: {manifest.title} ({dataset}) at {data_root}")
-    reports = []
-    for split in splits:
-        bar = tqdm(desc=f"decoding {split}", unit="frame", disable=None, leave=False, file=sys.stderr)
-
-        def progress(n: int, total: int, bar=bar) -> None:
-            bar.total = total
-            bar.update(n)
-
-        reports.append(verify_split(data_root, manifest, split, decode=decode, threads=threads, progress=progress))
-        bar.close()
-    _print_reports(reports, manifest, decode, format_table)
+def setup_logging(verbose: int) -> None:
+    """Log level from the count of ``-v``: warnings, info, debug."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _print_reports(reports, manifest, decode, format_table) -> None:
-    rows = [(r.split, r.layout, _of(r.videos_found, r.videos_expected, r.layout), _of(r.frames_found, r.frames_expected, r.layout),
-             ", ".join(f"{w}x{h}" for w, h in r.sizes) or "-", r.frames_decoded if decode else "skipped",
-             len(r.problems)) for r in reports]
-    click.echo(format_table(("split", "layout", "videos", "frames", "frame size", "decoded", "problems"), rows))
-    gt_rows = [(g.path, g.format, g.videos, g.frames, g.abnormal, g.sha256[:12] or "-", g.status)
-               for r in reports for g in r.ground_truth]
-    if gt_rows:
-        click.echo("\n" + format_table(("ground truth", "format", "videos", "frames", "abnormal", "sha256",
-                                        "status"), gt_rows))
-    notes = [n for r in reports for n in r.notes]
-    if notes:
-        click.echo("\nnotes:\n" + "\n".join(f"  {n}" for n in notes))
-    problems = [p for r in reports for p in r.problems]
-    for p in problems[:MAX_PROBLEM_LINES]:
-        click.echo(f"ERROR {p}", err=True)
-    if len(problems) > MAX_PROBLEM_LINES:
-        click.echo(f"ERROR ... and {len(problems) - MAX_PROBLEM_LINES} more problems", err=True)
-    if problems:
-        click.echo(f"FAILED: {len(problems)} problem(s) in {manifest.name} data", err=True)
-        sys.exit(1)
-    click.echo("OK: no problems found")
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``ERROR <message>`` on stderr and exit with ``code``."""
+    click.echo(f"ERROR {message}", err=True)
+    sys.exit(code)
 
 
-def _of(found: int, expected: int | None, layout: str) -> str:
-    found_text = "-" if layout == "no frames" else f"{found:,}"
-    return found_text if expected is None else f"{found_text}/{expected:,}"
+def print_problems(problems: list, limit: int | None = None) -> None:
+    """One ``ERROR`` line per problem, at most ``limit`` (default :data:`MAX_PROBLEM_LINES`) of them, then how
+    many more there were."""
+    limit = MAX_PROBLEM_LINES if limit is None else limit
+    for problem in problems[:limit]:
+        click.echo(f"ERROR {problem}", err=True)
+    if len(problems) > limit:
+        click.echo(f"ERROR ... and {len(problems) - limit} more problems", err=True)
 
+
+@contextlib.contextmanager
+def reported_errors() -> Iterator[None]:
+    """Inside, a :class:`SoffError` (or a teacher's ``WeightsError``) ends the command with its one-line
+    message and exit code."""
+    from labelers.weights import WeightsError
+
+    try:
+        yield
+    except SoffError as err:
+        fail(str(err), err.exit_code)
+    except WeightsError as err:
+        fail(str(err), 1)
+
+
+def field_defaults(cls) -> types.SimpleNamespace:
+    """The default of every field of the dataclass ``cls`` by name (``MISSING`` for required fields): the
+    commands' option defaults are read from here, so the dataclass is their one declaration."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        values[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return types.SimpleNamespace(**values)
+
+
+def config_from(cls, params: dict, **overrides):
+    """The dataclass ``cls`` built from a command's ``params`` (its fields by name; paths as strings) and
+    ``overrides``; a ValueError of its checks is a usage error: one ``ERROR`` line, exit 2."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: (str(v) if isinstance(v, Path) else v) for k, v in params.items() if k in names}
+    try:
+        return cls(**{**values, **overrides})
+    except ValueError as err:
+        fail(str(err), 2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# values of options
+
+
+def comma_list(value: str | None) -> tuple[str, ...]:
+    """``" 01, 02,,01"`` -> ``("01", "02")``: stripped, empty items dropped, duplicates dropped, order kept."""
+    return tuple(dict.fromkeys(v.strip() for v in (value or "").split(",") if v.strip()))
+
+
+def parse_size(text: str, *, minimum: int = 1) -> tuple[int, int]:
+    """``"256x172"`` -> ``(256, 172)`` (width, height); ValueError quoting ``text`` otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < minimum:
+        raise ValueError(f"{text!r} is not WIDTHxHEIGHT (each at least {minimum})")
+    return int(match.group(1)), int(match.group(2))
+
+
+def size_callback(*, minimum: int = 1, unset: tuple[str, ...] = ()):
+    """A click callback reading WxH; ``None`` or one of the words ``unset`` gives None."""
+    def callback(ctx, param, value: str | None):
+        if value is None or value.strip().lower() in unset:
+            return None
+        try:
+            return parse_size(value, minimum=minimum)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return callback
+
+
+def comma_list_callback(ctx, param, value: str | None) -> tuple[str, ...]:
+    """A click callback for comma lists (:func:`comma_list`)."""
+    return comma_list(value)
+
+
+def choice_list_callback(choices: tuple[str, ...]):
+    """A click callback reading a non-empty comma list of ``choices`` (case-insensitive), returned in the
+    order of ``choices``."""
+    def callback(ctx, param, value: str) -> tuple[str, ...]:
+        items = tuple(v.lower() for v in comma_list(value))
+        unknown = [v for v in items if v not in choices]
+        if unknown or not items:
+            raise click.BadParameter(f"{', '.join(unknown) or '(empty)'}: choose a comma list of {', '.join(choices)}")
+        return tuple(c for c in choices if c in items)
+    return callback
+
+
+def device_callback(ctx, param, value: str) -> str:
+    """A click callback checking ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (:func:`labelers.device.check_device_name`)."""
+    from labelers.device import check_device_name
+
+    try:
+        return check_device_name(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def device_option(help_text: str = "auto (cuda when present), cpu, cuda or cuda:N."):
+    """``--device``, the same in every command."""
+    return click.option("--device", default="auto", callback=device_callback, help=help_text)
+
+
+
+class ProgressBars:
+    """Draws ``progress(what, done, total, loss)`` (the trainers' one progress signature) as a tqdm bar on stderr,
+    a new bar whenever ``what`` changes; ``report_end`` also prints a line when a task reaches its total."""
+
+    def __init__(self, *, unit: str = "step", report_end: bool = False):
+        self.unit, self.report_end = unit, report_end
+        self.bar, self.what = None, None
+
+    def __call__(self, what: str, done: int, total: int, loss: float | None = None) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or what != self.what:
+            self.close()
+            self.bar = tqdm(desc=what, total=total, unit=self.unit, disable=None, file=sys.stderr)
+            self.what = what
+        self.bar.update(done - self.bar.n)
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if self.report_end and done == total:
+            self.close()
+            click.echo(f"{what}: {total} {self.unit}s" + ("" if loss is None else f", final loss {loss:.5f}"),
+                       err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.bar, self.what = None, None
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -18,7 +18,6 @@ report can say which labels it used.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import GroundTruthError
+from pipeline.core.files import sha256_of
 from pipeline.data.pixel_masks import PixelMasks
 
 FORMATS = ("mat", "m", "npy-per-video", "npy-concat", "npz", "pixel-masks")
@@ -56,19 +56,6 @@ class GroundTruth:
         out += [f"video {v}: {len(self.labels[v])} labels for {n} frames"
                 for v, n in frame_counts.items() if v in self.labels and len(self.labels[v]) != n]
         return out
-
-
-def sha256_of(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (names and contents, in sorted order)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
-    for file in files:
-        if Path(path).is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def detect_format(path: Path) -> str:

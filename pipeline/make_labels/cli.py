@@ -1,5 +1,5 @@
-"""Command-line entry points for label stores: make-labels and inspect-labels (see pipeline.core.cli for the
-shared conventions: exit codes, one ERROR line per problem, heavy imports inside commands)."""
+"""make-labels: both teachers over every frame pair of a split, on dask, into a label store (conventions:
+pipeline.core.cli)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import EXISTING_DIR, MAX_PROBLEM_LINES, _fail, _setup_logging, verbose_option
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, comma_list_callback, fail, field_defaults, print_problems, reported_errors,
+                               setup_logging, verbose_option)
 from pipeline.data.manifests import SPLITS, available
+from pipeline.make_labels.config import MakeLabelsConfig, TeacherSpec
+
+D = field_defaults(MakeLabelsConfig)
 
 
 def _teacher_names(kind: str) -> list[str]:
@@ -42,13 +46,14 @@ def _parse_size(ctx, param, value: str):
         raise click.BadParameter(str(err)) from None
 
 
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=EXISTING_DIR)
 @click.option("--dataset", required=True, type=click.Choice(available()), help="Which benchmark DATA_ROOT holds.")
 @click.option("--split", required=True, type=click.Choice(SPLITS), help="Which split to label.")
 @click.option("--out", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Label store folder (created; an existing store of the same run is resumed).")
-@click.option("--videos", default="", show_default=False, help="Comma-separated video ids to label (default: all).")
+@click.option("--videos", default="", show_default=False, callback=comma_list_callback,
+              help="Comma-separated video ids to label (default: all).")
 @click.option("--flow-teacher", default="auto", type=click.Choice(["auto", *_teacher_names("flow")]),
               help="Optical-flow teacher; auto: gma (the paper's) when its weights are in --weights-dir, else dis.")
 @click.option("--seg-teacher", default="auto", type=click.Choice(["auto", *_teacher_names("seg")]),
@@ -60,11 +65,11 @@ def _parse_size(ctx, param, value: str):
               help="Option of the segmentation teacher, repeatable (bgsub: min_area=50; yolo-mobilesam: conf=0.3).")
 @click.option("--weights-dir", type=click.Path(file_okay=False, path_type=Path), envvar="SOFF_WEIGHTS",
               default=None, help="Folder of teacher weights files (env SOFF_WEIGHTS). Nothing is downloaded.")
-@click.option("--label-size", default="256x256", callback=_parse_size,
+@click.option("--label-size", default="{}x{}".format(*D.label_size), callback=_parse_size,
               help="Size labels are stored at, WIDTHxHEIGHT or 'native'; flow is rescaled with it.")
-@click.option("--shard-pairs", type=click.IntRange(1), default=256, help="Frame pairs per shard (one task each).")
-@click.option("--batch-size", type=click.IntRange(1), default=16, help="Frames per teacher call.")
-@click.option("--compression", type=click.Choice(["gzip", "lzf"]), default="gzip",
+@click.option("--shard-pairs", type=click.IntRange(1), default=D.shard_pairs, help="Frame pairs per shard (one task each).")
+@click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frames per teacher call.")
+@click.option("--compression", type=click.Choice(["gzip", "lzf"]), default=D.compression,
               help="HDF5 filter (gzip is readable by every HDF5 tool; lzf by h5py).")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Worker processes of the embedded cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
@@ -76,7 +81,7 @@ def _parse_size(ctx, param, value: str):
 @click.option("--overwrite", is_flag=True, help="Replace an existing store of a different run.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed shard instead of finishing the others.")
 @verbose_option
-def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, videos: str, flow_teacher: str,
+def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, videos: tuple[str, ...], flow_teacher: str,
                         seg_teacher: str, flow_options: dict, seg_options: dict, weights_dir: Path | None, label_size, shard_pairs: int, batch_size: int,
                         compression: str, workers: int, scheduler: str | None, scheduler_file: Path | None,
                         gpus: int, overwrite: bool, fail_fast: bool, verbose: int) -> None:
@@ -93,13 +98,9 @@ def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, 
           --flow-teacher gma --seg-teacher yolo-mobilesam --weights-dir ~/weights --gpus 2
       make-labels DATA --dataset ped1 --split training --out STORE --scheduler tcp://10.0.0.5:8786
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     if scheduler and scheduler_file:
         raise click.UsageError("give --scheduler or --scheduler-file, not both")
-    from pipeline.make_labels.cluster import ClusterError
-    from pipeline.core.errors import DataError
-    from pipeline.make_labels.task import TeacherSpec
-    from pipeline.make_labels.driver import MakeLabelsConfig, StoreError
 
     from labelers.registry import default_teachers
 
@@ -107,18 +108,17 @@ def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, 
     flow_teacher, seg_teacher = default_teachers(flow_teacher, seg_teacher, weights_dir, flow_options, seg_options)
     cfg = MakeLabelsConfig(
         data_root=data_root, dataset=dataset, split=split, store=store,
-        videos=tuple(v.strip() for v in videos.split(",") if v.strip()),
+        videos=videos,
         flow_teacher=TeacherSpec(flow_teacher, flow_options, str(weights_dir) if weights_dir else None, device),
         seg_teacher=TeacherSpec(seg_teacher, seg_options, str(weights_dir) if weights_dir else None, device),
         label_size=label_size, shard_pairs=shard_pairs, batch_size=batch_size, compression=compression,
         overwrite=overwrite, fail_fast=fail_fast)
-    try:
-        summary = _run_make_labels(cfg, workers=workers, gpus=gpus, scheduler=scheduler,
-                                   scheduler_file=scheduler_file)
-    except (DataError, StoreError, ClusterError) as err:
-        _fail(str(err))
-    except ValueError as err:  # a teacher refused its options or weights
-        _fail(str(err))
+    with reported_errors():
+        try:
+            summary = _run_make_labels(cfg, workers=workers, gpus=gpus, scheduler=scheduler,
+                                       scheduler_file=scheduler_file)
+        except ValueError as err:  # a teacher refused its options
+            fail(str(err))
     _print_make_labels_summary(cfg, summary)
 
 
@@ -131,9 +131,8 @@ def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
 
     problems = preflight(cfg.data_root, cfg.dataset, cfg.split, cfg.videos, cfg.layout)
     if problems:
-        for p in problems[:MAX_PROBLEM_LINES]:
-            click.echo(f"ERROR {p}", err=True)
-        _fail(f"{cfg.data_root}: fails verify-data ({len(problems)} problem(s)); run "
+        print_problems(problems)
+        fail(f"{cfg.data_root}: fails verify-data ({len(problems)} problem(s)); run "
               f"`verify-data {cfg.data_root} --dataset {cfg.dataset} --split {cfg.split}` for the full report")
     teachers = teacher_identities(cfg.flow_teacher, cfg.seg_teacher)
     check_store(cfg.store, store_identity(cfg, teachers), cfg.overwrite)  # refuse before starting a cluster
@@ -166,93 +165,3 @@ def _print_make_labels_summary(cfg, summary) -> None:
             click.echo(f"ERROR {cfg.store / entry.file}: {entry.reason}", err=True)
         click.echo(f"FAILED: {len(summary.failed)} shard(s); rerun the same command to retry them", err=True)
         sys.exit(1)
-
-
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
-@click.argument("store", type=EXISTING_DIR)
-@click.option("--verify", is_flag=True,
-              help="Read every shard: checksums, shapes, dtypes, coverage of every expected frame pair.")
-@click.option("--render", "render", default=None, metavar="VIDEO:PAIR",
-              help="Draw pair PAIR (frames PAIR -> PAIR+1) of VIDEO: frame, flow colours, mask, boxes.")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG file for --render.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary (and problems) as JSON.")
-@verbose_option
-def inspect_labels_command(store: Path, verify: bool, render: str | None, out: Path | None, as_json: bool,
-                           verbose: int) -> None:
-    """Summarise the label store STORE; optionally verify it or render one pair's labels.
-
-    \b
-    Examples:
-      inspect-labels labels/ped2-train
-      inspect-labels labels/ped2-train --verify
-      inspect-labels labels/ped2-train --render 01:40 --out pair.png
-    """
-    _setup_logging(verbose)
-    from pipeline.core.errors import DataError
-    from pipeline.store.inspection import render_pair, store_summary, verify_store
-
-    if render and out is None:
-        raise click.UsageError("--render needs --out FILE.png")
-    try:
-        summary = store_summary(store)
-    except (FileNotFoundError, ValueError) as err:
-        _fail(f"{store}: not a label store ({err})")
-    problems = _verify(store, verify_store) if verify else []
-    if render:
-        video, _, pair = render.rpartition(":")
-        if not video or not pair.isdigit():
-            raise click.BadParameter(f"{render!r} is not VIDEO:PAIR (for example 01:40)", param_hint="--render")
-        try:
-            import cv2
-
-            picture = render_pair(store, video, int(pair))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-        except DataError as err:
-            _fail(str(err))
-    if as_json:
-        click.echo(json.dumps({**summary, "verified": verify, "problems": [str(p) for p in problems]}, indent=1))
-    else:
-        _print_store_summary(summary, verify, problems)
-        if render:
-            click.echo(f"rendered {render} -> {out}")
-    if problems:
-        sys.exit(1)
-
-
-def _verify(store: Path, verify_store) -> list:
-    from tqdm import tqdm
-
-    bar = tqdm(desc="verifying", unit="shard", disable=None, file=sys.stderr, leave=False)
-
-    def progress(n: int, total: int) -> None:
-        bar.total = total
-        bar.update(n)
-
-    problems = verify_store(store, progress)
-    bar.close()
-    return problems
-
-
-def _print_store_summary(s: dict, verify: bool, problems: list) -> None:
-    from pipeline.core.tables import format_table
-
-    ratio = s["raw_bytes"] / s["bytes_on_disk"] if s["bytes_on_disk"] else 0.0
-    click.echo(f"label store {s['store']}: {s['dataset']}/{s['split']}, schema {s['schema_version']}, "
-               f"made by soff-labels {s['package_version']}")
-    click.echo(format_table(("videos", "frames", "pairs done", "pairs planned", "label size", "shards",
-                             "bytes on disk", "compression"),
-                            [(s["videos"], s["frames"], s["pairs_done"], s["pairs_planned"], str(s["label_size"]),
-                              ", ".join(f"{n} {k}" for k, n in s["shards"].items()), s["bytes_on_disk"],
-                              f"{ratio:.2f}x")]))
-    rows = [(kind, t["name"], t["version"], json.dumps(t["options"], sort_keys=True),
-             ", ".join(f"{k} {v[:12]}" for k, v in (t["weights"] or {}).items()) or "none")
-            for kind, t in s["teachers"].items()]
-    click.echo(format_table(("teacher", "name", "version", "options", "weights sha256"), rows))
-    click.echo(f"data: {s['data_root']}  created {s['created_utc']}  updated {s['updated_utc']}")
-    for p in problems[:MAX_PROBLEM_LINES]:
-        click.echo(f"ERROR {p}", err=True)
-    if verify:
-        click.echo(f"FAILED: {len(problems)} problem(s)" if problems else "verify: OK, every shard reads back "
-                   "and every expected frame pair is labelled")

@@ -17,13 +17,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.core.errors import ClusterError
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5
-
-
-class ClusterError(Exception):
-    """The cluster cannot be reached or started; the message names the option at fault."""
 
 
 @contextlib.contextmanager

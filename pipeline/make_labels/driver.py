@@ -18,44 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline import __version__
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, StoreError
+from pipeline.core.files import sha256_of
+from pipeline.core.version import package_version
 from pipeline.data.frame_source import open_frame_source
-from pipeline.data.ground_truth import sha256_of
 from pipeline.store.shard import (SCHEMA_VERSION, TMP_SUFFIX, remove_stale_temporaries, shard_raw_bytes,
                                    validate_shard)
-from pipeline.make_labels.task import ShardSpec, TeacherSpec, label_shard
+from pipeline.make_labels.config import MakeLabelsConfig, TeacherSpec
+from pipeline.make_labels.task import ShardSpec, label_shard
 from pipeline.store.manifest import (MANIFEST, SHARDS, ShardEntry, StoreManifest, describe_identity,
                                      identity_differences, read_store_manifest, utc_now, write_store_manifest)
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (pairs just finished or skipped, total pairs)
-
-
-class StoreError(Exception):
-    """The output folder cannot be used as asked (another store, another schema); names the folder."""
-
-
-@dataclass
-class MakeLabelsConfig:
-    """Everything a make-labels run is asked to do (the CLI's options, typed)."""
-
-    data_root: Path
-    dataset: str
-    split: str
-    store: Path
-    videos: tuple[str, ...] = ()
-    layout: str = "auto"
-    flow_teacher: TeacherSpec = field(default_factory=lambda: TeacherSpec("dis"))
-    seg_teacher: TeacherSpec = field(default_factory=lambda: TeacherSpec("bgsub"))
-    label_size: tuple[int, int] | None = (256, 256)
-    shard_pairs: int = 256
-    batch_size: int = 16
-    compression: str = "gzip"
-    warmup_frames: int = 60
-    overwrite: bool = False
-    fail_fast: bool = False
 
 
 @dataclass
@@ -218,7 +194,7 @@ def make_labels(cfg: MakeLabelsConfig, client, *, teachers: dict, progress: Prog
     identity = store_identity(cfg, teachers)
     old = prepare_store(cfg.store, identity, cfg.overwrite)
     manifest = StoreManifest(identity=identity, data_root=str(Path(cfg.data_root).resolve()),
-                             videos=counts, package_version=__version__,
+                             videos=counts, package_version=package_version(),
                              created_utc=old.created_utc if old else utc_now(),
                              config=_config_record(cfg, source.layout))
     planned = plan_shards(counts, cfg.shard_pairs)
@@ -259,7 +235,7 @@ def _resume(store: Path, planned: list[ShardEntry], old: StoreManifest | None, m
 
 def _spec(cfg: MakeLabelsConfig, layout: str, entry: ShardEntry, video_frames: int, identity: dict,
           cpu_threads: int | None = None) -> ShardSpec:
-    attrs = {**identity, "video": entry.video, "package_version": __version__,
+    attrs = {**identity, "video": entry.video, "package_version": package_version(),
              "source_dataset_root": str(Path(cfg.data_root).resolve()), "created_utc": utc_now()}
     return ShardSpec(store=str(cfg.store.resolve()), file=entry.file, data_root=str(Path(cfg.data_root).resolve()),
                      split=cfg.split, layout=layout, video=entry.video, first=entry.first_frame,

@@ -7,18 +7,18 @@ built once per worker process and kept in :data:`_CACHE`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from queue import Queue
 
 import numpy as np
 
 from pipeline.core.errors import DataError
+from pipeline.make_labels.config import TeacherSpec
 from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.core.prefetch import prefetch
 from pipeline.store.resize import resize_flow, resize_frames, resize_masks, scale_boxes
@@ -27,19 +27,6 @@ from pipeline.store.shard import ShardWriter
 log = logging.getLogger(__name__)
 
 _CACHE: dict = {}  # per worker process: frame sources, teachers, the current video's warm-up sample
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """How to build a teacher on a worker: registry name, options, weights folder, device."""
-
-    name: str
-    options: dict = field(default_factory=dict)
-    weights_dir: str | None = None
-    device: str = "cpu"
-
-    def key(self, kind: str) -> str:
-        return json.dumps([kind, self.name, self.options, self.weights_dir, self.device], sort_keys=True)
 
 
 @dataclass(frozen=True)

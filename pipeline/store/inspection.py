@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError
 from pipeline.store.render import draw_boxes, flow_to_rgb, overlay_mask, titled, wheel_legend
-from pipeline.data.ground_truth import sha256_of
+from pipeline.core.files import sha256_of
 from pipeline.store.shard import validate_shard
 from pipeline.data.manifests import load_manifest
 from pipeline.store.manifest import read_store_manifest

@@ -9,10 +9,11 @@ compression, sharding): a rerun with the same identity resumes, a different one 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from pipeline.core.files import atomic_write_text
 
 MANIFEST = "manifest.json"
 SHARDS = "shards"
@@ -73,13 +74,7 @@ def read_store_manifest(store: Path) -> StoreManifest:
 def write_store_manifest(store: Path, manifest: StoreManifest) -> None:
     """Replace ``store/manifest.json`` atomically."""
     manifest.updated_utc = utc_now()
-    path = Path(store) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(manifest.to_json())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(Path(store) / MANIFEST, manifest.to_json())
 
 
 def describe_identity(identity: dict) -> str:

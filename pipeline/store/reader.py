@@ -16,6 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.core.errors import StoreNotReady
 from pipeline.store.manifest import ShardEntry, StoreManifest, read_store_manifest
 
 MAX_OPEN_FILES = 64
@@ -32,10 +33,6 @@ class LabelPair:
     store: int              # index of the store among those opened
     video: str
     t: int                  # frame number of the first frame
-
-
-class StoreNotReady(Exception):
-    """A store has shards that are not done; names the store and the first such shard."""
 
 
 class LabelStoreReader:
@@ -97,6 +94,16 @@ class LabelStoreReader:
         return LabelPair(frame_t=f["frames"][local], frame_t1=f["frames"][local + 1],
                          flow=f["flow"][local].astype(np.float32), mask=f["mask"][local + 1],
                          store=store, video=entry.video, t=entry.first_frame + local)
+
+    def mask(self, index: int) -> np.ndarray:
+        """The (h, w) uint8 mask of frame t+1 of pair ``index``, reading nothing else (KeyError: no masks)."""
+        shard, local = self.locate(index)
+        return self._file(shard)["mask"][local + 1]
+
+    def pair_file(self, index: int) -> Path:
+        """The shard file that holds pair ``index``."""
+        store, entry = self._shards[self.locate(index)[0]]
+        return self.paths[store] / entry.file
 
     def boxes(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (k, 4) xyxy, scores (k,) and classes (k,) of frame t+1 of pair ``index``."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.data.ground_truth import sha256_of
+from pipeline.core.files import commit, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +148,8 @@ class ShardWriter:
         problems = validate_shard(self.tmp, read_data=False)
         if problems:
             raise RuntimeError(f"{self.path.name}: freshly written shard does not validate: {problems[0]}")
-        with open(self.tmp, "rb") as fh:
-            os.fsync(fh.fileno())
         info = ShardInfo(sha256=sha256_of(self.tmp), bytes=self.tmp.stat().st_size, raw_bytes=int(raw))
-        os.replace(self.tmp, self.path)
+        commit(self.tmp, self.path)
         return info
 
     def abort(self) -> None:

@@ -1,65 +1,51 @@
-"""Command-line entry points evaluate-predictor and results-table (conventions of pipeline.core.cli: exit 0 all well,
-1 a problem with the data or a file as one ``ERROR <thing>: <problem>`` line, 2 a usage error; heavy imports
-inside the commands)."""
+"""evaluate-predictor and results-table: score predictors on test videos, tabulate the scores (conventions:
+pipeline.core.cli). evaluate-predictor's option defaults come from :class:`train.evaluation.config.EvalConfig`."""
 from __future__ import annotations
 
-import re
-import sys
 from pathlib import Path
 
 import click
 
-from pipeline.core.cli import EXISTING_DIR, _fail, _setup_logging, verbose_option
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, comma_list, config_from,
+                               device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
+                               verbose_option)
 from pipeline.data.manifests import SPLITS, available
-from train.sfonet_training.cli import _parse_device
+from train.evaluation.config import EvalConfig
+from train.evaluation.results_table import METRICS
 
-CONTEXT = {"show_default": True, "help_option_names": ["-h", "--help"]}
-METRICS = ("frame", "per-video", "pixel")   # train.evaluation.results_table.METRICS, without importing it
-
-
-def _parse_eval_size(ctx, param, value: str | None):
-    """WxH -> (w, h); any positive size (whether the model can take it is checked against the model: exit 1)."""
-    if value is None or value.strip().lower() in ("", "default"):
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
-    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT (positive integers)")
-    return int(match.group(1)), int(match.group(2))
+D = field_defaults(EvalConfig)
 
 
 def _parse_list(ctx, param, value: str | None):
-    items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
-    return items or None
+    return comma_list(value) or None
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=EXISTING_DIR)
 @click.option("--dataset", required=True, type=click.Choice(available()),
               help="Which benchmark DATA_ROOT holds; its manifest names the ground truth and the paper's eval size.")
 @click.option("--predictor", required=True, type=click.Path(path_type=Path),
               help="A predictor .pt (train-predictor), a fine-tune seed folder (adaptation.json) or a fine-tune run "
                    "folder with seed folders (each evaluated; mean and std over seeds).")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", required=True, type=OUT_DIR,
               help="Output folder (created): metrics.json, scores.csv, roc.png, curves/; seed<S>/ and summary.json "
                    "for several seeds.")
-@click.option("--split", type=click.Choice(SPLITS), default="testing", help="Split whose videos are scored.")
-@click.option("--eval-size", default=None, callback=_parse_eval_size, metavar="WxH", show_default=False,
+@click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose videos are scored.")
+@click.option("--eval-size", default=D.eval_size, callback=size_callback(minimum=1, unset=("", "default")), metavar="WxH", show_default=False,
               help="Size frames are resized to. Default: the paper's (256x172 Ped2 and Avenue, 236x156 Ped1), "
                    "else the predictor's input size.")
-@click.option("--batch-size", type=click.IntRange(1), default=16, help="Frames predicted per forward pass.")
-@click.option("--device", default="auto", callback=_parse_device, help="auto (cuda when present), cpu, cuda or cuda:N.")
-@click.option("--gt-file", default=None, show_default=False,
+@click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frames predicted per forward pass.")
+@device_option()
+@click.option("--gt-file", default=D.gt_file, show_default=False,
               help="Frame-label file (path under DATA_ROOT or absolute), to choose among the manifest's. "
                    "Default: the manifest's first one present.")
-@click.option("--videos", default=None, callback=_parse_list, show_default=False,
+@click.option("--videos", default=D.videos, callback=_parse_list, show_default=False,
               help="Score only these videos, comma list (e.g. 01,02). Default: all of the split.")
-@click.option("--pixel-samples", type=click.IntRange(0), default=8192,
+@click.option("--pixel-samples", type=click.IntRange(0), default=D.pixel_samples,
               help="Pixels per frame (fixed seeded positions) kept for the pixel-level AUC; 0 keeps all.")
-@click.option("--plots/--no-plots", default=True, help="Write roc.png and curves/<video>.png.")
+@click.option("--plots/--no-plots", default=D.plots, help="Write roc.png and curves/<video>.png.")
 @verbose_option
-def evaluate_predictor_command(data_root: Path, dataset: str, predictor: Path, out: Path, split: str, eval_size,
-                               batch_size: int, device: str, gt_file: str | None, videos, pixel_samples: int,
-                               plots: bool, verbose: int) -> None:
+def evaluate_predictor_command(data_root: Path, verbose: int, **options) -> None:
     """Score a frame predictor on the test videos of DATA_ROOT (SOFF paper, section 4.2).
 
     PSNR between predicted and real frame on [0, 1] images, min-max normalised within each video, anomaly score =
@@ -73,30 +59,13 @@ def evaluate_predictor_command(data_root: Path, dataset: str, predictor: Path, o
       evaluate-predictor ../shared/datasets/ped2 --dataset ped2 --predictor runs/ft-soff-k1 --out eval/soff-k1
       evaluate-predictor ../shared/datasets/ped2 --dataset ped2 --predictor p.pt --out e --eval-size 64x48 --videos 01,02
     """
-    _setup_logging(verbose)
-    from tqdm import tqdm
+    setup_logging(verbose)
+    from train.evaluation.evaluate import evaluate_predictor
 
-    from pipeline.core.errors import DataError
-    from train.errors import TrainError
-    from train.evaluation.evaluate import EvalConfig, evaluate_predictor
-
-    cfg = EvalConfig(root=str(data_root), dataset=dataset, predictor=str(predictor), out=str(out), split=split,
-                     eval_size=eval_size, batch_size=batch_size, device=device, gt_file=gt_file, videos=videos,
-                     pixel_samples=pixel_samples, plots=plots)
-    bar = tqdm(desc="scoring", unit="frame", disable=None, file=sys.stderr)
-
-    def progress(n: int, total: int) -> None:
-        if bar.total != total or bar.n >= total:   # a new seed folder starts again
-            bar.reset(total=total)
-        bar.update(n)
-
-    try:
-        result = evaluate_predictor(cfg, progress=progress)
-    except (TrainError, DataError) as err:
-        bar.close()
-        _fail(str(err))
-    bar.close()
-    _print_result(result, out)
+    cfg = config_from(EvalConfig, options, root=str(data_root))
+    with reported_errors(), ProgressBars(unit="frame") as bars:
+        result = evaluate_predictor(cfg, progress=bars)
+    _print_result(result, Path(cfg.out))
 
 
 def _pct(value) -> str:
@@ -130,7 +99,7 @@ def _print_result(result: dict, out: Path) -> None:
     click.echo(f"metrics: {out / 'metrics.json'}")
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table to this Markdown file.")
@@ -149,7 +118,7 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
     Example:
       results-table eval/ --shots 0,1,10 --metrics frame,pixel --out results.md
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from train.evaluation.results_table import collect, markdown_table
 
     try:
@@ -163,7 +132,7 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
                                  param_hint="--metrics")
     entries = collect(folders)
     if not entries:
-        _fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
+        fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
     text = markdown_table(entries, shots=shot_list, metrics=metric_list)
     click.echo(text, nl=False)
     if out is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.core.errors import DataError
 from pipeline.data.ground_truth import FORMATS, GroundTruth, load_ground_truth
 from pipeline.data.manifests import DatasetManifest
-from train.errors import TrainError
+from pipeline.core.errors import RunError
 
 log = logging.getLogger(__name__)
 
@@ -34,28 +34,28 @@ def frame_labels(root: Path, manifest: DatasetManifest, split: str, counts: dict
     else:
         present = [g for g in entries if (root / g.path).exists()]
         if not entries:
-            raise TrainError(f"{root}: the {manifest.name} manifest lists no frame labels for {split}")
+            raise RunError(f"{root}: the {manifest.name} manifest lists no frame labels for {split}")
         if not present:
-            raise TrainError(f"{root}: no {split} ground truth of {manifest.name} found (looked for "
+            raise RunError(f"{root}: no {split} ground truth of {manifest.name} found (looked for "
                              f"{', '.join(g.path for g in entries)})")
         path, fmt = root / present[0].path, present[0].format
         if present[0] is not entries[0]:
             log.warning("%s missing; using %s", root / entries[0].path, path)
     if fmt not in ("auto", *FORMATS):
-        raise TrainError(f"{path}: this version does not read ground-truth format {fmt!r}")
+        raise RunError(f"{path}: this version does not read ground-truth format {fmt!r}")
     try:
         return load_ground_truth(path, format=fmt, frame_counts=dict(sorted(counts.items())))
     except DataError as err:
-        raise TrainError(str(err)) from None
+        raise RunError(str(err)) from None
 
 
 def check_labels(gt: GroundTruth, counts: dict[str, int], videos: list[str]) -> None:
-    """TrainError unless ``gt`` labels every one of ``videos`` with exactly its frame count."""
+    """RunError unless ``gt`` labels every one of ``videos`` with exactly its frame count."""
     for video in videos:
         if video not in gt.labels:
-            raise TrainError(f"{gt.path}: no labels for video {video}")
+            raise RunError(f"{gt.path}: no labels for video {video}")
         if len(gt.labels[video]) != counts[video]:
-            raise TrainError(f"{gt.path}: video {video} has {len(gt.labels[video])} labels for "
+            raise RunError(f"{gt.path}: video {video} has {len(gt.labels[video])} labels for "
                              f"{counts[video]} frames")
 
 
@@ -102,7 +102,7 @@ class Target:
         if video in self.per_video:
             return self.per_video[video]
         if self.predictor is None or (self.run.get("protocol") == "per-video" and self.exclude.get(video)):
-            raise TrainError(f"{self.run.get('adaptation_json')}: no adapted predictor for video {video} "
+            raise RunError(f"{self.run.get('adaptation_json')}: no adapted predictor for video {video} "
                              f"(expected per_video/{video}.pt)")
         return self.predictor
 
@@ -112,7 +112,7 @@ def resolve_targets(path: Path, *, dataset: str, split: str) -> list[Target]:
     fine-tune run folder holding seed folders (one Target each, in seed order)."""
     path = Path(path)
     if not path.exists():
-        raise TrainError(f"{path}: predictor file or fine-tune folder does not exist")
+        raise RunError(f"{path}: predictor file or fine-tune folder does not exist")
     if path.is_file():
         adaptation = path.parent / "adaptation.json"
         if adaptation.is_file() and _read_json(adaptation).get("protocol") == "scene":
@@ -123,7 +123,7 @@ def resolve_targets(path: Path, *, dataset: str, split: str) -> list[Target]:
     seeds = sorted((p for p in path.iterdir() if p.is_dir() and (p / "adaptation.json").is_file()),
                    key=lambda p: _seed_number(p.name))
     if not seeds:
-        raise TrainError(f"{path}: not a predictor file, a seed folder (adaptation.json) or a fine-tune run "
+        raise RunError(f"{path}: not a predictor file, a seed folder (adaptation.json) or a fine-tune run "
                          f"folder (seed*/adaptation.json)")
     return [_seed_target(p, dataset=dataset, split=split, name=p.name) for p in seeds]
 
@@ -142,7 +142,7 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise TrainError(f"{path}: not a readable JSON file ({err})") from None
+        raise RunError(f"{path}: not a readable JSON file ({err})") from None
 
 
 def method_name(loss: str | None, components) -> str:
@@ -180,12 +180,12 @@ def _seed_target(folder: Path, *, dataset: str, split: str, name: str, predictor
     adaptation = _read_json(folder / "adaptation.json")
     protocol = adaptation.get("protocol")
     if protocol not in ("scene", "per-video"):
-        raise TrainError(f"{folder / 'adaptation.json'}: protocol {protocol!r}, expected 'scene' or 'per-video'")
+        raise RunError(f"{folder / 'adaptation.json'}: protocol {protocol!r}, expected 'scene' or 'per-video'")
     run = _run_info(folder, adaptation)
     same_data = adaptation.get("dataset") in (None, dataset)
     if not same_data:
         if protocol == "per-video":
-            raise TrainError(f"{folder}: adapted per video of {adaptation.get('dataset')}, not of {dataset}")
+            raise RunError(f"{folder}: adapted per video of {adaptation.get('dataset')}, not of {dataset}")
         log.warning("%s: adapted to %s, evaluated on %s", folder, adaptation.get("dataset"), dataset)
     exclude: dict[str, list[int]] = {}
     if same_data and (protocol == "per-video" or adaptation.get("split") == split):
@@ -195,9 +195,9 @@ def _seed_target(folder: Path, *, dataset: str, split: str, name: str, predictor
     per_video, single = _model_files(folder, adaptation)
     single = predictor or single
     if protocol == "per-video" and not per_video and single is None:
-        raise TrainError(f"{folder}: per-video protocol but no per_video/<video>.pt and no predictor.pt")
+        raise RunError(f"{folder}: per-video protocol but no per_video/<video>.pt and no predictor.pt")
     if protocol == "scene" and single is None:
-        raise TrainError(f"{folder}: no predictor.pt")
+        raise RunError(f"{folder}: no predictor.pt")
     return Target(name, single, per_video if protocol == "per-video" else {}, exclude, run)
 
 
@@ -209,7 +209,7 @@ def _model_files(folder: Path, adaptation: dict) -> tuple[dict[str, Path], Path 
         files = {str(k): folder / str(rel) for k, rel in models.items()}
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
-            raise TrainError(f"{folder / 'adaptation.json'}: names model files that do not exist: "
+            raise RunError(f"{folder / 'adaptation.json'}: names model files that do not exist: "
                              f"{', '.join(missing[:3])}")
         return {k: p for k, p in files.items() if k != "*"}, files.get("*")
     per_video = {p.stem: p for p in sorted((folder / "per_video").glob("*.pt"))}

@@ -1,28 +1,20 @@
-"""Command-line entry point finetune-predictor (conventions of train.sfonet_training.cli: exit 0 all well, 1 a problem with the
-data, a checkpoint or the run folder as one ``ERROR <thing>: <problem>`` line, 2 a usage error; heavy imports
-inside the command)."""
+"""finetune-predictor: K-shot fine-tuning with the SOFF or the standard loss (conventions: pipeline.core.cli).
+Option defaults come from :class:`train.finetuning.config.FinetuneConfig`."""
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import click
 
-from pipeline.core.cli import EXISTING_DIR, _fail, _setup_logging, verbose_option
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, EXISTING_FILE, OUT_DIR, ProgressBars,
+                               choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
+                               reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.manifests import available
-from train.sfonet_training.cli import _parse_device, _parse_input_size
+from train.finetuning.config import COMPONENTS, LOSSES, FinetuneConfig
+from train.finetuning.kshot import PROTOCOLS
 
-COMPONENTS = ("flow", "seg")          # train.finetuning.soff_loss.COMPONENTS, without importing torch
-EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _parse_components(ctx, param, value: str) -> tuple[str, ...]:
-    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
-    unknown = [v for v in items if v not in COMPONENTS]
-    if unknown or not items:
-        raise click.BadParameter(f"{', '.join(unknown) or '(empty)'}: choose a comma list of {', '.join(COMPONENTS)}")
-    return tuple(c for c in COMPONENTS if c in items)
+D = field_defaults(FinetuneConfig)
 
 
 def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
@@ -32,48 +24,45 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
     return tuple(int(v) for v in items)
 
 
-def _parse_videos(ctx, param, value: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
-
-
-@click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=EXISTING_DIR)
 @click.option("--dataset", required=True, type=click.Choice(available()), help="Which benchmark DATA_ROOT holds.")
 @click.option("--predictor", required=True, type=EXISTING_FILE,
               help="The pre-trained predictor.pt (train-predictor) to adapt.")
-@click.option("--sfonet", type=EXISTING_FILE, default=None,
+@click.option("--sfonet", type=EXISTING_FILE, default=D.sfonet,
               help="The trained sfonet.pt (train-sfonet), kept frozen; needed by --loss soff.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): finetune.json, finetune.log, seed<S>/ with adaptation.json, predictor.pt "
                    "(scene) or per_video/<video>.pt (per-video), loss.png.")
-@click.option("--loss", type=click.Choice(("soff", "standard")), default="soff",
-              help="soff: L_p + 0.5 L_s + 1.0 L_o through the frozen SFO-Net (Eq. 10); standard: L_p only (the "
+@click.option("--loss", type=click.Choice(LOSSES), default=D.loss,
+              help="soff: L_p + alpha L_s + beta L_o through the frozen SFO-Net (Eq. 10); standard: L_p only (the "
                    "plain fine-tuning baseline).")
-@click.option("--components", default="flow,seg", callback=_parse_components,
+@click.option("--components", default=",".join(D.components), callback=choice_list_callback(COMPONENTS),
               help="SFO-Net terms of --loss soff, a comma list of flow (L_o), seg (L_s).")
-@click.option("--shots", type=click.IntRange(0), default=1,
+@click.option("--alpha", type=click.FloatRange(0), default=D.alpha,
+              help="Weight of L_s, the segmentation term, in L_total (Eq. 10; the paper's 0.5).")
+@click.option("--beta", type=click.FloatRange(0), default=D.beta,
+              help="Weight of L_o, the optical-flow term, in L_total (Eq. 10; the paper's 1.0).")
+@click.option("--shots", type=click.IntRange(0), default=D.shots,
               help="K: clips of past-frames + 1 frames to adapt on (0: no fine-tuning, a copy of the predictor).")
-@click.option("--protocol", type=click.Choice(("scene", "per-video")), default="scene",
+@click.option("--protocol", type=click.Choice(PROTOCOLS), default=D.protocol,
               help="scene: K clips drawn with the seed from the normal training videos, one model; per-video: the "
                    "first K clips of each test video, one model per video (those frames are not scored).")
-@click.option("--steps", type=click.IntRange(1), default=100, help="Adam steps per adapted model.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4,
+@click.option("--steps", type=click.IntRange(1), default=D.steps, help="Adam steps per adapted model.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=D.lr,
               help="Adam learning rate (the paper gives none for fine-tuning; 2e-4 is its pre-training rate, "
                    "section 4.3).")
-@click.option("--batch-size", type=click.IntRange(1), default=4, help="Clips per step (at most K).")
-@click.option("--seeds", default="0,1,2", callback=_parse_seeds,
+@click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (at most K).")
+@click.option("--seeds", default=",".join(map(str, D.seeds)), callback=_parse_seeds,
               help="Comma list; one seed folder each (report mean and standard deviation over them).")
-@click.option("--device", default="auto", callback=_parse_device, help="auto (cuda when present), cpu, cuda or cuda:N.")
-@click.option("--input-size", default=None, callback=_parse_input_size, metavar="WxH",
+@device_option()
+@click.option("--input-size", default=D.input_size, callback=size_callback(minimum=8, unset=("", "label")), metavar="WxH",
               help="Frame size for fine-tuning. Default: the size the predictor was trained at.")
-@click.option("--videos", default="", show_default=False, callback=_parse_videos,
+@click.option("--videos", default=",".join(D.videos), show_default=False, callback=comma_list_callback,
               help="Only these videos of the protocol's split, comma list (default: all).")
-@click.option("--workers", type=click.IntRange(0), default=0, help="DataLoader processes reading the clips.")
+@click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader processes reading the clips.")
 @verbose_option
-def finetune_predictor_command(data_root: Path, dataset: str, predictor: Path, sfonet: Path | None, out: Path,
-                               loss: str, components: tuple[str, ...], shots: int, protocol: str, steps: int,
-                               lr: float, batch_size: int, seeds: tuple[int, ...], device: str, input_size,
-                               videos: tuple[str, ...], workers: int, verbose: int) -> None:
+def finetune_predictor_command(verbose: int, **options) -> None:
     """K-shot fine-tuning of a pre-trained frame predictor on the dataset in DATA_ROOT, with SOFF (SFO-Net frozen,
     its flow and segmentation maps of the predicted and the real frame compared) or the plain baseline.
 
@@ -87,42 +76,13 @@ def finetune_predictor_command(data_root: Path, dataset: str, predictor: Path, s
       finetune-predictor ../shared/datasets/ped2 --dataset ped2 --predictor runs/pred/predictor.pt \\
           --loss standard --out runs/ft-std-k10 --shots 10 --protocol per-video
     """
-    _setup_logging(verbose)
-    from tqdm import tqdm
+    setup_logging(verbose)
+    from train.finetuning.adapt import finetune_predictor
 
-    from train.errors import TrainError
-    from train.finetuning.adapt import FinetuneConfig, finetune_predictor
-
-    if loss == "soff" and sfonet is None:
-        raise click.UsageError("--loss soff needs --sfonet (a trained sfonet.pt); or use --loss standard")
-    try:
-        cfg = FinetuneConfig(data_root=str(data_root), dataset=dataset, predictor=str(predictor), out=str(out),
-                             sfonet=str(sfonet) if sfonet else None, loss=loss, components=components, shots=shots,
-                             protocol=protocol, steps=steps, lr=lr, batch_size=batch_size, seeds=seeds,
-                             device=device, input_size=input_size, workers=workers, videos=videos)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-
-    bar: list[tqdm] = []
-
-    def progress(seed: int, video: str | None, step: int, total: int, value: float) -> None:
-        name = f"seed {seed}" + (f" video {video}" if video else "")
-        if step == 1:
-            bar[:] = [tqdm(desc=name, total=total, unit="step", disable=None, file=sys.stderr)]
-        bar[0].update(1)
-        bar[0].set_postfix(loss=f"{value:.4f}", refresh=False)
-        if step == total:
-            bar[0].close()
-            click.echo(f"{name}: {total} steps, final loss {value:.5f}", err=True)
-
-    try:
-        state = finetune_predictor(cfg, progress=progress)
-    except TrainError as err:
-        _fail(str(err))
-    finally:
-        for b in bar:
-            b.close()
-    _print_summary(out, state)
+    cfg = config_from(FinetuneConfig, options)
+    with reported_errors(), ProgressBars(report_end=True) as bars:
+        state = finetune_predictor(cfg, progress=bars)
+    _print_summary(Path(cfg.out), state)
 
 
 def _print_summary(out: Path, state: dict) -> None:

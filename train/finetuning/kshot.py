@@ -21,12 +21,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from pipeline.core.errors import KShotError
+
 PROTOCOLS = ("scene", "per-video")
 SPLIT_OF = {"scene": "training", "per-video": "testing"}
-
-
-class KShotError(ValueError):
-    """K is larger than the clips there are (the message names K and the count), or a bad argument."""
 
 
 def protocol_split(protocol: str) -> str:

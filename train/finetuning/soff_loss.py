@@ -23,11 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from train.sfonet.losses import epe_loss, gradient_loss, intensity_loss, segmentation_loss
-
-ALPHA, BETA = 0.5, 1.0          # Eq. (10); the issue and ARCHITECTURE.md fix these values
-COMPONENTS = ("flow", "seg")
-LOSSES = ("soff", "standard")
+from train.common.losses import intensity_loss
+from train.finetuning.config import ALPHA, BETA, COMPONENTS
+from train.predictors.losses import prediction_loss
+from train.sfonet.losses import epe_loss, segmentation_loss
 
 
 @dataclass
@@ -49,23 +48,10 @@ class LossParts:
         return {k: float(v.detach()) for k, v in parts.items() if v is not None}
 
 
-def prediction_loss(pred: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """L_p, Eq. (9): intensity (Eq. 7) + gradient loss (Eq. 8) between predicted and real frame (N, 3, H, W)."""
-    return intensity_loss(pred, real) + gradient_loss(pred, real)
-
-
 def flow_map_loss(flow_pred: torch.Tensor, flow_real: torch.Tensor) -> torch.Tensor:
     """L_o of fine-tuning (section 3.3.2): intensity loss of the flow maps (mean squared difference, pixels^2)
     + EPE (Eq. 5, pixels). Both (N, 2, H, W) in pixels."""
     return intensity_loss(flow_pred, flow_real) + epe_loss(flow_pred, flow_real)
-
-
-def freeze(sfonet: nn.Module) -> nn.Module:
-    """SFO-Net as SOFF uses it: eval mode, no parameter requires grad (section 3.1: "we keep the pre-trained
-    SFO-Net parameters fixed"). Returns the same module."""
-    for p in sfonet.parameters():
-        p.requires_grad_(False)
-    return sfonet.eval()
 
 
 def check_components(sfonet: nn.Module | None, components: tuple[str, ...]) -> None:
@@ -97,7 +83,7 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
         pred: predicted frame I_t-hat (N, 3, H, W) in [-1, 1], attached to the predictor's graph.
         real: real frame I_t (N, 3, H, W) in [-1, 1].
         prev: real previous frame I_{t-1} (N, 3, H, W) in [-1, 1] (the last of the predictor's input frames).
-        sfonet: the frozen SFO-Net (see :func:`freeze`; its parameters must not require grad).
+        sfonet: the frozen SFO-Net (see :func:`train.sfonet.checkpoint.freeze`; its parameters must not require grad).
         components: ``flow`` (L_o) and/or ``seg`` (L_s).
         alpha, beta: weights of L_s and L_o.
 
@@ -106,7 +92,7 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
     """
     check_components(sfonet, components)
     if any(p.requires_grad for p in sfonet.parameters()):
-        raise ValueError("SFO-Net must be frozen (train.finetuning.soff_loss.freeze) before it is used in the soff loss")
+        raise ValueError("SFO-Net must be frozen (train.sfonet.checkpoint.freeze) before it is used in the soff loss")
     with torch.no_grad():
         truth = sfonet(prev, real)          # f_(o-truth), f_(s-truth): pseudo-labels
     gen = sfonet(prev, pred)                # f_(o-g), f_(s-g): gradients reach pred through SFO-Net

@@ -1,1 +1,1 @@
-"""train/predictor_training."""
+"""train-predictor: pre-training a frame predictor on a dataset's normal videos. config, loop, cli."""

@@ -1,9 +1,8 @@
 """Pre-training a frame predictor on a dataset's normal videos (SOFF paper, sections 3.1 and 4.3).
 
-The loss is L_p = intensity loss (mean squared error, Eq. 7) + gradient loss (Eq. 8, :mod:`train.sfonet.losses`) between
+The loss is L_p = intensity loss (mean squared error, Eq. 7) + gradient loss (Eq. 8; :mod:`train.predictors.losses`) between
 the predicted and the real next frame, both in [-1, 1]. As the paper says, Liu et al.'s optical-flow loss and
-discriminator are not used. Defaults are the paper's: Adam, learning rate 2e-4, batch 16, frames at 256x256,
-4 past frames.
+discriminator are not used. Defaults (:mod:`train.predictor_training.config`) are the paper's.
 
 Run folder (``out``)::
 
@@ -30,98 +29,49 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from train.errors import TrainError
-from train.sfonet.losses import gradient_loss, intensity_loss
+from pipeline.core.errors import RunError
+from pipeline.core.version import package_version
+from train.common.checkpoints import read_checkpoint, save_checkpoint
+from train.common.curves import Panel, plot_panels
+from train.common.device import resolve_device
+from train.common.run_folder import RunFolder, plain, settings_identity, write_json
+from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
+from train.common.steps import ProgressFn, autocast, grad_scaler, optimizer_step, run_steps
+from train.evaluation.scoring import psnr_from_mse
+from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
+                                             PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
+from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import ClipDataset, video_clips
-from train.predictors import PREDICTORS, build_predictor, save_predictor
-from train.common.seeding import (StepBatches, _atomic_torch_save, _atomic_write_text, _rng_state, _seed_all,
-                                _set_rng_state, log_to_file, changed_settings)
-from train.sfonet_training.train import _plain, package_version, resolve_device
-
-CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
-    "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
-TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this many training clips
-# config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "amp", "checkpoint_every")
+from train.predictors.losses import prediction_loss
 
 log = logging.getLogger("train.predictor")
-ProgressFn = Callable[[int, int, float], None]   # (step done (1-based), steps, loss)
-
-
-@dataclass(frozen=True)
-class TrainPredictorConfig:
-    """Everything a train-predictor run depends on. ``epochs`` (when set) overrides ``steps`` with
-    ``epochs * ceil(training clips / batch_size)``; ``input_size`` is (w, h)."""
-
-    data_root: str
-    dataset: str
-    out: str
-    split: str = "training"
-    arch: str = "unet3"
-    steps: int = 2000
-    epochs: int | None = None
-    lr: float = 2e-4
-    batch_size: int = 16
-    input_size: tuple[int, int] = (256, 256)
-    past_frames: int = 4
-    videos: tuple[str, ...] = ()        # training videos; empty: every video of the split but the held-out ones
-    val_videos: tuple[str, ...] = ()    # held-out videos of the same split, for the metrics
-    val_max_clips: int | None = None
-    device: str = "auto"                # auto | cpu | cuda | cuda:N
-    amp: bool = True                    # float16 autocast + grad scaling, CUDA only
-    seed: int = 0
-    workers: int = 0
-    checkpoint_every: int = 500
-    layout: str = "auto"
-    resume: bool = False
-    stop_at: int | None = None          # checkpoint and stop after this step (tests, time limits)
-
-    def __post_init__(self):
-        if self.arch not in PREDICTORS:
-            raise ValueError(f"--arch {self.arch!r}: unknown predictor (known: {', '.join(sorted(PREDICTORS))})")
-        if min(self.steps, self.batch_size, self.past_frames) < 1 or self.lr <= 0 or (self.epochs or 1) < 1:
-            raise ValueError("steps, epochs, batch size, past frames and learning rate must be positive")
-        if len(self.input_size) != 2 or min(self.input_size) < 1:
-            raise ValueError(f"input size {self.input_size!r} is not (width, height)")
-        both = sorted(set(self.videos) & set(self.val_videos))
-        if both:
-            raise ValueError(f"video {both[0]!r} is both a training video (--videos) and held out (--val-videos)")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # steps and metrics
 
 
-def prediction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_p: intensity (Eq. 7) + gradient (Eq. 8) loss of (N, 3, H, W) frames in [-1, 1]; a scalar."""
-    return intensity_loss(pred, target) + gradient_loss(pred, target)
-
-
 def train_step(model, optimizer, scaler, past: torch.Tensor, target: torch.Tensor, *, use_amp: bool) -> torch.Tensor:
     """One optimizer step on a batch already on the model's device; returns the loss (before the step)."""
-    with torch.autocast(past.device.type, dtype=torch.float16, enabled=use_amp):
+    with autocast(past.device, use_amp):
         pred = model(past)
     loss = prediction_loss(pred.float(), target)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
+    optimizer_step(optimizer, scaler, loss)
     return loss
 
 
-def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per frame of (N, C, H, W) frames in [-1, 1], computed on [0, 1]: (N,) float."""
+def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """PSNR in dB per frame of (N, C, H, W) frames in [-1, 1], computed on [0, 1]: (N,) float64
+    (:func:`train.evaluation.scoring.psnr_from_mse`, the project's one PSNR)."""
     mse = ((pred.float() - target.float()) / 2).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse.clamp_min(1e-10))
+    return psnr_from_mse(mse.double().cpu().numpy())
 
 
 @torch.no_grad()
@@ -132,37 +82,18 @@ def evaluate(model, loader, device: torch.device) -> dict:
     ours, copy = [], []
     for past, target in loader:
         past, target = past.to(device), target.to(device)
-        ours.append(frame_psnr(model(past), target).cpu())
-        copy.append(frame_psnr(past[:, -model.channels:], target).cpu())
+        ours.append(frame_psnr(model(past), target))
+        copy.append(frame_psnr(past[:, -model.channels:], target))
     model.train(was_training)
     if not ours:
         return {"clips": 0}
-    return {"clips": int(sum(len(p) for p in ours)), "psnr": float(torch.cat(ours).mean()),
-            "copy_last_psnr": float(torch.cat(copy).mean())}
+    return {"clips": int(sum(len(p) for p in ours)), "psnr": float(np.concatenate(ours).mean()),
+            "copy_last_psnr": float(np.concatenate(copy).mean())}
 
 
 def plot_loss(path: Path, losses: list[float], title: str) -> None:
     """Training loss per step (and its running mean) as a PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    steps = np.arange(1, len(losses) + 1)
-    ax.plot(steps, losses, lw=0.6, alpha=0.5, label="loss")
-    window = max(1, len(losses) // 50)
-    if window > 1:
-        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-        ax.plot(steps[window - 1:], smooth, lw=1.2, label=f"mean of {window}")
-    ax.set(title=title, xlabel="step", ylabel="L_p = intensity + gradient")
-    if losses and min(losses) > 0:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_panels(path, [Panel(title, {"loss": losses}, ylabel="L_p = intensity + gradient", smooth=True)])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -172,7 +103,7 @@ def plot_loss(path: Path, losses: list[float], title: str) -> None:
 def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[str, int]]:
     """Training clips, metric clips (held-out, or training clips when none) and frame counts of the videos used.
 
-    Raises TrainError for unknown videos, frame counts that differ from the manifest and videos too short.
+    Raises RunError for unknown videos, frame counts that differ from the manifest and videos too short.
     """
     from pipeline.data.manifests import load_manifest
 
@@ -180,19 +111,19 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
     for option, names in (("--videos", cfg.videos), ("--val-videos", cfg.val_videos)):
         unknown = [v for v in names if v not in have]
         if unknown:
-            raise TrainError(f"{option} {unknown[0]}: {cfg.data_root} has no {cfg.split} video {unknown[0]!r} "
+            raise RunError(f"{option} {unknown[0]}: {cfg.data_root} has no {cfg.split} video {unknown[0]!r} "
                              f"(have {', '.join(have[:5])}{', ...' if len(have) > 5 else ''})")
     train_videos = [v for v in (cfg.videos or have) if v not in cfg.val_videos]
     if not train_videos:
-        raise TrainError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
+        raise RunError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
     counts = {v: source.num_frames(v) for v in sorted({*train_videos, *cfg.val_videos})}
     try:
         expected = load_manifest(cfg.dataset).split(cfg.split)
     except KeyError as err:
-        raise TrainError(f"--dataset {cfg.dataset}: {err.args[0]}") from None
+        raise RunError(f"--dataset {cfg.dataset}: {err.args[0]}") from None
     for video, n in counts.items():
         if expected.counts_certain and expected.videos and expected.videos.get(video, n) != n:
-            raise TrainError(f"{source.location(video)}: has {n} frames, the {cfg.dataset} manifest says "
+            raise RunError(f"{source.location(video)}: has {n} frames, the {cfg.dataset} manifest says "
                              f"{expected.videos[video]}; run verify-data")
 
     def clips(videos) -> list[tuple[str, int]]:
@@ -200,7 +131,7 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
 
     train, val = clips(train_videos), clips(cfg.val_videos)
     if not train:
-        raise TrainError(f"{cfg.data_root}: the training videos are shorter than a clip ({cfg.past_frames + 1} frames)")
+        raise RunError(f"{cfg.data_root}: the training videos are shorter than a clip ({cfg.past_frames + 1} frames)")
     limit = cfg.val_max_clips if val else min(cfg.val_max_clips or TRAIN_EVAL_CLIPS, TRAIN_EVAL_CLIPS)
     val = val or list(train)
     if limit and len(val) > limit:
@@ -208,14 +139,10 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
     return train, val, counts
 
 
-def steps_of(cfg: TrainPredictorConfig, train_clips: int) -> int:
-    return cfg.epochs * max(1, math.ceil(train_clips / cfg.batch_size)) if cfg.epochs else cfg.steps
-
-
 def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_clips, counts, layout) -> dict:
     model_config = {"past_frames": cfg.past_frames, "channels": 3}
     return {
-        "config": _plain(asdict(cfg)),
+        "config": plain(asdict(cfg)),
         "resolved": {"device": str(device), "amp": bool(cfg.amp and device.type == "cuda"), "steps": steps,
                      "arch": cfg.arch, "model_config": model_config, "input_size": list(cfg.input_size),
                      "train_clips": len(train_clips), "val_clips": len(val_clips),
@@ -227,33 +154,10 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
     }
 
 
-def check_same_run(out: Path, fresh: dict) -> None:
-    """Refuse to resume a run made with other settings or on other data."""
-    old = json.loads((out / CONFIG_FILE).read_text())
-    diff = changed_settings(old["config"], fresh["config"], RESUMABLE_CHANGES)
-    if diff:
-        raise TrainError(f"{out / CONFIG_FILE}: the run was made with different settings ({', '.join(diff)}); "
-                         f"use another --out")
-    if old["data"]["root"] != fresh["data"]["root"] or old["data"]["frame_counts"] != fresh["data"]["frame_counts"]:
-        raise TrainError(f"{out / CONFIG_FILE}: the run was made on other data ({old['data']['root']}, or other "
-                         f"frame counts); use another --out")
-
-
-def _open_run_folder(out: Path, cfg: TrainPredictorConfig, meta: dict) -> dict | None:
-    """Create or check the run folder; returns the metrics when the run already finished."""
-    if (out / CONFIG_FILE).exists():
-        if not cfg.resume:
-            raise TrainError(f"{out}: already holds a train-predictor run; pass --resume to continue it, or use "
-                             f"another --out")
-        check_same_run(out, meta)
-        if (out / FINAL_FILE).exists() and (out / METRICS_FILE).exists():
-            return {**json.loads((out / METRICS_FILE).read_text()), "status": "already finished"}
-    elif out.exists() and any(out.iterdir()):
-        raise TrainError(f"{out}: exists and is not a train-predictor run folder; use an empty or new --out")
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / CONFIG_FILE).exists():
-        _atomic_write_text(out / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
-    return None
+def _identity(meta: dict) -> dict:
+    """What a resumed run must share with the run in the folder: its settings, data root and frame counts."""
+    return {**settings_identity(meta["config"], RESUMABLE_CHANGES), "data root": meta["data"]["root"],
+            "frame counts": meta["data"]["frame_counts"]}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -262,82 +166,64 @@ def _open_run_folder(out: Path, cfg: TrainPredictorConfig, meta: dict) -> dict |
 
 def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = None) -> dict:
     """Run (or resume) pre-training; returns the metrics (also in ``out/metrics.json``) with ``"status"``:
-    ``finished``, ``already finished`` or ``stopped``. Raises TrainError for data and run-folder problems."""
-    from pipeline.core.errors import DataError
+    ``finished``, ``already finished`` or ``stopped``. Raises RunError (DataError) naming the file for data and
+    run-folder problems."""
     from pipeline.data.frame_source import open_frame_source
 
-    try:
-        source = open_frame_source(cfg.data_root, cfg.split, cfg.layout)
-        train_clips, val_clips, counts = select_clips(cfg, source)
-    except DataError as err:
-        raise TrainError(str(err)) from None
+    source = open_frame_source(cfg.data_root, cfg.split, cfg.layout)
+    train_clips, val_clips, counts = select_clips(cfg, source)
     device = resolve_device(cfg.device)
-    steps = steps_of(cfg, len(train_clips))
+    steps = cfg.steps_for(len(train_clips))
     meta = config_json(cfg, device=device, steps=steps, train_clips=train_clips, val_clips=val_clips,
                        counts=counts, layout=source.layout)
-    out = Path(cfg.out)
-    finished = _open_run_folder(out, cfg, meta)
-    if finished is not None:
-        return finished
-    with log_to_file(log, out / LOG_FILE):
+    folder = RunFolder(Path(cfg.out), command="train-predictor", config_file=CONFIG_FILE, log_file=LOG_FILE,
+                       done_files=(FINAL_FILE, METRICS_FILE))
+    if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
+        return {**folder.read_json(METRICS_FILE), "status": "already finished"}
+    with folder.logging_to_file(log):
         log.info("train-predictor %s: %s on %s/%s, %d training clips from %d videos, %d metric clips, %dx%d, "
-                 "%d steps of batch %d, device %s", out, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
+                 "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
                  len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
                  device)
-        try:
-            return _run(cfg, out, meta, train_clips, val_clips, device, steps, progress)
-        except DataError as err:
-            raise TrainError(str(err)) from None
+        return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
 
 
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
     use_amp = cfg.amp and device.type == "cuda"
-    _seed_all(cfg.seed)
+    seed_all(cfg.seed)
     model = build_predictor(cfg.arch, past_frames=cfg.past_frames).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = grad_scaler(use_amp)
     step, losses = 0, []
     if cfg.resume and (out / CHECKPOINT_FILE).exists():
-        checkpoint = torch.load(out / CHECKPOINT_FILE, map_location=device, weights_only=False)
+        checkpoint = read_checkpoint(out / CHECKPOINT_FILE, map_location=device)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         if use_amp and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
-        _set_rng_state(checkpoint["rng"])
+        set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
         log.info("resuming at step %d of %d", step, steps)
 
     def save(step_done: int) -> None:
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict() if use_amp else None, "step": step_done, "steps": steps,
-                            "rng": _rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE)
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": scaler.state_dict() if use_amp else None, "step": step_done, "steps": steps,
+                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE)
+
+    def one_step(batch) -> torch.Tensor:
+        past, target = batch
+        return train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
+                          target.to(device, non_blocking=True), use_amp=use_amp).detach()
 
     data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
                        layout=cfg.layout)
     loader = DataLoader(data, batch_sampler=StepBatches(len(data), cfg.batch_size, cfg.seed, 1, step, steps),
                         num_workers=cfg.workers, pin_memory=device.type == "cuda")
-    for past, target in loader:
-        loss = train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
-                          target.to(device, non_blocking=True), use_amp=use_amp)
-        step += 1
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainError(f"step {step}: the loss is {value}; lower --lr")
-        losses.append(value)
-        if progress:
-            progress(step, steps, value)
-        if step % 50 == 0 or step == steps:
-            log.info("step %d/%d loss %.5f", step, steps, value)
-        if cfg.stop_at == step and step < steps:
-            save(step)
-            plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {step})")
-            log.info("stopping at step %d as asked; --resume continues", step)
-            return {"status": "stopped", "step": step, "steps": steps, "final_loss": value}
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
-            save(step)
-    if step < steps or len(losses) != steps:
-        raise TrainError(f"{out}: training ended at step {step} of {steps}; the data loader ran short")
-    save(steps)
+    if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses,
+                 checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save, progress=progress,
+                 what=f"train-predictor {cfg.arch}"):
+        plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {len(losses)})")
+        return {"status": "stopped", "step": len(losses), "steps": steps, "final_loss": losses[-1]}
     return _finish(cfg, out, meta, model, losses, val_clips, device)
 
 
@@ -356,7 +242,7 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
                "val_videos": list(cfg.val_videos), "val_clips": trained.get("clips", 0),
                "val_psnr": trained.get("psnr"), "untrained_psnr": initial.get("psnr"),
                "copy_last_psnr": trained.get("copy_last_psnr"), "input_size": list(cfg.input_size)}
-    _atomic_write_text(out / METRICS_FILE, json.dumps(metrics, indent=1) + "\n")
+    write_json(out / METRICS_FILE, metrics)
     save_predictor(out / FINAL_FILE, model, input_size=cfg.input_size, config=meta,
                    extra={"metrics": metrics, "written_by": "train-predictor"})
     plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {cfg.dataset}/{cfg.split}")

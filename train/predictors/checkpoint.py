@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from train.errors import TrainError
+from pipeline.core.errors import RunError
+from pipeline.core.version import package_version
+from train.common.checkpoints import describe, kind_of, one_line, read_checkpoint, save_checkpoint
 from train.predictors.registry import build_predictor
-from train.common.seeding import _atomic_torch_save
 
 KIND = "predictor"
 RESERVED = ("kind", "arch", "model_config", "state_dict", "input_size", "config", "package_version",
@@ -38,8 +39,6 @@ def save_predictor(path: str | Path, model: nn.Module, *, input_size: tuple[int,
         config: the run's configuration, recorded as is.
         extra: more top-level keys; they must not collide with the reserved ones.
     """
-    from train.sfonet_training.train import package_version
-
     clash = sorted(set(extra or {}) & set(RESERVED))
     if clash:
         raise ValueError(f"extra keys {clash} collide with the predictor file's own keys")
@@ -49,7 +48,7 @@ def save_predictor(path: str | Path, model: nn.Module, *, input_size: tuple[int,
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                "input_size": [w, h], "config": config, "package_version": package_version(),
                "torch_version": torch.__version__, **(extra or {})}
-    _atomic_torch_save(payload, Path(path))
+    save_checkpoint(payload, path)
 
 
 def load_predictor(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
@@ -63,46 +62,22 @@ def load_predictor(path: str | Path, map_location="cpu") -> tuple[nn.Module, dic
         (model in eval mode, the payload without ``state_dict``).
 
     Raises:
-        TrainError: the file is missing or unreadable, or is not a predictor file (e.g. an SFO-Net's
+        RunError: the file is missing or unreadable, or is not a predictor file (e.g. an SFO-Net's
             ``sfonet.pt`` or a training checkpoint); the message names the file and says what it is.
     """
     path = Path(path)
     if not path.is_file():
-        raise TrainError(f"{path}: no such predictor file")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
-        raise TrainError(_one_line(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})")) from None
-    kind = _kind(payload)
-    if kind != KIND:
-        raise TrainError(f"{path}: is {kind}, not a frame predictor (expected a predictor.pt written by "
-                         f"train-predictor or finetune-predictor)")
+        raise RunError(f"{path}: no such predictor file")
+    payload = read_checkpoint(path, map_location=map_location)
+    if kind_of(payload) != KIND:
+        raise RunError(f"{path}: is {describe(payload)}, not a frame predictor (expected a predictor.pt written by "
+                       f"train-predictor or finetune-predictor)")
     try:
         model = build_predictor(payload["arch"], **payload["model_config"])
         model.load_state_dict(payload["state_dict"])
     except (KeyError, ValueError, TypeError, RuntimeError) as err:
-        raise TrainError(_one_line(f"{path}: predictor file does not match its architecture "
-                                   f"({type(err).__name__}: {err})")) from None
+        raise RunError(one_line(f"{path}: predictor file does not match its architecture "
+                                f"({type(err).__name__}: {err})")) from None
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     return model.eval(), {k: v for k, v in payload.items() if k != "state_dict"}
-
-
-def _kind(payload) -> str:
-    """What a loaded checkpoint is, in words (``"predictor"`` for ours)."""
-    if not isinstance(payload, dict):
-        return f"a {type(payload).__name__}, not a checkpoint dict"
-    kind = payload.get("kind")
-    if kind == KIND:
-        return KIND
-    if kind == "sfonet" or {"use_osf", "strategy"} & set(payload):
-        return "an SFO-Net checkpoint (sfonet.pt from train-sfonet)"
-    if {"model", "optimizer", "step"} <= set(payload):
-        return "a training checkpoint (resume state), not a final model file"
-    return f"a checkpoint of kind {kind!r}" if kind else "a checkpoint of unknown kind (no 'kind' key)"
-
-
-def _one_line(message: str, limit: int = 300) -> str:
-    """The first line of ``message``, cut at ``limit`` characters (state-dict errors list every key)."""
-    line = message.splitlines()[0] if message else message
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -1,18 +1,13 @@
-"""Losses of SFO-Net training (SOFF paper, section 3.3.1, Eqs. (5)-(8)).
+"""Losses of SFO-Net training (SOFF paper, section 3.3.1): EPE (Eq. 5) and the segmentation loss (Eq. 6), built
+on the intensity (Eq. 7) and gradient (Eq. 8) losses of :mod:`train.common.losses`.
 
-Small pure functions of a prediction and a target of one shape; each returns a scalar tensor (the mean over the
-batch as well as over the pixels, so that the loss does not scale with the batch size).
+Each returns a scalar tensor, the mean over the batch as well as over the pixels.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def _check_pair(pred: torch.Tensor, target: torch.Tensor, *, name: str, min_ndim: int = 2) -> None:
-    if pred.shape != target.shape or pred.ndim < min_ndim:
-        raise ValueError(f"{name}: pred and target must have one shape with at least {min_ndim} dimensions, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+from train.common.losses import check_pair, gradient_loss, intensity_loss
 
 
 def epe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -24,58 +19,11 @@ def epe_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Returns:
         Scalar, in pixels: (1 / (N H W)) sum over batch and pixels of sqrt(dx^2 + dy^2).
     """
-    _check_pair(pred, target, name="epe_loss", min_ndim=4)
+    check_pair(pred, target, name="epe_loss", min_ndim=4)
     if pred.ndim != 4 or pred.shape[1] != 2:
         raise ValueError(f"epe_loss: flow must be (N, 2, H, W), got {tuple(pred.shape)}")
     # vector_norm's gradient at a zero difference is 0, not NaN (a plain sqrt of the sum of squares would give NaN)
     return torch.linalg.vector_norm(pred - target, dim=1).mean()
-
-
-def intensity_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Intensity loss, Eq. (7): the mean squared error.
-
-    Args:
-        pred, target: maps of one shape, e.g. (N, 1, H, W) segmentation maps in [0, 1].
-
-    Returns:
-        Scalar in squared map units: (1 / number of elements) sum of (pred - target)^2.
-    """
-    _check_pair(pred, target, name="intensity_loss")
-    return (pred - target).pow(2).mean()
-
-
-def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward differences over the last two axes (height, width), the same shape as ``x``.
-
-    grad_x[..., i, j] = x[..., i, j + 1] - x[..., i, j] and grad_y[..., i, j] = x[..., i + 1, j] - x[..., i, j];
-    the last column of grad_x and the last row of grad_y are 0 (the border replicated), so that both have one value
-    per pixel and Eq. (8) can divide by the number of pixels N.
-    """
-    grad_x = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
-    grad_y = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
-    return grad_x, grad_y
-
-
-def gradient_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Gradient loss, Eq. (8), as the paper writes it:
-    (1 / N) sum_{i,j} |grad_x pred - grad_x target| + |grad_y pred - grad_y target|.
-
-    The gradients are the signed forward differences of :func:`image_gradients` (0 at the last column / row), and
-    N counts every pixel of every map in the batch. This is not the gradient loss of Liu et al. (CVPR 2018,
-    "Future frame prediction for anomaly detection"), which compares absolute gradients,
-    | |grad pred| - |grad target| |, and sums instead of averaging; the SOFF paper's Eq. (8) takes the difference
-    of the signed gradients, which is what is implemented here.
-
-    Args:
-        pred, target: maps of one shape (..., H, W), e.g. (N, 1, H, W) segmentation maps in [0, 1].
-
-    Returns:
-        Scalar in map units per pixel.
-    """
-    _check_pair(pred, target, name="gradient_loss")
-    pred_x, pred_y = image_gradients(pred)
-    target_x, target_y = image_gradients(target)
-    return ((pred_x - target_x).abs() + (pred_y - target_y).abs()).mean()
 
 
 def segmentation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.sfonet import flow_branch as _flow
-from train.sfonet import seg_branch as _seg
+from train.sfonet.flow_branch import MULTIPLE as FLOW_MULTIPLE
 from train.sfonet.flow_branch import FlowBranch
 from train.sfonet.osf_block import OSFBlock
+from train.sfonet.seg_branch import MULTIPLE as SEG_MULTIPLE
 from train.sfonet.seg_branch import SegBranch
 
-PAD_MULTIPLE = max(_flow.MULTIPLE, _seg.MULTIPLE)   # 16: the flow encoder goes down to 1/16
+PAD_MULTIPLE = max(FLOW_MULTIPLE, SEG_MULTIPLE)   # 16: the flow encoder goes down to 1/16
 
 
 @dataclass

@@ -19,12 +19,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pipeline.core.errors import RunError, ValVideosError
 from pipeline.store.resize import resize_flow, resize_frames, resize_masks
 from pipeline.store.reader import LabelStoreReader
-
-
-class ValVideosError(ValueError):
-    """A --val-videos entry is malformed or names no video of the stores."""
 
 
 def parse_val_videos(spec: str | tuple[str, ...] | list[str], available: list[tuple[int, str]],
@@ -108,3 +105,24 @@ class SFONetPairs(Dataset):
         frames = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return (frames[0], frames[1], torch.from_numpy(np.ascontiguousarray(flow[0], dtype=np.float32)),
                 torch.from_numpy((mask > 0).astype(np.float32)))
+
+
+def choose_pairs(reader: LabelStoreReader, val_videos: tuple[str, ...], val_max_pairs: int | None,
+                 *, train_eval_pairs: int) -> tuple[set[tuple[int, str]], list[int], list[int]]:
+    """(held-out videos, training pair indices, metric pair indices) of a run.
+
+    Without held-out videos the metrics use at most ``train_eval_pairs`` evenly spaced training pairs; with them,
+    at most ``val_max_pairs`` evenly spaced held-out pairs. RunError for a bad ``--val-videos``."""
+    try:
+        held_out = parse_val_videos(val_videos, reader.videos(), len(reader.paths))
+    except ValVideosError as err:
+        raise RunError(f"--val-videos {err}") from None
+    train_idx, val_idx = split_indices(reader, held_out)
+    if not train_idx:
+        raise RunError(f"--val-videos {','.join(val_videos)}: holds out every video; nothing left to train on")
+    val_max = val_max_pairs
+    if not val_idx:
+        val_idx, val_max = list(train_idx), min(val_max or train_eval_pairs, train_eval_pairs)
+    if val_max and len(val_idx) > val_max:
+        val_idx = [val_idx[int(i)] for i in np.linspace(0, len(val_idx) - 1, val_max)]
+    return held_out, train_idx, val_idx

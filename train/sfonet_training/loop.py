@@ -1,58 +1,289 @@
-"""The stage loop of train-sfonet: resume point, one stage's optimisation with its checkpoints, the final model.
+"""train-sfonet, the run: check the stores, open the run folder, train the stages, write ``sfonet.pt``.
 
-:func:`train.sfonet_training.train.train_sfonet` checks the stores and the run folder, then calls :func:`run_stages`.
-Checkpoint ``stageN.pt``: {"model", "optimizer", "scaler", "stage", "stage_name", "step", "steps", "rng",
-"losses", "model_config"}; a checkpoint with ``step == steps`` marks a finished stage.
+In each stage only that stage's parameters require grad and are in the (Adam) optimizer; modules holding only
+frozen parameters run in eval mode, so their normalisation statistics do not move either (strategies and
+components: :mod:`train.sfonet_training.config`).
+
+Run folder (``out``)::
+
+    config.json      resolved config, package and torch versions, sha256 of every store's manifest.json
+    stage1.pt ...    per stage: model and optimizer state, step, RNG states, the stage's losses (also written
+                     every ``checkpoint_every`` steps, so a killed run resumes mid-stage); ``step == steps``
+                     marks a finished stage
+    sfonet.pt        the final model (train.sfonet.checkpoint; read it with load_sfonet)
+    metrics.json     per stage, on the held-out videos, with the trivial baselines (train.sfonet_training.metrics)
+    loss.png         training loss per step, one panel per stage
+    train.log        the log
+
+Without held-out videos the metrics are computed on (at most 256 evenly spaced) training pairs and
+``metrics.json`` says ``"held_out": false``.
+
+Data order is a pure function of (seed, stage, step) (:class:`train.common.seeding.StepBatches`). With the model,
+optimizer and RNG states saved in the checkpoint, a resumed run on CPU ends with exactly the weights of an
+uninterrupted one.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from train.errors import TrainError
-from train.common.seeding import (StepBatches, _atomic_torch_save, _atomic_write_text, _mix, _rng_state,
-                                _seed_all, _set_rng_state)
-from train.sfonet_training.metrics import evaluate, plot_losses
+from pipeline.core.files import sha256_of
+from pipeline.core.version import package_version
+from train.common.checkpoints import read_checkpoint, save_checkpoint
+from train.common.curves import Panel, plot_panels
+from train.common.device import resolve_device
+from train.common.run_folder import RunFolder, plain, settings_identity, write_json
+from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
+from train.common.steps import ProgressFn, autocast, grad_scaler, optimizer_step, run_steps
+from train.sfonet.checkpoint import build_sfonet, save_sfonet
+from train.sfonet.losses import epe_loss, segmentation_loss
+from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
+                                          RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, Stage, TrainConfig, plan_stages)
+from train.sfonet_training.data import SFONetPairs, choose_pairs
+from train.sfonet_training.metrics import evaluate
+from train.sfonet_training.store_checks import check_masks, open_stores
 
 log = logging.getLogger("train.sfonet")
 
-METRICS_FILE, FINAL_FILE, PLOT_FILE = "metrics.json", "sfonet.pt", "loss.png"
+
+# ----------------------------------------------------------------------------------------------------------
+# one stage's parameters, loss and step
+
+
+def set_trainable(model: torch.nn.Module, params: list[torch.nn.Parameter]) -> None:
+    """Only ``params`` require grad; modules all of whose parameters are trained run in train mode, the rest in
+    eval mode (frozen normalisation layers keep their statistics)."""
+    ids = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in ids)
+    model.eval()
+    for module in model.modules():
+        own = list(module.parameters())
+        if own and all(id(p) in ids for p in own):
+            module.train()
+
+
+def stage_parameters(model, stage: Stage) -> list[torch.nn.Parameter]:
+    """The parameters ``stage`` trains, each once."""
+    if stage.all_parameters:
+        return list(model.parameters())
+    params, seen = [], set()
+    for s in stage.model_stages:
+        for p in model.stage_parameters(s):
+            if id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+    return params
+
+
+def stage_loss(out, flow, mask, stage: Stage) -> torch.Tensor:
+    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map."""
+    total = None
+    if stage.flow_loss:
+        total = epe_loss(out.flow.float(), flow)
+    if stage.seg_loss:
+        seg = segmentation_loss(out.seg.float(), mask)
+        total = seg if total is None else total + seg
+    return total
+
+
+def train_step(model, optimizer, scaler, batch, stage: Stage, *, use_amp: bool) -> torch.Tensor:
+    """One optimizer step on ``batch`` = (frame1, frame2, flow, mask), already on the model's device."""
+    frame1, frame2, flow, mask = batch
+    with autocast(frame1.device, use_amp):
+        result = model(frame1, frame2)
+    loss = stage_loss(result, flow, mask, stage)
+    optimizer_step(optimizer, scaler, loss)
+    return loss
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the run
+
+
+def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
+    """Run (or resume) training; returns the metrics (also in ``out/metrics.json``).
+
+    The returned dict has ``"stages"`` (per stage number: name, steps, final loss, held-out metrics),
+    ``"status"`` (``finished``, ``already finished`` or ``stopped``) and ``"held_out"``.
+    Raises RunError (StoreNotReady) naming the file for data and run-folder problems.
+    """
+    reader = open_stores(cfg.stores, cfg.verify_stores)
+    try:
+        held_out, train_idx, val_idx = choose_pairs(reader, cfg.val_videos, cfg.val_max_pairs,
+                                                    train_eval_pairs=TRAIN_EVAL_PAIRS)
+        input_size = tuple(cfg.input_size) if cfg.input_size else tuple(reader.label_size)
+        device = resolve_device(cfg.device)
+        stages = plan_stages(cfg.strategy, cfg.components)
+        if any(s.seg_loss for s in stages):
+            check_masks(reader, train_idx, stages)
+        steps = cfg.steps_per_stage(len(train_idx))
+        meta = _config_json(cfg, label_size=tuple(reader.label_size), input_size=input_size, device=device,
+                            stages=stages, steps=steps, train_pairs=len(train_idx), val_pairs=len(val_idx),
+                            held_out=held_out)
+        folder = RunFolder(Path(cfg.out), command="train-sfonet", config_file=CONFIG_FILE, log_file=LOG_FILE,
+                           done_files=(FINAL_FILE, METRICS_FILE))
+        if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
+            return {**folder.read_json(METRICS_FILE), "status": "already finished"}
+        with folder.logging_to_file(log):
+            log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
+                     "device %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
+                     len(val_idx), *input_size, steps, device)
+            seed_all(cfg.seed)
+            run = _StageRun(cfg=cfg, out=folder.path, model=build_sfonet(cfg.model_config()).to(device),
+                            device=device, stages=stages, steps=steps,
+                            train_set=SFONetPairs(reader, train_idx, input_size),
+                            val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
+                                                  batch_size=cfg.batch_size, shuffle=False,
+                                                  num_workers=cfg.workers),
+                            held_out=bool(held_out), progress=progress)
+            return run.run()
+    finally:
+        reader.close()
+
+
+def _config_json(cfg: TrainConfig, *, label_size, input_size, device, stages, steps, train_pairs, val_pairs,
+                 held_out) -> dict:
+    return {
+        "config": plain(asdict(cfg)),
+        "resolved": {"input_size": list(input_size), "label_size": list(label_size), "device": str(device),
+                     "amp": bool(cfg.amp and device.type == "cuda"), "steps_per_stage": steps,
+                     "stages": [{"number": s.number, "trains": s.name, "use_osf": s.use_osf,
+                                 "loss": "+".join(k for k, on in (("epe", s.flow_loss), ("seg", s.seg_loss)) if on)}
+                                for s in stages],
+                     "model_config": cfg.model_config(), "train_pairs": train_pairs, "val_pairs": val_pairs,
+                     "held_out_videos": [f"{s}:{v}" for s, v in sorted(held_out)]},
+        "stores": [{"path": str(Path(p).resolve()), "manifest_sha256": sha256_of(Path(p) / "manifest.json")}
+                   for p in cfg.stores],
+        "package_version": package_version(),
+        "torch_version": torch.__version__,
+    }
+
+
+def _identity(meta: dict) -> dict:
+    """What a resumed run must share with the run in the folder: its settings and its stores' manifests."""
+    return {**settings_identity(meta["config"], RESUMABLE_CHANGES),
+            "stores (manifest sha256)": [s["manifest_sha256"] for s in meta["stores"]]}
 
 
 @dataclass
-class StageRun:
-    """What every stage of one run shares (built once by :func:`run_stages`)."""
+class _StageRun:
+    """What every stage of one run shares; :meth:`run` trains the stages not yet finished."""
 
-    cfg: Any                       # train.sfonet_training.train.TrainConfig
+    cfg: TrainConfig
     out: Path
     model: torch.nn.Module
     device: torch.device
-    stages: list                   # train.sfonet_training.train.Stage, in order
+    stages: list[Stage]
     steps: int                     # per stage
     train_set: Dataset
     val_loader: DataLoader
     held_out: bool                 # metrics on held-out videos (False: on training pairs)
-    progress: Callable | None = None
-    on_stage_start: Callable | None = None
+    progress: ProgressFn | None = None
     metrics: dict = field(default_factory=dict)
-    curves: dict = field(default_factory=dict)    # stage number -> loss per step
+    curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
 
     @property
     def use_amp(self) -> bool:
         return bool(self.cfg.amp and self.device.type == "cuda")
 
-    def write_metrics(self) -> None:
-        _atomic_write_text(self.out / METRICS_FILE, json.dumps(self.metrics, indent=1) + "\n")
+    def run(self) -> dict:
+        """Train every stage not yet finished, then write ``sfonet.pt``; returns the metrics with a ``status``."""
+        if self.cfg.resume and (self.out / METRICS_FILE).exists():
+            self.metrics = json.loads((self.out / METRICS_FILE).read_text())
+        self.metrics.setdefault("stages", {})
+        self.metrics["held_out"] = self.held_out
+        start_stage, start_step, checkpoint = self._resume_point()
+        for i in range(start_stage, len(self.stages)):
+            resume_from = checkpoint if i == start_stage and start_step > 0 else None
+            if self._train_stage(self.stages[i], resume_from):
+                self._plot()
+                return {**self.metrics, "status": "stopped"}
+        self._save_final()
+        return {**self.metrics, "status": "finished"}
 
-    def record_stage(self, stage, steps: int, losses: list[float], seconds: float | None = None) -> dict:
+    def _resume_point(self) -> tuple[int, int, dict | None]:
+        """(stage index, step, checkpoint) to continue from: the last stage checkpoint of the run folder; a
+        finished stage moves on to the next (scoring it first if the run was killed between its checkpoint and
+        metrics)."""
+        if not self.cfg.resume:
+            return 0, 0, None
+        start_stage, start_step, checkpoint = 0, 0, None
+        for i, stage in enumerate(self.stages):
+            path = self.out / f"stage{stage.number}.pt"
+            if path.exists():
+                checkpoint = read_checkpoint(path, map_location=self.device)
+                self.curves[stage.number] = list(checkpoint["losses"])
+                start_stage, start_step = i, checkpoint["step"]
+        if checkpoint is None:
+            return 0, 0, None
+        self.model.load_state_dict(checkpoint["model"])
+        if checkpoint["step"] >= checkpoint["steps"]:
+            done = self.stages[start_stage]
+            if str(done.number) not in self.metrics["stages"]:
+                self._record_stage(done, checkpoint["steps"], checkpoint["losses"])
+            start_stage, start_step = start_stage + 1, 0
+        log.info("resuming at stage %d, step %d", start_stage + 1, start_step)
+        return start_stage, start_step, checkpoint
+
+    def _train_stage(self, stage: Stage, checkpoint: dict | None) -> bool:
+        """Optimise one stage from ``checkpoint`` (mid-stage) or from its start; True when ``--stop-at`` stopped
+        it."""
+        cfg, model, steps = self.cfg, self.model, self.steps
+        params = stage_parameters(model, stage)
+        set_trainable(model, params)
+        model.use_osf = stage.use_osf
+        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        scaler = grad_scaler(self.use_amp)
+        step = 0
+        if checkpoint is not None:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler"):
+                scaler.load_state_dict(checkpoint["scaler"])
+            set_rng_state(checkpoint["rng"])
+            step = checkpoint["step"]
+        else:
+            seed_all(mix_seed(cfg.seed, stage.number) % (2 ** 32))
+            self.curves[stage.number] = []
+        losses = self.curves[stage.number]
+        log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
+                 sum(p.numel() for p in params), stage.use_osf, step, steps)
+
+        def save(step_done: int) -> None:
+            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scaler": scaler.state_dict() if self.use_amp else None, "stage": stage.number,
+                             "stage_name": stage.name, "step": step_done, "steps": steps, "rng": rng_state(),
+                             "losses": list(losses), "model_config": cfg.model_config()},
+                            self.out / f"stage{stage.number}.pt")
+
+        def one_step(batch) -> float:
+            batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+            return train_step(model, optimizer, scaler, batch, stage, use_amp=self.use_amp).detach()
+
+        sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
+        loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers,
+                            pin_memory=self.device.type == "cuda")
+        stop_after = cfg.stop_at[1] if cfg.stop_at and cfg.stop_at[0] == stage.number else None
+        t0 = time.monotonic()
+        if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses, label=f"stage {stage.number} ",
+                     checkpoint_every=cfg.checkpoint_every, stop_after=stop_after, save=save,
+                     progress=self.progress, what=f"stage {stage.number} ({stage.name})"):
+            return True
+        result = self._record_stage(stage, steps, losses, seconds=time.monotonic() - t0)
+        self._plot()
+        log.info("stage %d done: %s", stage.number, json.dumps(result))
+        if stop_after == steps:
+            log.info("stopping after stage %d as asked; --resume continues", stage.number)
+            return True
+        return False
+
+    def _record_stage(self, stage: Stage, steps: int, losses: list[float], seconds: float | None = None) -> dict:
         """Held-out metrics of the model as it is now, stored under the stage's number in metrics.json."""
         result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf)
         entry = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
@@ -60,127 +291,20 @@ class StageRun:
         if seconds is not None:
             entry["seconds"] = round(seconds, 2)
         self.metrics["stages"][str(stage.number)] = {**entry, **result}
-        self.write_metrics()
+        write_json(self.out / METRICS_FILE, self.metrics)
         return result
 
+    def _plot(self) -> None:
+        plot_panels(self.out / PLOT_FILE, [Panel(f"stage {s.number}: {s.name}", {"loss": self.curves.get(s.number, [])},
+                                                 log_scale=False) for s in self.stages])
 
-def run_stages(run: StageRun, stage_params: Callable, set_trainable: Callable, train_step: Callable) -> dict:
-    """Train every stage not yet finished, then write ``sfonet.pt``; returns the metrics with a ``status``."""
-    cfg, out = run.cfg, run.out
-    if cfg.resume and (out / METRICS_FILE).exists():
-        run.metrics = json.loads((out / METRICS_FILE).read_text())
-    run.metrics.setdefault("stages", {})
-    run.metrics["held_out"] = run.held_out
-    start_stage, start_step, checkpoint = _resume_point(run)
-    for i in range(start_stage, len(run.stages)):
-        resume_from = checkpoint if i == start_stage and start_step > 0 else None
-        if _train_stage(run, run.stages[i], resume_from, stage_params, set_trainable, train_step):
-            plot_losses(out / PLOT_FILE, run.curves, run.stages)
-            return {**run.metrics, "status": "stopped"}
-    _save_final(run)
-    return {**run.metrics, "status": "finished"}
-
-
-def _resume_point(run: StageRun) -> tuple[int, int, dict | None]:
-    """(stage index, step, checkpoint) to continue from: the last stage checkpoint of the run folder; a finished
-    stage moves on to the next (scoring it first if the run was killed between its checkpoint and metrics)."""
-    if not run.cfg.resume:
-        return 0, 0, None
-    start_stage, start_step, checkpoint = 0, 0, None
-    for i, stage in enumerate(run.stages):
-        path = run.out / f"stage{stage.number}.pt"
-        if path.exists():
-            checkpoint = torch.load(path, map_location=run.device, weights_only=False)
-            run.curves[stage.number] = list(checkpoint["losses"])
-            start_stage, start_step = i, checkpoint["step"]
-    if checkpoint is None:
-        return 0, 0, None
-    run.model.load_state_dict(checkpoint["model"])
-    if checkpoint["step"] >= checkpoint["steps"]:
-        done = run.stages[start_stage]
-        if str(done.number) not in run.metrics["stages"]:
-            run.record_stage(done, checkpoint["steps"], checkpoint["losses"])
-        start_stage, start_step = start_stage + 1, 0
-    log.info("resuming at stage %d, step %d", start_stage + 1, start_step)
-    return start_stage, start_step, checkpoint
-
-
-def _train_stage(run: StageRun, stage, checkpoint: dict | None, stage_params, set_trainable, train_step) -> bool:
-    """Optimise one stage from ``checkpoint`` (mid-stage) or from its start; True when ``--stop-at`` stopped it."""
-    cfg, model, steps = run.cfg, run.model, run.steps
-    params = stage_params(model, stage)
-    set_trainable(model, params)
-    if hasattr(model, "use_osf"):
-        model.use_osf = stage.use_osf
-    optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=run.use_amp)
-    step = 0
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        _set_rng_state(checkpoint["rng"])
-        step = checkpoint["step"]
-    else:
-        _seed_all(_mix(cfg.seed, stage.number) % (2 ** 32))
-        run.curves[stage.number] = []
-    losses = run.curves[stage.number]
-    log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
-             sum(p.numel() for p in params), stage.use_osf, step, steps)
-    if run.on_stage_start:
-        run.on_stage_start(stage, step, steps)
-
-    def save(step_done: int) -> None:
-        _atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict() if run.use_amp else None, "stage": stage.number,
-                            "stage_name": stage.name, "step": step_done, "steps": steps, "rng": _rng_state(),
-                            "losses": list(losses), "model_config": cfg.model_config()},
-                           run.out / f"stage{stage.number}.pt")
-
-    sampler = StepBatches(len(run.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
-    loader = DataLoader(run.train_set, batch_sampler=sampler, num_workers=cfg.workers,
-                        pin_memory=run.device.type == "cuda")
-    t0 = time.monotonic()
-    for batch in loader:
-        batch = tuple(t.to(run.device, non_blocking=True) for t in batch)
-        value = float(train_step(model, optimizer, scaler, batch, stage, use_amp=run.use_amp).detach())
-        step += 1
-        if not math.isfinite(value):
-            raise TrainError(f"stage {stage.number} step {step}: the loss is {value}; lower --lr")
-        losses.append(value)
-        if run.progress:
-            run.progress(stage.number, step, steps, value)
-        if step % 50 == 0 or step == steps:
-            log.info("stage %d step %d/%d loss %.5f", stage.number, step, steps, value)
-        if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, step) and step < steps:
-            save(step)
-            log.info("stopping at stage %d step %d as asked; --resume continues", stage.number, step)
-            return True
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
-            save(step)
-    save(steps)
-    result = run.record_stage(stage, steps, losses, seconds=time.monotonic() - t0)
-    plot_losses(run.out / PLOT_FILE, run.curves, run.stages)
-    log.info("stage %d done: %s", stage.number, json.dumps(result))
-    if cfg.stop_at and tuple(cfg.stop_at) == (stage.number, steps):
-        log.info("stopping after stage %d as asked; --resume continues", stage.number)
-        return True
-    return False
-
-
-def _save_final(run: StageRun) -> None:
-    """``sfonet.pt``: the model with every parameter trainable again, its config and the stages' metrics."""
-    from train.sfonet_training.train import package_version
-
-    model, final_use_osf = run.model, run.stages[-1].use_osf
-    if hasattr(model, "use_osf"):
-        model.use_osf = final_use_osf
-    for p in model.parameters():
-        p.requires_grad_(True)
-    _atomic_torch_save({"kind": "sfonet", "model_config": run.cfg.model_config(), "state_dict": model.state_dict(),
-                        "use_osf": final_use_osf, "input_size": list(run.train_set.input_size),
-                        "strategy": run.cfg.strategy, "package_version": package_version(),
-                        "torch_version": torch.__version__, "metrics": run.metrics["stages"]},
-                       run.out / FINAL_FILE)
-    plot_losses(run.out / PLOT_FILE, run.curves, run.stages)
-    log.info("finished: %s", run.out / FINAL_FILE)
+    def _save_final(self) -> None:
+        """``sfonet.pt``: the model with every parameter trainable again, its config and the stages' metrics."""
+        model = self.model
+        model.use_osf = self.stages[-1].use_osf
+        for p in model.parameters():
+            p.requires_grad_(True)
+        save_sfonet(self.out / FINAL_FILE, model, model_config=self.cfg.model_config(),
+                    input_size=self.train_set.input_size, strategy=self.cfg.strategy, metrics=self.metrics["stages"])
+        self._plot()
+        log.info("finished: %s", self.out / FINAL_FILE)

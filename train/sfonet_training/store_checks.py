@@ -3,15 +3,14 @@ and masks that a segmentation stage can learn from."""
 from __future__ import annotations
 
 import logging
-
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 
-from train.errors import TrainError
-
-if TYPE_CHECKING:
-    from train.sfonet_training.train import Stage
+from pipeline.core.errors import RunError, StoreNotReady
+from pipeline.core.files import sha256_of
+from pipeline.store.reader import LabelStoreReader
+from train.sfonet_training.config import Stage
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +22,15 @@ def verify_shards(reader, mode: str = "auto") -> None:
     """Every done shard of ``reader`` must exist with the size the manifest records; with ``mode`` ``always``, or
     ``auto`` and at most VERIFY_AUTO_BYTES in all, its sha256 must match too (hashing reads every byte, about
     1 GB/s: seconds for a small store, minutes for 100 GB, which ``inspect-labels --verify`` can check once).
-    Without the hash, a corrupt chunk still fails its fletcher32 checksum when it is read. Raises TrainError
+    Without the hash, a corrupt chunk still fails its fletcher32 checksum when it is read. Raises RunError
     naming the first bad shard."""
-    from pipeline.data.ground_truth import sha256_of
-
     shards = [(path / entry.file, entry) for path, manifest in zip(reader.paths, reader.manifests)
               for entry in manifest.shards if entry.status == "done"]
     for path, entry in shards:
         if not path.is_file():
-            raise TrainError(f"{path}: shard file is missing (the manifest lists it as done)")
+            raise RunError(f"{path}: shard file is missing (the manifest lists it as done)")
         if entry.bytes and path.stat().st_size != entry.bytes:
-            raise TrainError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
+            raise RunError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
                              f"or truncated); rerun make-labels on the store to redo it")
     total = sum(entry.bytes for _, entry in shards)
     if mode == "never" or (mode == "auto" and total > VERIFY_AUTO_BYTES):
@@ -41,7 +38,7 @@ def verify_shards(reader, mode: str = "auto") -> None:
         return
     for path, entry in shards:
         if entry.sha256 and sha256_of(path) != entry.sha256:
-            raise TrainError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
+            raise RunError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
                              f"on the store to redo it")
 
 
@@ -54,16 +51,41 @@ def check_masks(reader, train_idx: list[int], stages: list[Stage]) -> None:
     else:
         sample = list(train_idx)
     for index in sample:
-        shard, local = reader.locate(index)
-        store, entry = reader._shards[shard]
         try:
-            mask = reader._file(shard)["mask"][local + 1]
+            mask = reader.mask(index)
         except KeyError:
-            raise TrainError(f"{reader.paths[store] / entry.file}: has no 'mask' dataset; the segmentation stages "
-                             f"need masks") from None
+            raise RunError(f"{reader.pair_file(index)}: has no 'mask' dataset; the segmentation stages need "
+                           f"masks") from None
         if mask.any():
             return
     seg = ", ".join(f"{s.number} ({s.name})" for s in stages if s.seg_loss)
-    raise TrainError(f"{', '.join(map(str, reader.paths))}: every mask is empty in the {len(sample)} training pairs "
+    raise RunError(f"{', '.join(map(str, reader.paths))}: every mask is empty in the {len(sample)} training pairs "
                      f"checked (the segmentation teacher found no foreground); stage {seg} would learn nothing. "
                      f"Relabel with another --seg-teacher, or train only the flow branch with --components flow")
+
+
+def open_stores(stores: tuple[str, ...], verify_mode: str) -> LabelStoreReader:
+    """A reader over every done pair of ``stores``, after the checks: each is a finished label store, they hold
+    pairs, their shards are intact (:func:`verify_shards`) and they share one label size. RunError (or
+    StoreNotReady) naming the store otherwise."""
+    for store in stores:
+        if not (Path(store) / "manifest.json").is_file():
+            raise RunError(f"{store}: not a label store (no manifest.json)")
+    try:
+        reader = LabelStoreReader(list(stores))
+    except StoreNotReady:
+        raise
+    except (FileNotFoundError, ValueError) as err:
+        raise RunError(f"not a label store ({err})") from None
+    try:
+        if not len(reader):
+            raise RunError(f"{stores[0]}: the store(s) hold no finished frame pairs")
+        verify_shards(reader, verify_mode)
+        sizes = {tuple(m.identity["label_size"]) if isinstance(m.identity.get("label_size"), list) else "native"
+                 for m in reader.manifests}
+        if len(sizes) > 1:
+            raise RunError(f"{stores[0]}: the stores have different label sizes ({sizes}); make them at one size")
+    except BaseException:
+        reader.close()
+        raise
+    return reader

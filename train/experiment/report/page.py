@@ -1,4 +1,4 @@
-"""Write ``docs/results.md`` from a results folder of ``experiments/ped1_to_ped2.py`` (nothing typed by hand).
+"""Write ``docs/results.md`` from a run-experiment results folder (nothing typed by hand).
 
 The page holds: the K-shot table in the layout of the paper's Tables 1-3 (mean ± std over seeds of the pooled
 frame AUC, with the per-video and pixel AUC as further columns, from ``train.evaluation.results_table``), the ablation
@@ -7,29 +7,25 @@ scale of the loss terms L_p, L_s and L_o in the fine-tuning runs, the quality of
 predictor, the ROC plot and a few score curves (copied into ``docs/results/``), the wall time of every stage,
 the exact commands, the preset and what it reduced, the teachers, package versions and data hashes.
 
-    .venv/bin/python experiments/results_doc.py runs/ped1_to_ped2-cpu --out docs/results.md
+    .venv/bin/python -m train.experiment.report.page runs/ped1_to_ped2-cpu --out docs/results.md
 """
 from __future__ import annotations
 
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import click
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from pipeline.core.files import sha256_of
+from train.experiment.report.analysis import longer_sfonet_section, loss_section, quality_section, validation_section
+from train.experiment.report.data import (PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, read_evals,
+                                          read_json, format_mean_std, format_pct, seed_of, step_records)
 
-from pipeline.data.ground_truth import sha256_of  # noqa: E402
-from experiments.results_analysis import (longer_sfonet_section, loss_section, quality_section,  # noqa: E402
-                                          validation_section)
-from experiments.results_data import (  # noqa: E402
-    PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, _evals, _load, _mean_std, _pct, _seed_of,
-    _steps)
+TITLES = {"ped1": "Ped1", "ped2": "Ped2", "avenue": "Avenue", "shanghaitech": "ShanghaiTech", "ucf_crime": "UCF-Crime"}
+
 
 def main_section(run: Path, preset: dict) -> list[str]:
     from train.evaluation.results_table import collect, markdown_table
@@ -52,7 +48,7 @@ def main_section(run: Path, preset: dict) -> list[str]:
 
 
 def difference_section(run: Path, preset: dict) -> list[str]:
-    evals = _evals(run, "main")
+    evals = read_evals(run, "main")
     lines = ["## SOFF against standard fine-tuning", "",
              f"*{TEACHER_NOTE}*", "",
              "| arch | K | standard frame AUC | SOFF frame AUC | SOFF − standard (paired by seed) "
@@ -61,9 +57,9 @@ def difference_section(run: Path, preset: dict) -> list[str]:
     verdicts = []
     for arch in preset.get("archs", ["unet3"]):
         for k in [k for k in preset.get("shots", []) if k > 0]:
-            std = {_seed_of(n): m["frame_auc"] for n, m in evals.items()
+            std = {seed_of(n): m["frame_auc"] for n, m in evals.items()
                    if n.startswith(f"{arch}-standard-k{k}-s") and m.get("frame_auc") is not None}
-            soff = {_seed_of(n): m["frame_auc"] for n, m in evals.items()
+            soff = {seed_of(n): m["frame_auc"] for n, m in evals.items()
                     if n.startswith(f"{arch}-soff-k{k}-s") and m.get("frame_auc") is not None}
             paired = [soff[s] - std[s] for s in sorted(set(std) & set(soff))]
             paper = {1: PAPER_TABLE3["full"][0] - PAPER_TABLE3["standard"][0],
@@ -77,14 +73,14 @@ def difference_section(run: Path, preset: dict) -> list[str]:
                 verdicts.append(f"{arch} K={k}: SOFF above standard in {wins} of {len(paired)} seeds, mean "
                                 f"difference {mean:+.2f} points" + (f" (seed std {sd:.2f})" if len(paired) > 1
                                                                      else ""))
-            lines.append(f"| {arch} | {k} | {_mean_std(list(std.values()))} | {_mean_std(list(soff.values()))} | "
+            lines.append(f"| {arch} | {k} | {format_mean_std(list(std.values()))} | {format_mean_std(list(soff.values()))} | "
                          f"{diff} | {'–' if paper is None else f'{paper:+.2f}'} |")
     lines += [""] + [f"- {v}." for v in verdicts] + [""]
     return lines
 
 
 def ablation_section(run: Path, preset: dict) -> list[str]:
-    evals, main = _evals(run, "ablation"), _evals(run, "main")
+    evals, main = read_evals(run, "ablation"), read_evals(run, "main")
     arch = preset.get("archs", ["unet3"])[0]
     seeds = preset.get("ablation_seeds", [0])
     ks = preset.get("ablation_shots", [1, 10])
@@ -94,7 +90,7 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
     def cell(source: dict, prefix: str, k: int, metric: str = "frame_auc") -> str:
         values = [m[metric] for n, m in source.items() for s in seeds
                   if n == f"{prefix}-k{k}-s{s}" and m.get(metric) is not None]
-        return _mean_std(values)
+        return format_mean_std(values)
 
     lines = ["## Ablations (Tables 3 and 4)", "", f"*{TEACHER_NOTE}*", "",
              f"{arch}, scene protocol, seed(s) {','.join(map(str, seeds))}; frame AUC % (pixel AUC % in the last "
@@ -132,10 +128,10 @@ def figures_section(run: Path, docs: Path, out_doc: Path) -> list[str]:
     fig_dir = docs / "results"
     fig_dir.mkdir(parents=True, exist_ok=True)
     lines = ["## Plots", ""]
-    evals = _evals(run, "main")
+    evals = read_evals(run, "main")
     shots = sorted({int(n.rsplit("-k", 1)[1].split("-")[0]) for n in evals})
     top = shots[-1] if shots else 0
-    first_seed = min((_seed_of(n) for n in evals if "-s" in n.rsplit("-k", 1)[-1]), default=0)
+    first_seed = min((seed_of(n) for n in evals if "-s" in n.rsplit("-k", 1)[-1]), default=0)
     picks = [n for n in evals if n.endswith("-k0")]
     picks += sorted(n for n in evals if top and n.endswith(f"-k{top}-s{first_seed}"))
     rel = fig_dir.relative_to(out_doc.parent)
@@ -143,7 +139,7 @@ def figures_section(run: Path, docs: Path, out_doc: Path) -> list[str]:
         folder = run / "eval" / "main" / name
         m = evals[name]
         plots = m.get("plots") or {}
-        title = f"{name}: frame AUC {_pct(m.get('frame_auc'))} %"
+        title = f"{name}: frame AUC {format_pct(m.get('frame_auc'))} %"
         if plots.get("roc") and (folder / plots["roc"]).exists():
             target = fig_dir / f"{name}-roc.png"
             shutil.copyfile(folder / plots["roc"], target)
@@ -158,7 +154,7 @@ def figures_section(run: Path, docs: Path, out_doc: Path) -> list[str]:
 
 
 def timing_section(run: Path) -> list[str]:
-    steps = _steps(run)
+    steps = step_records(run)
     lines = ["## Wall time", ""]
     if not steps:
         return lines + ["No step has finished yet.", ""]
@@ -184,7 +180,7 @@ def timing_section(run: Path) -> list[str]:
     extra = [r for r in steps.values() if r["command"] not in commands]
     for what, recs in [("The preset's chain (commands.sh)", chain),
                        ("The extra runs recorded in steps.jsonl (longer SFO-Net, chosen variant; they shared the "
-                        "machine with experiments/ped2_validation.py run)", extra)]:
+                        "machine with python -m train.experiment.validation run)", extra)]:
         if not recs:
             continue
         t0 = min(time.mktime(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")) for r in recs)
@@ -192,7 +188,7 @@ def timing_section(run: Path) -> list[str]:
         lines += ["", f"{what}: first step started {min(r['start'] for r in recs)}, last ended "
                   f"{max(r['end'] for r in recs)} (UTC), **{(t1 - t0) / 60:.1f} minutes elapsed**; sum of the steps' "
                   f"wall times {sum(r['seconds'] for r in recs):.0f} s (they run in parallel)."]
-    info = _load(run / "preset.json") or {}
+    info = read_json(run / "preset.json") or {}
     lines += ["", f"Machine: {info.get('cores', '?')} CPU cores, {info.get('jobs', '?')} steps at once, each with "
               "torch limited to cores / jobs threads.", ""]
     return lines
@@ -200,7 +196,7 @@ def timing_section(run: Path) -> list[str]:
 
 def provenance_section(run: Path, preset_info: dict) -> list[str]:
     lines = ["## Provenance", ""]
-    evals = {**_evals(run, "main"), **_evals(run, "ablation")}
+    evals = {**read_evals(run, "main"), **read_evals(run, "ablation")}
     versions = sorted({(m.get("package_version"), m.get("torch_version")) for m in evals.values()})
     gts = sorted({(m["ground_truth"]["path"], m["ground_truth"]["sha256"]) for m in evals.values()
                   if m.get("ground_truth")})
@@ -216,7 +212,7 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
         lines.append(f"- pixel ground truth `{Path(path).name}/` sha256 `{sha}`")
     lines.append(f"- evaluation size(s) {', '.join('x'.join(map(str, s)) for s in sizes)}; device(s) "
                  f"{', '.join(devices)}; {len(evals)} evaluations")
-    store = _load(run / "labels" / "ped1-training" / "manifest.json")
+    store = read_json(run / "labels" / f"{preset_info.get('source', 'ped1')}-training" / "manifest.json")
     if store:
         ident = store.get("identity", {})
         teachers = ident.get("teachers", {})
@@ -229,14 +225,15 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
 
 
 def build(run: Path, out_doc: Path, notes: Path | None) -> str:
-    info = _load(run / "preset.json") or {}
+    info = read_json(run / "preset.json") or {}
     preset = info.get("preset", {})
     docs = out_doc.parent
-    steps = _steps(run)
+    steps = step_records(run)
     failed = [n for n, r in steps.items() if r["rc"] != 0]
     where = run.relative_to(REPO) if run.is_relative_to(REPO) else run
-    lines = ["# Results: Ped1 -> Ped2 few-shot scene adaptation", "",
-             f"Generated by `experiments/results_doc.py` from `{where}` "
+    pair = f"{TITLES.get(info.get('source', 'ped1'))} -> {TITLES.get(info.get('target', 'ped2'))}"
+    lines = [f"# Results: {pair} few-shot scene adaptation", "",
+             f"Generated by `python -m train.experiment.report.page` from `{where}` "
              f"(preset `{preset.get('name', '?')}`); do not edit by hand, rerun the generator.", "",
              f"**Preset `{preset.get('name', '?')}`**: {preset.get('description', '')}. **Reduced from the paper**: "
              f"{preset.get('reduced', '')}.", "",
@@ -269,7 +266,7 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
                         *[(f"validation/{f.name}", "the longer-trained SFO-Net and its SOFF rows")
                           for f in sorted((run / "validation").glob("sfonet*-commands.sh"))]]:
         if (run / extra).exists():
-            lines += [f"Then {what} (`experiments/ped2_validation.py`; `{extra}`):", "", "```sh",
+            lines += [f"Then {what} (`python -m train.experiment.validation`; `{extra}`):", "", "```sh",
                       (run / extra).read_text().strip(), "```", ""]
     lines += provenance_section(run, info)
     for folder in sorted((run / "predictor").glob("*")):
@@ -284,12 +281,12 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=REPO / "docs" / "results.md",
-              show_default=True, help="Markdown file to write; its plots go to results/ beside it.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Markdown file to write (e.g. docs/results.md); its plots go to results/ beside it.")
 @click.option("--notes", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A Markdown file of analysis to include under 'Analysis' (e.g. docs/results-notes.md).")
 def main(run: Path, out: Path, notes: Path | None) -> None:
-    """Write the results page of the Ped1 -> Ped2 experiment in RUN (a folder of experiments/ped1_to_ped2.py)."""
+    """Write the results page of the experiment in RUN (a run-experiment results folder)."""
     run, out = run.resolve(), out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     text = build(run, out, notes)

@@ -1,19 +1,18 @@
-"""Why does (or doesn't) SOFF beat standard fine-tuning? Checks on held-out Ped2 *training* videos only.
+"""Why does (or doesn't) SOFF beat standard fine-tuning? Checks on held-out *training* videos of the target only.
 
-The issue's rule: hyper-parameters are chosen on Ped2 training clips, never on Ped2 testing. This script takes the
-pre-trained predictor and the three-stage SFO-Net of a ``ped1_to_ped2.py`` results folder, fine-tunes them on K
-clips drawn (scene protocol, per seed) from Ped2 training videos 01-12 only, and scores the prediction PSNR on
-the normal frames of the held-out Ped2 training videos 13-16 (evaluate-predictor's scoring loop: the command
-itself needs frame labels, which a training split lacks). The variants: standard fine-tuning (L_p), SOFF as in
-the paper (alpha 0.5, beta 1), and SOFF with the auxiliary weights scaled up (x10, x100), since in this setting
-L_s and L_o are about 1% of L_p (see docs/results.md).
-finetune-predictor has no --alpha / --beta options, so the fine-tuning goes through train.finetuning.adapt's
-API here (same code path). Results: ``<RUN>/validation/summary.json`` (read by results_doc.py).
+The rule: hyper-parameters are chosen on the target's training clips, never on its test videos. This module takes
+the pre-trained predictor and the three-stage SFO-Net of a run-experiment results folder, fine-tunes them
+(finetune-predictor) on K clips drawn (scene protocol, per seed) from the first three quarters of the target's
+training videos only (Ped2: 01-12), and scores the prediction PSNR on the normal frames of the last quarter (Ped2:
+13-16), with evaluate-predictor's scoring loop (the command itself needs frame labels, which a training split
+lacks). The variants: standard fine-tuning (L_p), SOFF as in the paper (alpha 0.5, beta 1), and SOFF with the
+auxiliary weights scaled up (x10, x100), since in this setting L_s and L_o are about 1% of L_p (see
+docs/results.md). Results: ``<RUN>/validation/summary.json`` (read by the results page).
 
 Held-out PSNR on normal frames is a proxy: it says how well the adapted model predicts the new scene's normal
 motion, not how well it separates anomalies (only Ped2 testing has those).
 
-    .venv/bin/python experiments/ped2_validation.py runs/ped1_to_ped2-cpu --jobs 2
+    .venv/bin/python -m train.experiment.validation run runs/ped1_to_ped2-cpu --jobs 2
 """
 from __future__ import annotations
 
@@ -25,69 +24,65 @@ from pathlib import Path
 
 import click
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from train.experiment.runner import Step, run_steps
 
-from experiments.ped1_to_ped2 import Step, run_steps  # noqa: E402
-
-TRAIN_VIDEOS = ",".join(f"{i:02d}" for i in range(1, 13))
-VAL_VIDEOS = "13,14,15,16"
+BIN = Path(sys.executable).parent
 VARIANTS = {"standard": ("standard", 0.5, 1.0), "soff": ("soff", 0.5, 1.0),
             "soff-x10": ("soff", 5.0, 10.0), "soff-x100": ("soff", 50.0, 100.0)}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
-    """Hyper-parameter checks of SOFF fine-tuning on held-out Ped2 training videos."""
+    """Hyper-parameter checks of SOFF fine-tuning on held-out training videos of the target."""
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # stops the steps this run started
 
 
-@cli.command("finetune", hidden=True)
-@click.option("--data-root", required=True)
-@click.option("--predictor", required=True)
-@click.option("--sfonet", default=None)
-@click.option("--out", required=True)
-@click.option("--loss", required=True)
-@click.option("--alpha", type=float, required=True)
-@click.option("--beta", type=float, required=True)
-@click.option("--shots", type=int, required=True)
-@click.option("--steps", type=int, required=True)
-@click.option("--lr", type=float, required=True)
-@click.option("--batch-size", type=int, required=True)
-@click.option("--seed", type=int, required=True)
-@click.option("--all-videos", is_flag=True, help="Draw the clips from every Ped2 training video (the main "
-              "table's protocol) instead of 01-12.")
-def finetune(data_root, predictor, sfonet, out, loss, alpha, beta, shots, steps, lr, batch_size, seed, all_videos):
-    """One fine-tuning run through the API (K clips from Ped2 training videos 01-12, or all with --all-videos)."""
-    import logging
+def _target(info: dict) -> tuple[str, Path]:
+    """(target benchmark, its folder) of a results folder's preset.json."""
+    target = info.get("target", "ped2")
+    return target, Path(info["datasets"]) / target
 
-    from train.finetuning.adapt import FinetuneConfig, finetune_predictor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cfg = FinetuneConfig(data_root=data_root, dataset="ped2", predictor=predictor, out=out,
-                         sfonet=sfonet if loss == "soff" else None, loss=loss, shots=shots, protocol="scene",
-                         steps=steps, lr=lr, batch_size=min(batch_size, shots), seeds=(seed,), device="cpu",
-                         videos=() if all_videos else tuple(TRAIN_VIDEOS.split(",")), alpha=alpha, beta=beta)
-    finetune_predictor(cfg)
+def _split_training(root: Path) -> tuple[str, str]:
+    """(fine-tuning videos, held-out videos) of the target's training split, comma lists: the first three quarters
+    and the last quarter (Ped2: 01-12 and 13-16)."""
+    from pipeline.data.frame_source import open_frame_source
+
+    videos = open_frame_source(root, "training").videos()
+    cut = max(1, round(len(videos) * 3 / 4))
+    return ",".join(videos[:cut]), ",".join(videos[cut:])
+
+
+def _finetune(root: Path, target: str, predictor: Path, sfonet: Path, out: Path, loss: str, alpha: float,
+              beta: float, k: int, p: dict, seed: int, videos: str | None) -> list[str]:
+    """The finetune-predictor command line of one variant (clips from ``videos``, or every training video)."""
+    argv = [str(BIN / "finetune-predictor"), str(root), "--dataset", target, "--predictor", str(predictor),
+            "--out", str(out), "--loss", loss, "--alpha", str(alpha), "--beta", str(beta), "--shots", str(k),
+            "--protocol", "scene", "--steps", str(p["finetune_steps"]), "--lr", str(p["finetune_lr"]),
+            "--batch-size", str(min(p["finetune_batch"], k)), "--seeds", str(seed), "--device", "cpu"]
+    if loss == "soff":
+        argv += ["--sfonet", str(sfonet)]
+    if videos:
+        argv += ["--videos", videos]
+    return argv
 
 
 @cli.command("score", hidden=True)
 @click.option("--data-root", required=True)
 @click.option("--predictor", required=True, help="A predictor.pt.")
-@click.option("--videos", default=VAL_VIDEOS)
+@click.option("--videos", required=True, help="Comma list of training videos to score.")
 @click.option("--size", required=True, help="WxH")
 @click.option("--out", required=True, help="JSON file to write.")
 def score(data_root, predictor, videos, size, out):
-    """Mean prediction PSNR (dB, frames on [0, 1]) on Ped2 training videos (all normal), with
+    """Mean prediction PSNR (dB, frames on [0, 1]) on training videos of the target (all normal), with
     evaluate-predictor's own scoring loop (evaluate-predictor itself needs frame labels, which training lacks)."""
     import numpy as np
-    import torch
 
     from pipeline.data.frame_source import open_frame_source
-    from train.evaluation.evaluate import predict_video
+    from train.common.device import resolve_device
+    from train.evaluation.predict import predict_video
     from train.predictors.checkpoint import load_predictor
 
     w, h = map(int, size.split("x"))
@@ -96,7 +91,7 @@ def score(data_root, predictor, videos, size, out):
     source = open_frame_source(data_root, "training", "auto")
     per = {}
     for video in videos.split(","):
-        psnr = predict_video(model, source, video, size=(w, h), batch_size=16, device=torch.device("cpu")).psnr
+        psnr = predict_video(model, source, video, size=(w, h), batch_size=16, device=resolve_device("cpu")).psnr
         psnr = psnr[~np.isnan(psnr)]
         per[video] = {"scored": int(psnr.size), "mean_psnr": float(psnr.mean())}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -110,12 +105,14 @@ def score(data_root, predictor, videos, size, out):
 @click.option("--variants", default=",".join(VARIANTS), show_default=True)
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
 def run(run: Path, shots: str, seeds: str, variants: str, jobs: int):
-    """Fine-tune every variant on Ped2 training 01-12 and score PSNR on Ped2 training 13-16."""
+    """Fine-tune every variant on the first three quarters of the target's training videos and score PSNR on the
+    last quarter (Ped2: 01-12 and 13-16)."""
     import os
 
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
-    p, data = info["preset"], Path(info["datasets"])
+    p, (target, root) = info["preset"], _target(info)
+    train_videos, val_videos = _split_training(root)
     out = run / "validation"
     out.mkdir(exist_ok=True)
     predictor = run / "predictor" / p["archs"][0] / "predictor.pt"
@@ -127,19 +124,15 @@ def run(run: Path, shots: str, seeds: str, variants: str, jobs: int):
                 loss, alpha, beta = VARIANTS[name]
                 tag = f"{name}-k{k}-s{seed}"
                 ft = out / "ft" / tag
-                argv = [sys.executable, str(Path(__file__).resolve()), "finetune", "--data-root", str(data / "ped2"),
-                        "--predictor", str(predictor), "--sfonet", str(sfonet), "--out", str(ft), "--loss", loss,
-                        "--alpha", str(alpha), "--beta", str(beta), "--shots", str(k),
-                        "--steps", str(p["finetune_steps"]), "--lr", str(p["finetune_lr"]),
-                        "--batch-size", str(p["finetune_batch"]), "--seed", str(seed)]
+                argv = _finetune(root, target, predictor, sfonet, ft, loss, alpha, beta, k, p, seed, train_videos)
                 steps.append(Step(f"ft-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
-                steps.append(_score(f"eval-{tag}", data, ft / f"seed{seed}" / "predictor.pt",
-                                    out / "eval" / tag / "metrics.json", p["eval_size"], [f"ft-{tag}"]))
-    steps.insert(0, _score("eval-pretrained", data, predictor, out / "eval" / "pretrained" / "metrics.json",
-                           p["eval_size"], []))
+                steps.append(_score(f"eval-{tag}", root, ft / f"seed{seed}" / "predictor.pt",
+                                    out / "eval" / tag / "metrics.json", p["eval_size"], [f"ft-{tag}"], val_videos))
+    steps.insert(0, _score("eval-pretrained", root, predictor, out / "eval" / "pretrained" / "metrics.json",
+                           p["eval_size"], [], val_videos))
     (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
     failures = run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
-    summary = summarise(out)
+    summary = summarise(out, train_videos, val_videos)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     click.echo(markdown(summary))
     sys.exit(1 if failures else 0)
@@ -157,7 +150,7 @@ def test(run: Path, variant: str, jobs: int):
 
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
-    p, data = info["preset"], Path(info["datasets"])
+    p, (target, root) = info["preset"], _target(info)
     arch = p["archs"][0]
     predictor = run / "predictor" / arch / "predictor.pt"
     sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
@@ -167,18 +160,14 @@ def test(run: Path, variant: str, jobs: int):
         for k in [k for k in p["shots"] if k > 0]:
             tag = f"{arch}-{variant}-k{k}-s{seed}"
             ft = run / "ft" / "chosen" / tag
-            argv = [sys.executable, str(Path(__file__).resolve()), "finetune", "--data-root", str(data / "ped2"),
-                    "--predictor", str(predictor), "--sfonet", str(sfonet), "--out", str(ft), "--loss", loss,
-                    "--alpha", str(alpha), "--beta", str(beta), "--shots", str(k),
-                    "--steps", str(p["finetune_steps"]), "--lr", str(p["finetune_lr"]),
-                    "--batch-size", str(p["finetune_batch"]), "--seed", str(seed), "--all-videos"]
+            argv = _finetune(root, target, predictor, sfonet, ft, loss, alpha, beta, k, p, seed, None)
             steps.append(Step(f"ft-chosen-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
             ev = run / "eval" / "chosen" / tag
-            argv = [str(Path(sys.executable).parent / "evaluate-predictor"), str(data / "ped2"), "--dataset", "ped2",
+            argv = [str(BIN / "evaluate-predictor"), str(root), "--dataset", target,
                     "--predictor", str(ft / f"seed{seed}"), "--out", str(ev), "--eval-size", p["eval_size"],
                     "--pixel-samples", str(p["pixel_samples"]), "--device", p["device"], "--no-plots"]
-            if p.get("eval_videos"):
-                argv += ["--videos", p["eval_videos"]]
+            if info.get("eval_videos"):
+                argv += ["--videos", ",".join(info["eval_videos"])]
             steps.append(Step(f"eval-chosen-{tag}", argv, str(ev / "metrics.json"), [f"ft-chosen-{tag}"]))
     out = run / "validation"
     out.mkdir(exist_ok=True)
@@ -234,9 +223,9 @@ def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
     sys.exit(1 if failures else 0)
 
 
-def _score(name: str, data: Path, predictor: Path, out: Path, size: str, needs: list[str]) -> Step:
-    argv = [sys.executable, str(Path(__file__).resolve()), "score", "--data-root", str(data / "ped2"),
-            "--predictor", str(predictor), "--size", size, "--out", str(out)]
+def _score(name: str, root: Path, predictor: Path, out: Path, size: str, needs: list[str], videos: str) -> Step:
+    argv = [sys.executable, "-m", "train.experiment.validation", "score", "--data-root", str(root),
+            "--predictor", str(predictor), "--size", size, "--videos", videos, "--out", str(out)]
     return Step(name, argv, str(out), needs)
 
 
@@ -248,8 +237,8 @@ def _psnr(metrics: dict) -> float | None:
     return sum(v["mean_psnr"] * v["scored"] for _, v in items) / total if total else None
 
 
-def summarise(out: Path) -> dict:
-    import torch
+def summarise(out: Path, train_videos: str, val_videos: str) -> dict:
+    from train.common.checkpoints import read_checkpoint
 
     rows = {}
     for f in sorted((out / "eval").glob("*/metrics.json")):
@@ -258,11 +247,11 @@ def summarise(out: Path) -> dict:
         row = {"psnr": _psnr(m)}
         pts = list((out / "ft" / name).glob("seed*/predictor.pt"))
         if pts:
-            losses = torch.load(pts[0], map_location="cpu", weights_only=False).get("losses") or []
+            losses = read_checkpoint(pts[0]).get("losses") or []
             if losses:
                 row["first"], row["last"] = losses[0], losses[-1]
         rows[name] = row
-    return {"train_videos": TRAIN_VIDEOS, "val_videos": VAL_VIDEOS, "variants": {k: list(v) for k, v in
+    return {"train_videos": train_videos, "val_videos": val_videos, "variants": {k: list(v) for k, v in
                                                                                   VARIANTS.items()}, "runs": rows}
 
 
@@ -276,8 +265,9 @@ def markdown(summary: dict) -> str:
         k = int(rest.split("-s")[0])
         groups.setdefault((variant, k), []).append(row["psnr"])
     base = runs.get("pretrained", {}).get("psnr")
-    lines = [f"Held-out Ped2 training videos {summary['val_videos']} (normal frames only), mean prediction PSNR in "
-             f"dB after fine-tuning on K clips drawn from Ped2 training videos 01-12; pre-trained predictor, no "
+    lines = [f"Held-out training videos {summary['val_videos']} (normal frames only), mean prediction PSNR in "
+             f"dB after fine-tuning on K clips drawn from training videos {summary['train_videos']}; pre-trained "
+             f"predictor, no "
              f"fine-tuning: {base:.3f} dB." if base is not None else "", "",
              "| variant | alpha | beta | K | PSNR (dB), mean ± std over seeds | seeds |", "|---|---|---|---|---|---|"]
     for (variant, k), values in sorted(groups.items(), key=lambda kv: (kv[0][1], list(VARIANTS).index(kv[0][0]))):

@@ -5,19 +5,19 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from experiments.results_data import (
-    TEACHER_NOTE, _aucs, _evals, _load, _loss_scales, _mean_std, _seed_of)
+from train.experiment.report.data import (
+    TEACHER_NOTE, evaluation_aucs, read_evals, read_json, read_loss_scales, format_mean_std, seed_of)
 
 def validation_section(run: Path, preset: dict) -> list[str]:
     """The held-out Ped2 training checks of experiments/ped2_validation.py, and the chosen variant on testing."""
-    summary = _load(run / "validation" / "summary.json")
+    summary = read_json(run / "validation" / "summary.json")
     if not summary:
         return []
-    from experiments.ped2_validation import VARIANTS, markdown
+    from train.experiment.validation import VARIANTS, markdown
 
     lines = ["## Checks on held-out Ped2 training videos (no test data)", "",
              f"*{TEACHER_NOTE}*", "",
-             "`experiments/ped2_validation.py run` fine-tunes the same pre-trained predictor with the same "
+             "`python -m train.experiment.validation run` fine-tunes the same pre-trained predictor with the same "
              "three-stage SFO-Net on K clips drawn only from Ped2 training videos 01-12 and measures the "
              "prediction PSNR on the normal frames of Ped2 training videos 13-16, for standard fine-tuning, "
              "SOFF with the paper's weights (alpha 0.5, beta 1) and SOFF with both weights scaled by 10 and 100 "
@@ -37,10 +37,10 @@ def validation_section(run: Path, preset: dict) -> list[str]:
         lines += ["Weighted terms at the first step:", "",
                   "| run | L_p | alpha L_s | beta L_o | (alpha L_s + beta L_o) / L_p |", "|---|---|---|---|---|",
                   *rows, ""]
-    chosen = _load(run / "validation" / "chosen.json")
-    evals = _evals(run, "chosen")
+    chosen = read_json(run / "validation" / "chosen.json")
+    evals = read_evals(run, "chosen")
     if chosen and evals:
-        main = _evals(run, "main")
+        main = read_evals(run, "main")
         arch = preset.get("archs", ["unet3"])[0]
         v = chosen["variant"]
         lines += [f"The variant chosen on these held-out training videos, `{v}` (alpha {chosen['alpha']}, beta "
@@ -48,24 +48,24 @@ def validation_section(run: Path, preset: dict) -> list[str]:
                   f"K, clips drawn from all Ped2 training videos, evaluation): pooled frame AUC % (pixel AUC %).",
                   "", "| K | standard | SOFF (paper weights) | SOFF chosen | chosen pixel |", "|---|---|---|---|---|"]
         for k in [k for k in preset.get("shots", []) if k > 0]:
-            lines.append(f"| {k} | {_mean_std(_aucs(main, f'{arch}-standard-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(main, f'{arch}-soff-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(evals, f'{arch}-{v}-k{k}-s'))} | "
-                         f"{_mean_std(_aucs(evals, f'{arch}-{v}-k{k}-s', 'pixel_auc'))} |")
+            lines.append(f"| {k} | {format_mean_std(evaluation_aucs(main, f'{arch}-standard-k{k}-s'))} | "
+                         f"{format_mean_std(evaluation_aucs(main, f'{arch}-soff-k{k}-s'))} | "
+                         f"{format_mean_std(evaluation_aucs(evals, f'{arch}-{v}-k{k}-s'))} | "
+                         f"{format_mean_std(evaluation_aucs(evals, f'{arch}-{v}-k{k}-s', 'pixel_auc'))} |")
         lines.append("")
     return lines
 
 
 def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
-    """The main table's SOFF rows redone with a longer-trained SFO-Net (experiments/ped2_validation.py
+    """The main table's SOFF rows redone with a longer-trained SFO-Net (python -m train.experiment.validation
     longer-sfonet), beside the original rows."""
     lines = []
     arch = preset.get("archs", ["unet3"])[0]
-    main = _evals(run, "main")
+    main = read_evals(run, "main")
     for folder in sorted((run / "eval").glob("sfonet*")):
         n = folder.name.removeprefix("sfonet")
-        evals = _evals(run, folder.name)
-        m = _load(run / "sfonet" / f"three-stage-{n}" / "metrics.json") or {}
+        evals = read_evals(run, folder.name)
+        m = read_json(run / "sfonet" / f"three-stage-{n}" / "metrics.json") or {}
         stages = m.get("stages", {})
         lines += [f"## SOFF with SFO-Net trained {n} steps a stage", "", f"*{TEACHER_NOTE}*", "",
                   f"The same three-stage SFO-Net command with `--steps {n}` instead of {preset.get('sfonet_steps')}, "
@@ -85,16 +85,16 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
                   f"| SOFF {n} − standard (paired by seed) | pixel AUC, SOFF {n} steps |",
                   "|---|---|---|---|---|---|"]
         for k in [k for k in preset.get("shots", []) if k > 0]:
-            std = {_seed_of(x): v["frame_auc"] for x, v in main.items() if x.startswith(f"{arch}-standard-k{k}-s")}
-            new = {_seed_of(x): v["frame_auc"] for x, v in evals.items() if x.startswith(f"{arch}-soff-k{k}-s")}
+            std = {seed_of(x): v["frame_auc"] for x, v in main.items() if x.startswith(f"{arch}-standard-k{k}-s")}
+            new = {seed_of(x): v["frame_auc"] for x, v in evals.items() if x.startswith(f"{arch}-soff-k{k}-s")}
             paired = [new[s] - std[s] for s in sorted(set(std) & set(new))]
             diff = "–"
             if paired:
                 sd = statistics.stdev(paired) * 100 if len(paired) > 1 else 0.0
                 diff = f"{100 * statistics.fmean(paired):+.2f} ± {sd:.2f} (n={len(paired)})"
-            lines.append(f"| {k} | {_mean_std(list(std.values()))} | "
-                         f"{_mean_std(_aucs(main, f'{arch}-soff-k{k}-s'))} | {_mean_std(list(new.values()))} | "
-                         f"{diff} | {_mean_std(_aucs(evals, f'{arch}-soff-k{k}-s', 'pixel_auc'))} |")
+            lines.append(f"| {k} | {format_mean_std(list(std.values()))} | "
+                         f"{format_mean_std(evaluation_aucs(main, f'{arch}-soff-k{k}-s'))} | {format_mean_std(list(new.values()))} | "
+                         f"{diff} | {format_mean_std(evaluation_aucs(evals, f'{arch}-soff-k{k}-s', 'pixel_auc'))} |")
         lines.append("")
     return lines
 
@@ -106,7 +106,7 @@ def quality_section(run: Path) -> list[str]:
              "| SFO-Net | stage | trains | steps | EPE | zero-flow EPE | IoU | empty IoU | F1 | seconds |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for folder in sorted((run / "sfonet").glob("*")):
-        m = _load(folder / "metrics.json")
+        m = read_json(folder / "metrics.json")
         if not m or not (folder / "sfonet.pt").exists():
             continue
         for stage, s in sorted(m.get("stages", {}).items()):
@@ -116,7 +116,7 @@ def quality_section(run: Path) -> list[str]:
     lines += ["", "Pre-trained predictor (PSNR in dB on held-out Ped1 training clips):", "",
               "| arch | steps | PSNR | untrained PSNR | copy-last-frame PSNR |", "|---|---|---|---|---|"]
     for folder in sorted((run / "predictor").glob("*")):
-        m = _load(folder / "metrics.json")
+        m = read_json(folder / "metrics.json")
         if m:
             lines.append(f"| {m.get('arch')} | {m.get('steps')} | {m.get('val_psnr', 0):.2f} | "
                          f"{m.get('untrained_psnr', 0):.2f} | {m.get('copy_last_psnr', 0):.2f} |")
@@ -124,9 +124,9 @@ def quality_section(run: Path) -> list[str]:
 
 
 def loss_section(run: Path) -> list[str]:
-    rows = _loss_scales(run, "main") + _loss_scales(run, "ablation")
+    rows = read_loss_scales(run, "main") + read_loss_scales(run, "ablation")
     for extra in sorted((run / "ft").glob("sfonet*")):
-        rows += [(f"{extra.name}/{name}", first, last) for name, first, last in _loss_scales(run, extra.name)]
+        rows += [(f"{extra.name}/{name}", first, last) for name, first, last in read_loss_scales(run, extra.name)]
     lines = ["## Loss scales during fine-tuning", "",
              "The parts of L_total = L_p + 0.5 L_s + 1.0 L_o (unweighted L_p, L_s, L_o) at the first and the last "
              "fine-tuning step, read from each adapted predictor.pt. Where L_s and L_o are orders of magnitude "

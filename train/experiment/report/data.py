@@ -1,15 +1,14 @@
-"""What the results page reads from a results folder of ``experiments/ped1_to_ped2.py`` (step records,
+"""What the results page reads from a run-experiment folder (step records,
 evaluations, fine-tuning loss scales), the paper's own numbers, and the small formatting helpers of its tables."""
 from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from train.experiment.runner import finished_records
+
+REPO = Path(__file__).resolve().parents[3]     # the checkout, for paths shown relative to it
 
 # The paper's numbers (SOFF paper, UNet-3layer pre-trained on ShanghaiTech, target UCSD Ped2, frame AUC %).
 PAPER_TABLE1_PED2 = [("rGAN (Finetune)", 81.95, 85.64, 91.11), ("rGAN (Meta)", 81.95, 91.19, 92.8),
@@ -25,18 +24,18 @@ TEACHER_NOTE = ("Labels: weight-free teachers (DIS optical flow and MOG2 backgro
                 "paper's GMA and YOLOv8 + MobileSAM: no pretrained weights exist on these machines.")
 
 
-def _load(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def _pct(v: float | None) -> str:
+def format_pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.2f}"
 
 
-def _mean_std(values: list[float]) -> str:
+def format_mean_std(values: list[float]) -> str:
     if not values:
         return "–"
     m = 100 * statistics.fmean(values)
@@ -45,38 +44,36 @@ def _mean_std(values: list[float]) -> str:
     return f"{m:.2f} ± {100 * statistics.stdev(values):.2f} (n={len(values)})"
 
 
-def _steps(run: Path) -> dict[str, dict]:
+def step_records(run: Path) -> dict[str, dict]:
     """The last record of every step of the run (its steps.jsonl)."""
-    from experiments.ped1_to_ped2 import _finished
-
-    return _finished(run)
+    return finished_records(run)
 
 
-def _evals(run: Path, group: str) -> dict[str, dict]:
+def read_evals(run: Path, group: str) -> dict[str, dict]:
     """Folder name -> metrics.json of every evaluation under eval/<group>/."""
     out = {}
     for f in sorted((run / "eval" / group).glob("*/metrics.json")):
-        m = _load(f)
+        m = read_json(f)
         if m and m.get("kind") == "predictor-evaluation":
             out[f.parent.name] = m
     return out
 
 
-def _aucs(evals: dict[str, dict], prefix: str, metric: str = "frame_auc") -> list[float]:
+def evaluation_aucs(evals: dict[str, dict], prefix: str, metric: str = "frame_auc") -> list[float]:
     return [m[metric] for name, m in evals.items() if name.startswith(prefix) and m.get(metric) is not None]
 
 
-def _seed_of(name: str) -> int:
+def seed_of(name: str) -> int:
     return int(name.rsplit("-s", 1)[1])
 
 
-def _loss_scales(run: Path, group: str) -> list[tuple[str, dict, dict]]:
+def read_loss_scales(run: Path, group: str) -> list[tuple[str, dict, dict]]:
     """(run name, first-step parts, last-step parts) of every fine-tuning run, read from its predictor.pt."""
-    import torch
+    from train.common.checkpoints import read_checkpoint
 
     rows = []
     for pt in sorted((run / "ft" / group).glob("*/seed*/predictor.pt")):
-        payload = torch.load(pt, map_location="cpu", weights_only=False)
+        payload = read_checkpoint(pt)
         losses = payload.get("losses") or []
         if losses:
             rows.append((pt.parent.parent.name, losses[0], losses[-1]))

@@ -1,0 +1,57 @@
+"""Hashes and atomic writes: the one sha256 and the one atomic replace of the project.
+
+A file's hash is :func:`labelers.weights.sha256_file` (``labelers`` is the ground floor and hashes its weights
+files itself); :func:`sha256_of` adds folders. An atomic write goes to a temporary file beside the target, is
+flushed to disk (fsync), then renamed over it, so a reader sees the old file or the new one, never a part.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from labelers.weights import CHUNK_BYTES, sha256_file
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file, or of a folder's files (relative names and contents, in sorted order)."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(CHUNK_BYTES), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def temporary_path(path: Path) -> Path:
+    """The hidden temporary file an atomic write of ``path`` goes through (``.name.<pid>.tmp`` beside it)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` writes the content to ``tmp``; it is then fsynced and renamed over ``path``. On an error
+    the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def commit(tmp: str | Path, path: str | Path) -> None:
+    """Flush the finished temporary file ``tmp`` to disk and rename it over ``path`` (same folder)."""
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -1,0 +1,67 @@
+"""Reading and writing ``.pt`` files: the one ``torch.load`` of the project and its one-line errors.
+
+Every payload is a plain dict. A final model file names its ``kind`` (``"sfonet"``, ``"predictor"``); a resume
+checkpoint holds ``model``, ``optimizer`` and ``step``. :func:`describe` says in words what a payload is, so a
+command handed the wrong file can say what it got.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pipeline.core.errors import RunError
+from pipeline.core.files import atomic_write
+
+
+def save_checkpoint(payload: dict, path: str | Path) -> None:
+    """``torch.save`` to ``path`` atomically (a killed write leaves the previous file)."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The dict saved in ``path``; RunError naming the file when it is missing, unreadable or not a dict.
+
+    Files of this package hold plain dicts but also numpy RNG states and config dicts, so they are read with
+    ``weights_only=False``: read only files you wrote or trust, as with any pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(f"{path}: no such file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
+        raise RunError(one_line(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})")) from None
+    if not isinstance(payload, dict):
+        raise RunError(f"{path}: not a checkpoint of this package (holds a {type(payload).__name__})")
+    return payload
+
+
+def kind_of(payload: dict) -> str | None:
+    """``"sfonet"``, ``"predictor"``, ``"training"`` (a resume checkpoint) or None (unknown).
+
+    Files written before kinds were recorded: an SFO-Net file has ``use_osf`` or ``strategy``."""
+    kind = payload.get("kind")
+    if kind in ("sfonet", "predictor"):
+        return kind
+    if kind is None and {"use_osf", "strategy"} & set(payload):
+        return "sfonet"
+    if {"model", "optimizer", "step"} <= set(payload):
+        return "training"
+    return None
+
+
+def describe(payload: dict) -> str:
+    """What a payload is, in words, for error messages."""
+    words = {"sfonet": "an SFO-Net checkpoint (sfonet.pt from train-sfonet)", "predictor": "a frame predictor",
+             "training": "a training checkpoint (resume state), not a final model file"}
+    kind = kind_of(payload)
+    if kind:
+        return words[kind]
+    named = payload.get("kind")
+    return f"a checkpoint of kind {named!r}" if named else "a checkpoint of unknown kind (no 'kind' key)"
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """The first line of ``message``, cut at ``limit`` characters (state-dict errors list every key)."""
+    line = message.splitlines()[0] if message else message
+    return line if len(line) <= limit else line[: limit - 3] + "..."

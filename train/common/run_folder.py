@@ -1,0 +1,113 @@
+"""The run folder of every trainer: made once, refused, resumed or found finished, with its log.
+
+A folder is *fresh* (absent or empty: made, and the run's description written to its config file), *the same
+run* (its config file describes a run whose identity, settings and inputs, equals this one's: resumed, or found
+finished when all its done files exist), or *refused* with one line naming the file: another run's folder asked
+for without ``--resume``, a run with other settings or inputs, or a folder that is not a run folder at all.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.errors import RunError
+from pipeline.core.files import atomic_write_text
+
+
+def plain(value):
+    """``value`` with tuples turned into lists, recursively (what JSON gives back, so configs compare equal)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def settings_identity(config: dict, resumable: tuple[str, ...]) -> dict:
+    """The fields of ``config`` a resumed run must share: all but those that may change (``resumable``)."""
+    return {k: v for k, v in plain(config).items() if k not in resumable}
+
+
+def write_json(path: str | Path, value) -> None:
+    """``value`` as indented JSON at ``path``, written atomically."""
+    atomic_write_text(path, json.dumps(value, indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's output folder (see the module docstring). ``command`` names the run in messages;
+    ``done_files`` are the files whose presence means the run finished."""
+
+    path: Path
+    command: str
+    config_file: str = "config.json"
+    done_files: tuple[str, ...] = ()
+    log_file: str = "train.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.config_file
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.done_files) and all((self.path / f).exists() for f in self.done_files)
+
+    def open(self, meta: dict, *, identity: Callable[[dict], dict], resume: bool) -> dict | None:
+        """Make the folder and write ``meta`` as its config file, or check it holds the same run.
+
+        ``identity(meta)`` is what must not change between a run and its resume. Returns the config file's
+        content when the folder already held this run, None when it was fresh. Raises RunError otherwise."""
+        if self.config_path.exists():
+            if not resume:
+                raise RunError(f"{self.path}: already holds a {self.command} run; pass --resume to continue it, or "
+                               f"use another --out")
+            try:
+                old = json.loads(self.config_path.read_text())
+            except (OSError, ValueError) as err:
+                raise RunError(f"{self.config_path}: not a readable run description ({err})") from None
+            a, b = identity(old), identity(meta)
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            if diff:
+                raise RunError(f"{self.config_path}: the run was made with different settings or inputs "
+                               f"({', '.join(diff)}); use another --out")
+            return old
+        if self.path.exists() and any(self.path.iterdir()):
+            raise RunError(f"{self.path}: exists and is not a {self.command} run folder; use an empty or new --out")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.config_path, meta)
+        return None
+
+    def read_json(self, name: str) -> dict:
+        """A JSON file of the folder; RunError naming it when it cannot be read."""
+        try:
+            return json.loads((self.path / name).read_text())
+        except (OSError, ValueError) as err:
+            raise RunError(f"{self.path / name}: not a readable JSON file ({err})") from None
+
+    def logging_to_file(self, log: logging.Logger):
+        """While inside, ``log`` also writes to the folder's log file (see :func:`log_to_file`)."""
+        return log_to_file(log, self.path / self.log_file)
+
+
+@contextmanager
+def log_to_file(log: logging.Logger, path: Path) -> Iterator[None]:
+    """While inside, ``log``'s INFO and above also go to ``path`` (appended, so a resumed run adds to the same
+    log); the console shows them only when the root logger is at INFO (the CLIs' ``-v``)."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    previous = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = logging.getLogger().isEnabledFor(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous[0])
+        log.propagate = previous[1]
+        handler.close()

@@ -1,0 +1,22 @@
+"""What an evaluate-predictor call is: its one configuration. Torch-free: the CLI reads its defaults from here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of one evaluate-predictor call (see the CLI's help for each)."""
+
+    root: str
+    dataset: str
+    predictor: str
+    out: str
+    split: str = "testing"
+    eval_size: tuple[int, int] | None = None     # (w, h); None: the manifest's eval size, else the model's input size
+    batch_size: int = 16
+    device: str = "auto"
+    gt_file: str | None = None
+    videos: tuple[str, ...] | None = None         # a subset of the split's videos (None: all)
+    pixel_samples: int = 8192                     # pixels per frame kept for the pixel AUC (0: all)
+    layout: str = "auto"
+    plots: bool = True

@@ -1,0 +1,95 @@
+"""run-experiment: the SOFF few-shot experiment for a (source, target) pair of benchmarks, into one results
+folder, resumable (conventions: pipeline.core.cli)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import click
+
+from pipeline.core.cli import COMMAND_SETTINGS, OUT_DIR, device_callback, reported_errors, verbose_option, setup_logging
+from pipeline.data.manifests import available
+from train.experiment.presets import PRESETS
+
+COMMANDS_FILE, PRESET_FILE = "commands.sh", "preset.json"
+DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"   # ../shared/datasets of a checkout
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.option("--source", required=True, type=click.Choice(available()),
+              help="Benchmark whose training videos are labelled and pre-train SFO-Net and the predictor.")
+@click.option("--target", required=True, type=click.Choice(available()),
+              help="Benchmark of the new scene: K-shot clips from its training videos, scores on its test videos "
+                   "(may be the source: the classic unsupervised setting).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="demo",
+              help="Sizes and schedules: tiny (CI, ~1.5 min), demo (make demo, a few minutes), cpu (~50 min on 2 "
+                   "cores), gpu (the paper's sizes, CUDA).")
+@click.option("--out", type=OUT_DIR, default=None,
+              help="Results folder (created; a rerun resumes). Default: runs/<source>_to_<target>-<preset>.")
+@click.option("--datasets", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="SOFF_DATASETS",
+              default=DEFAULT_DATASETS if DEFAULT_DATASETS.is_dir() else None, required=not DEFAULT_DATASETS.is_dir(),
+              help="Folder holding one folder per benchmark (ped1/, ped2/, ...), env SOFF_DATASETS.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Steps run at once, torch limited to cores/jobs threads each. Default: the preset's.")
+@click.option("--device", default=None, callback=lambda c, p, v: v and device_callback(c, p, v),
+              help="cpu, cuda or cuda:N. Default: the preset's.")
+@click.option("--teachers", type=click.Choice(["weight-free", "auto"]), default="weight-free",
+              help="weight-free: DIS flow + MOG2 background subtraction; auto: the paper's GMA and "
+                   "YOLOv8+MobileSAM when their weights are in SOFF_WEIGHTS.")
+@click.option("--dry-run", is_flag=True, help="Print the command lines and exit.")
+@verbose_option
+def run_experiment_command(source: str, target: str, preset: str, out: Path | None, datasets: Path,
+                           jobs: int | None, device: str | None, teachers: str, dry_run: bool, verbose: int) -> None:
+    """Run the SOFF few-shot experiment, SOURCE -> TARGET, into one results folder.
+
+    Labels the source's training videos, trains SFO-Net (three stages, and the ablations' variants) and a frame
+    predictor on them, fine-tunes the predictor on K normal clips of the target with the standard and the SOFF
+    loss over several seeds, scores every model on the target's test videos and prints the K-shot table (the
+    layout of the paper's Table 1). Each step is a command of this package, logged with its wall time in
+    steps.jsonl; killed? Run the same command again: finished steps are skipped, interrupted ones resume.
+
+    \b
+    Examples:
+      run-experiment --source ped1 --target ped2 --preset demo
+      run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2-intra
+      run-experiment --source ped1 --target ped2 --preset gpu --device cuda --jobs 1
+    """
+    setup_logging(verbose)
+    from train.experiment.chain import build_steps, resolve_data
+    from train.experiment.runner import run_steps
+
+    p = PRESETS[preset]
+    if device:
+        p = replace(p, device=device)
+    jobs = jobs or p.jobs
+    cores = os.cpu_count() or 1
+    out = (out or Path("runs") / f"{source}_to_{target}-{preset}").resolve()
+    with reported_errors():
+        data = resolve_data(datasets.resolve(), source, target, p)
+    steps = build_steps(p, data, out, teachers, cores)
+    if dry_run:
+        for s in steps:
+            click.echo(s.command)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"preset": asdict(p), "source": source, "target": target, "teachers": teachers, "jobs": jobs,
+            "cores": cores, "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),
+            "held_out_source_video": data.held_out, "eval_videos": data.eval_videos, "python": sys.executable}
+    (out / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
+    (out / COMMANDS_FILE).write_text(
+        f"#!/bin/sh\n# The chain of run-experiment --source {source} --target {target} --preset {preset}, in order; "
+        "each line is one step (steps.jsonl has their wall times and exit status).\nset -e\n"
+        + "".join(f"{s.command}\n" for s in steps))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # runs run_steps' clean-up
+    t0 = time.time()
+    click.echo(f"{source} -> {target}, preset {preset}: {len(steps)} steps into {out}, {jobs} at once on {cores} cores")
+    failures = run_steps(steps, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
+    click.echo(f"{'finished' if not failures else f'{failures} step(s) failed'} in {time.time() - t0:.1f} s")
+    if failures:
+        sys.exit(1)
+    click.echo((out / "results.md").read_text())

@@ -1,0 +1,60 @@
+"""What a finetune-predictor run is: its one configuration. Torch-free: the CLI reads its defaults from here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from train.finetuning.kshot import PROTOCOLS
+
+ALPHA, BETA = 0.5, 1.0          # Eq. (10); the issue and ARCHITECTURE.md fix these values
+COMPONENTS = ("flow", "seg")    # SFO-Net terms of the soff loss: flow -> L_o, seg -> L_s
+LOSSES = ("soff", "standard")
+FINETUNE_FILE, LOG_FILE, ADAPTATION_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE = (
+    "finetune.json", "finetune.log", "adaptation.json", "predictor.pt", "per_video", "loss.png")
+# may differ between a run and its rerun (the files are compared by sha256, the data root by its resolved path)
+RERUN_CHANGES = ("seeds", "device", "workers", "out", "predictor", "sfonet", "data_root")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a finetune-predictor run depends on (the CLI's help describes each field)."""
+
+    data_root: str
+    dataset: str
+    predictor: str
+    out: str
+    sfonet: str | None = None
+    loss: str = "soff"
+    components: tuple[str, ...] = COMPONENTS
+    alpha: float = ALPHA      # weight of L_s in L_total (Eq. 10)
+    beta: float = BETA        # weight of L_o
+    shots: int = 1
+    protocol: str = "scene"
+    steps: int = 100
+    lr: float = 2e-4          # the paper's only learning rate (section 4.3, pre-training); it gives none for this
+    batch_size: int = 4       # clips per step (at most the K clips there are)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "auto"
+    input_size: tuple[int, int] | None = None    # (w, h); None: the predictor's training size
+    videos: tuple[str, ...] = ()                  # restrict the protocol's split to these videos
+    workers: int = 0
+    layout: str = "auto"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if self.loss == "soff" and not self.sfonet:
+            raise ValueError("--loss soff needs --sfonet (a trained sfonet.pt); or use --loss standard")
+        if self.loss == "soff" and (not self.components or set(self.components) - set(COMPONENTS)):
+            raise ValueError(f"components {self.components!r}: choose flow and/or seg")
+        if self.shots < 0 or self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.workers < 0:
+            raise ValueError("shots must be >= 0, steps, batch size and learning rate positive, workers >= 0")
+        if self.alpha < 0 or self.beta < 0:
+            raise ValueError(f"--alpha {self.alpha} / --beta {self.beta}: the loss weights must be >= 0")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {self.seeds!r}: give one or more distinct seeds")
+
+    @property
+    def used_components(self) -> tuple[str, ...]:
+        return tuple(c for c in COMPONENTS if c in self.components) if self.loss == "soff" else ()

@@ -1,0 +1,110 @@
+"""What a train-sfonet run is: its one configuration (:class:`TrainConfig`) and its stages (paper, Table 4).
+
+Strategies:
+
+- ``three-stage`` (the paper's): stage 1 the flow branch (EPE, Eq. 5, OSF off); stage 2 the segmentation
+  branch and its head (intensity + gradient loss, Eqs. 7-8, OSF off); stage 3 only the OSF block (same loss,
+  OSF on).
+- ``two-stage``: stage 1 the flow branch; stage 2 the segmentation branch and the OSF block together (OSF on).
+- ``one-stage``: every parameter at once, loss EPE + segmentation loss (OSF on).
+
+Components (Table 3) drop parts of the network: without ``flow`` there is no flow stage, without ``seg`` no
+segmentation stage, without ``osf`` no OSF stage and the map always comes from the segmentation head.
+
+Torch-free: the CLI imports it for its choices and defaults.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+STRATEGIES = ("three-stage", "two-stage", "one-stage")
+COMPONENTS = ("flow", "seg", "osf")
+VERIFY_MODES = ("auto", "always", "never")
+CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
+    "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
+TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
+# config fields that may change between a run and its resume (they do not change the result on one device)
+RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp", "verify_stores")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a train-sfonet run depends on (the CLI's help describes each field). ``steps`` is per stage;
+    ``epochs`` (when set) overrides it with ``epochs * ceil(training pairs / batch_size)``."""
+
+    stores: tuple[str, ...]
+    out: str
+    strategy: str = "three-stage"
+    components: tuple[str, ...] = COMPONENTS
+    steps: int = 2000
+    epochs: int | None = None
+    lr: float = 5e-4              # chosen on a held-out Ped2 training video (docs/train-sfonet.md)
+    batch_size: int = 8
+    input_size: tuple[int, int] | None = None   # (w, h); None: the stores' label size
+    val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
+    val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
+    device: str = "auto"                        # auto | cpu | cuda | cuda:N
+    amp: bool = True                            # mixed precision (float16 autocast + grad scaling), CUDA only
+    seed: int = 0
+    workers: int = 2                            # DataLoader worker processes
+    checkpoint_every: int = 500                 # steps between mid-stage checkpoints
+    verify_stores: str = "auto"                 # auto | always | never: sha256 of every shard against the manifest
+    resume: bool = False
+    stop_at: tuple[int, int] | None = None      # (stage, step): checkpoint and stop there (tests, time limits)
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        unknown = set(self.components) - set(COMPONENTS)
+        if unknown or not self.components:
+            raise ValueError(f"components {sorted(unknown) or '(none)'}: choose from {', '.join(COMPONENTS)}")
+        if "osf" in self.components and not {"flow", "seg"} <= set(self.components):
+            raise ValueError("--components: the osf block fuses the flow and seg branches: it needs both")
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps, batch size and learning rate must be positive")
+        if self.verify_stores not in VERIFY_MODES:
+            raise ValueError(f"verify_stores {self.verify_stores!r} is not auto, always or never")
+
+    def model_config(self) -> dict:
+        """Keyword arguments of SFONet for this run."""
+        return {"flow_branch": "flow" in self.components, "seg_branch": "seg" in self.components,
+                "osf_block": "osf" in self.components}
+
+    def steps_per_stage(self, train_pairs: int) -> int:
+        """``steps``, or ``epochs`` passes over ``train_pairs`` pairs."""
+        if self.epochs:
+            return self.epochs * max(1, math.ceil(train_pairs / self.batch_size))
+        return self.steps
+
+
+@dataclass(frozen=True)
+class Stage:
+    number: int                     # 1-based, names the checkpoint stageN.pt
+    model_stages: tuple[int, ...]   # arguments of model.stage_parameters (None: every parameter)
+    flow_loss: bool
+    seg_loss: bool
+    use_osf: bool
+    all_parameters: bool = False
+
+    @property
+    def name(self) -> str:
+        parts = {1: "flow", 2: "seg", 3: "osf"}
+        return "all" if self.all_parameters else "+".join(parts[s] for s in self.model_stages)
+
+
+def plan_stages(strategy: str, components: tuple[str, ...]) -> list[Stage]:
+    """The stages of a run (see the module docstring)."""
+    flow, seg, osf = ("flow" in components), ("seg" in components), ("osf" in components)
+    if strategy == "one-stage":
+        return [Stage(1, (), flow, seg, osf, all_parameters=True)]
+    stages: list[tuple] = []
+    if flow:
+        stages.append(((1,), True, False, False))
+    if strategy == "two-stage" and seg:
+        stages.append(((2, 3) if osf else (2,), False, True, osf))
+    elif seg:
+        stages.append(((2,), False, True, False))
+        if osf:
+            stages.append(((3,), False, True, True))
+    return [Stage(i + 1, *s) for i, s in enumerate(stages)]
