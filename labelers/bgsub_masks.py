@@ -13,7 +13,7 @@ each pixel's mixture weights by ``1 / sum(weights)`` on every call. Right after 
 sits on the edge (seen on Ped2: a handful of pixels per video). The teacher therefore runs the sample through the
 frozen subtractor a few times at the end of :meth:`begin_video`, which brings the weights to a fixed point;
 after that, frozen calls leave the decisions unchanged whatever came before (checked on every Ped2 training
-video, and by tests/test_teachers.py).
+video, and by tests/labelers/test_teachers.py).
 
 OpenCV's KNN subtractor is not offered: it keeps replacing its samples at random even at ``learningRate=0``, so
 its output depends on which frames came before.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from helpers.datasets import REPO_ROOT
 
 PACKAGES = ("labelers", "pipeline", "train")
 MAX_LINES = 400

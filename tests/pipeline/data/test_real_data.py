@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DATASETS, PED2
+from helpers.datasets import DATASETS, PED2
 from pipeline.data.frame_source import open_frame_source
 from pipeline.data.ground_truth import load_ground_truth
 from pipeline.data.manifests import load_manifest

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import LABEL_SHARDS, PED2, LabelRun, console
+from helpers.commands import console, LABEL_SHARDS, LabelRun
+from helpers.datasets import PED2
 from pipeline.store.inspection import render_pair, store_summary, verify_store
 
 pytestmark = pytest.mark.real_data

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from conftest import make_ucsd_layout, write_image
+from helpers.datasets import make_ucsd_layout, write_image
 from pipeline.core.errors import GroundTruthError
 from pipeline.core.files import sha256_of
 from pipeline.data.ground_truth import FORMATS, GroundTruth, detect_format, load_ground_truth

@@ -14,7 +14,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import PED2, console
+from helpers.commands import console
+from helpers.datasets import PED2
 
 pytest.importorskip("train.sfonet", reason="the SFO-Net network (train/sfonet) is not in this checkout")
 
@@ -211,7 +212,8 @@ KILL_ARGS = ("--steps", "8", "--input-size", "32x32", "--batch-size", "2", "--va
 def _console_run(store: Path, out: Path, *extra: str):
     import subprocess
 
-    from conftest import BIN, REPO_ROOT
+    from helpers.commands import BIN
+    from helpers.datasets import REPO_ROOT
 
     return subprocess.Popen([str(BIN / "train-sfonet"), str(store), "--out", str(out), *KILL_ARGS, *extra],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

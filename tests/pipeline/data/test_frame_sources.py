@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import pipeline.data.frame_source
-from conftest import (H, W, frame_rgb, gray_frame, gray_level, make_frames_layout, make_ucsd_layout,
-                      make_videos_layout, write_avi, write_image)
+from helpers.datasets import (H, W, frame_rgb, gray_frame, gray_level, make_frames_layout, make_ucsd_layout,
+                              make_videos_layout, write_avi, write_image)
 from pipeline.core.errors import DataError, FrameReadError
 from pipeline.data.frame_files import check_image_bytes, decode_image, list_frame_files
 from pipeline.data.frame_source import ImageFolderSource, VideoFileSource, open_frame_source

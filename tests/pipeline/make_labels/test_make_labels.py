@@ -1,7 +1,7 @@
 """make-labels on real Ped2 videos: end to end, killed and resumed, a worker killed, an existing dask cluster, and
 bad inputs (docs/label-store.md, docs/cluster.md).
 
-Every run here uses the reference settings of ``conftest.LABEL_ARGS`` (Ped2 training 01 and 08, shards of 40 pairs,
+Every run here uses the reference settings of ``helpers.commands.LABEL_ARGS`` (Ped2 training 01 and 08, shards of 40 pairs,
 labels at 128x128), or the same for video 01 alone (``ONE_VIDEO``, to save time), so that its shards can be compared
 array by array with the session's uninterrupted run (``ped2_label_store``): teachers are deterministic, so a resumed,
 rescheduled or remote run must store the same arrays. Shard files differ between runs only in provenance attributes
@@ -24,7 +24,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import BIN, LABEL_ARGS, LABEL_SHARDS, LABEL_SIZE, PED2, LabelRun, console
+from helpers.commands import BIN, console, LABEL_ARGS, LABEL_SHARDS, LABEL_SIZE, LabelRun
+from helpers.datasets import PED2
 from pipeline.data.frame_files import decode_image
 from pipeline.core.files import sha256_of
 from pipeline.store.inspection import verify_store

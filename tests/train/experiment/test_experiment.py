@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DATASETS, REPO_ROOT
+from helpers.datasets import DATASETS, REPO_ROOT
 
 pytestmark = pytest.mark.real_data
 

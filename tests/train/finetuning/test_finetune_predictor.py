@@ -1,5 +1,5 @@
-"""finetune-predictor: K-shot sampling, the SOFF loss against an independent recomputation, SFO-Net frozen while the
-predictor learns, bad inputs, and small end-to-end runs on real Ped2 frames.
+"""finetune-predictor: adapt() changes the predictor only, bad inputs, and small end-to-end runs on real Ped2
+frames (scene and per-video protocols, K = 0, reruns, SFO-Net files with and without a kind).
 
 To stay well under a minute on 2 CPUs the models are tiny: a three-level Liu UNet of 8/16/32 channels registered
 as ``tiny-unet`` (the same class as unet3, narrower) and an SFO-Net of width 8; runs are 64x48, 1-2 steps.
@@ -13,51 +13,24 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import PED2
+from helpers.models import TINY_SFONET, deep_unet, tiny_sfonet, tiny_unet
+from helpers.datasets import PED2
 
-from pipeline.data.frame_source import open_frame_source
 from train.finetuning.cli import finetune_predictor_command
 from pipeline.core.errors import RunError
 from train.finetuning.adapt import adapt, load_clip_tensors
 from train.finetuning.config import FinetuneConfig
-from pipeline.core.errors import KShotError
-from train.finetuning.kshot import adaptation_frames, protocol_split, sample_clips
+from train.finetuning.kshot import sample_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, register_predictor, save_predictor
-from train.predictors.liu_unet import LiuUNet
-from train.sfonet import SFONet
-from train.finetuning.soff_loss import soff_loss, standard_loss
-from train.sfonet.checkpoint import freeze, load_frozen_sfonet
+from train.sfonet.checkpoint import load_frozen_sfonet
 
 SIZE = (64, 48)   # (w, h)
-TINY_SFONET = {"width": 8, "feature_channels": 16, "osf_channels": 4}
-
-
-def tiny_unet(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
-    return LiuUNet(arch="tiny-unet", widths=(8, 16, 32), past_frames=past_frames, channels=channels)
-
-
-def deep_unet(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
-    """Four downsamplings like unet4 (needs 16 pixels a side), 4 channels a level."""
-    return LiuUNet(arch="deep-unet", widths=(4, 4, 4, 4, 4), past_frames=past_frames, channels=channels)
-
-
 
 
 def make_predictor(path: Path, seed: int = 0, arch: str = "tiny-unet") -> Path:
     torch.manual_seed(seed)
     save_predictor(path, build_predictor(arch), input_size=SIZE, config={"made_by": "test"})
     return path
-
-
-def tiny_sfonet(**branches) -> SFONet:
-    """A width-8 SFO-Net whose zero-initialised flow head is given random weights (an untrained branch predicts
-    zero flow, which would make L_o vanish)."""
-    net = SFONet(**branches, **TINY_SFONET)
-    with torch.no_grad():
-        for p in net.parameters():
-            if not p.any():
-                p.normal_(0.0, 0.05)
-    return net
 
 
 def make_sfonet(path: Path, *, flow: bool = True, seg: bool = True, seed: int = 0) -> Path:
@@ -82,24 +55,6 @@ def invoke(*args):
     return CliRunner().invoke(finetune_predictor_command, [str(a) for a in args], catch_exceptions=False)
 
 
-# independent recomputations of the paper's losses (not train.sfonet.losses)
-def mse(a, b):
-    return ((a - b) ** 2).mean()
-
-
-def grad_l1(a, b):   # Eq. (8): forward differences, 0 in the last column / row, mean over every pixel
-    def dx(x):
-        return torch.cat([x[..., :, 1:] - x[..., :, :-1], torch.zeros_like(x[..., :, :1])], dim=-1)
-
-    def dy(x):
-        return torch.cat([x[..., 1:, :] - x[..., :-1, :], torch.zeros_like(x[..., :1, :])], dim=-2)
-    return ((dx(a) - dx(b)).abs() + (dy(a) - dy(b)).abs()).mean()
-
-
-def epe(a, b):   # Eq. (5)
-    return ((a - b) ** 2).sum(dim=1).sqrt().mean()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def tiny_setup():
     """The test archs registered for this module only, and one intra-op thread: these models are tiny, and on a
@@ -120,121 +75,6 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return {"predictor": make_predictor(folder / "predictor.pt"), "sfonet": make_sfonet(folder / "sfonet.pt"),
             "seg_only": make_sfonet(folder / "seg_only.pt", flow=False),
             "deep": make_predictor(folder / "deep.pt", arch="deep-unet")}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# K-shot sampling
-
-COUNTS = {"01": 120, "02": 150, "03": 12, "04": 7}
-
-
-def test_scene_sampling_is_seeded_and_non_overlapping():
-    a = sample_clips(COUNTS, shots=10, protocol="scene", seed=3)
-    assert a == sample_clips(COUNTS, shots=10, protocol="scene", seed=3)
-    assert a != sample_clips(COUNTS, shots=10, protocol="scene", seed=4)
-    assert len({json.dumps(sample_clips(COUNTS, shots=1, protocol="scene", seed=s)) for s in range(5)}) > 1
-    assert len(a) == 10
-    for clip in a:
-        assert clip["frames"] == list(range(clip["start"], clip["start"] + 5))
-        assert clip["frames"][-1] < COUNTS[clip["video"]]
-    frames = [(c["video"], f) for c in a for f in c["frames"]]
-    assert len(frames) == len(set(frames)) == 50          # no frame in two clips
-    assert sample_clips(COUNTS, shots=0, protocol="scene", seed=0) == []
-    # every non-overlapping window: 24 + 30 + 2 + 1; one more is an error naming K and the count
-    assert len(sample_clips(COUNTS, shots=57, protocol="scene", seed=0)) == 57
-    with pytest.raises(KShotError, match=r"K = 58 .* only 57 non-overlapping clips"):
-        sample_clips(COUNTS, shots=58, protocol="scene", seed=0)
-    assert sample_clips(COUNTS, shots=2, protocol="scene", seed=1, past_frames=2)[0]["frames"].__len__() == 3
-
-
-def test_per_video_takes_the_first_k_clips_of_every_video():
-    clips = sample_clips({"01": 180, "02": 11}, shots=2, protocol="per-video", seed=0)
-    assert clips == [{"video": "01", "start": 0, "frames": [0, 1, 2, 3, 4]},
-                     {"video": "01", "start": 5, "frames": [5, 6, 7, 8, 9]},
-                     {"video": "02", "start": 0, "frames": [0, 1, 2, 3, 4]},
-                     {"video": "02", "start": 5, "frames": [5, 6, 7, 8, 9]}]
-    assert clips == sample_clips({"01": 180, "02": 11}, shots=2, protocol="per-video", seed=7)   # no randomness
-    assert adaptation_frames(clips) == {"01": list(range(10)), "02": list(range(10))}
-    with pytest.raises(KShotError, match=r"K = 3 .* video 02 \(11 frames\) holds only 2 clips"):
-        sample_clips({"01": 180, "02": 11}, shots=3, protocol="per-video", seed=0)
-    assert protocol_split("scene") == "training" and protocol_split("per-video") == "testing"
-    for bad in ({"shots": -1, "protocol": "scene"}, {"shots": 1, "protocol": "video"}):
-        with pytest.raises(KShotError):
-            sample_clips(COUNTS, seed=0, **bad)
-
-
-@pytest.mark.real_data
-def test_scene_clips_on_ped2_are_not_test_frames():
-    train = open_frame_source(PED2, "training")
-    test = open_frame_source(PED2, "testing")
-    counts = {v: train.num_frames(v) for v in train.videos()}
-    test_files = {Path(test.frame_path(v, i)).resolve() for v in test.videos() for i in range(test.num_frames(v))}
-    for seed in range(3):
-        clips = sample_clips(counts, shots=10, protocol="scene", seed=seed)
-        used = {Path(train.frame_path(c["video"], f)).resolve() for c in clips for f in c["frames"]}
-        assert len(used) == 50 and not used & test_files
-
-
-# --------------------------------------------------------------------------------------------------------------
-# the loss
-
-
-def frames(seed: int = 0, n: int = 2):
-    g = torch.Generator().manual_seed(seed)
-    past = torch.rand(n, 12, 48, 64, generator=g) * 2 - 1
-    real = (past[:, -3:] + 0.2 * torch.rand(n, 3, 48, 64, generator=g)).clamp(-1, 1)
-    return past, real
-
-
-def test_soff_loss_is_the_weighted_sum_of_its_parts():
-    torch.manual_seed(0)
-    sfonet = freeze(tiny_sfonet())
-    predictor = tiny_unet()
-    past, real = frames()
-    pred = predictor(past)
-    parts = soff_loss(pred, real, past[:, -3:], sfonet)
-    assert torch.allclose(parts.total, parts.pred + 0.5 * parts.seg + 1.0 * parts.flow, rtol=1e-6)
-
-    with torch.no_grad():   # independent recomputation of every part
-        gen, truth = sfonet(past[:, -3:], pred), sfonet(past[:, -3:], real)
-        l_p = mse(pred, real) + grad_l1(pred, real)                             # Eq. (9)
-        l_s = mse(gen.seg, truth.seg) + grad_l1(gen.seg, truth.seg)             # Eq. (6)
-        l_o = mse(gen.flow, truth.flow) + epe(gen.flow, truth.flow)             # section 3.3.2
-    for got, want in ((parts.pred, l_p), (parts.seg, l_s), (parts.flow, l_o)):
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
-    assert parts.seg > 0 and parts.flow > 0
-
-    weighted = soff_loss(pred, real, past[:, -3:], sfonet, alpha=2.0, beta=0.25)
-    assert torch.allclose(weighted.total, l_p + 2.0 * l_s + 0.25 * l_o, rtol=1e-5)
-    flow_only = soff_loss(pred, real, past[:, -3:], sfonet, components=("flow",))
-    assert flow_only.seg is None and torch.allclose(flow_only.total, l_p + l_o, rtol=1e-5)
-    seg_only = soff_loss(pred, real, past[:, -3:], sfonet, components=("seg",))
-    assert seg_only.flow is None and torch.allclose(seg_only.total, l_p + 0.5 * l_s, rtol=1e-5)
-    standard = standard_loss(pred, real)
-    assert standard.seg is None and standard.flow is None
-    assert torch.allclose(standard.total, l_p, rtol=1e-5) and torch.equal(standard.total, standard.pred)
-
-
-def test_gradients_reach_the_predictor_through_a_frozen_sfonet():
-    torch.manual_seed(0)
-    sfonet = freeze(tiny_sfonet())
-    grad_enabled = []
-    sfonet.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
-    past, real = frames(1)
-    pred = (real + 0.1).clamp(-1, 1).requires_grad_(True)
-    soff_loss(pred, real, past[:, -3:], sfonet, components=("seg",)).total.backward()
-    assert grad_enabled == [False, True]        # targets without grad, the predicted frame's pass with grad
-    assert all(p.grad is None for p in sfonet.parameters()) and not sfonet.training
-    through_sfonet = pred.grad.clone()
-    pred.grad = None
-    standard_loss(pred, real).total.backward()
-    assert not torch.allclose(through_sfonet, pred.grad)      # L_s added its own gradient, via SFO-Net
-
-    with pytest.raises(ValueError, match="frozen"):
-        soff_loss(pred, real, past[:, -3:], SFONet(**TINY_SFONET))
-    no_flow = freeze(SFONet(flow_branch=False, osf_block=False, **TINY_SFONET))
-    with pytest.raises(ValueError, match="flow_branch.*--components seg"):
-        soff_loss(pred, real, past[:, -3:], no_flow)
 
 
 @pytest.mark.real_data

@@ -19,7 +19,7 @@ from labelers.dis_flow import DisFlowTeacher
 from labelers.registry import (FLOW_TEACHERS, SEG_TEACHERS, build_flow_teacher, build_seg_teacher,
                                warmup_indices)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PED2 = REPO.parent / "shared" / "datasets" / "ped2"
 
 

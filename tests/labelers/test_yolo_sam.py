@@ -26,7 +26,7 @@ from labelers.weights import WeightsError
 from labelers.yolo_sam_masks import (DEFAULT_CLASSES, DEFAULT_SAM_FILE, DEFAULT_YOLO_FILE, YoloSamTeacher,
                                      build_yolo_sam_teacher, describe_yolo_sam)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 YOLO_FILE = "yolov8n.pt"
 H, W = 64, 96
 TEST_OPTIONS = dict(yolo_file=YOLO_FILE, classes=None, conf=0.0, max_det=3, imgsz=96, sam_batch_size=1)

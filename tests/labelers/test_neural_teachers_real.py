@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATASETS, PED2, console
+from helpers.commands import console
+from helpers.datasets import DATASETS, PED2
 from labelers.registry import default_teachers
 from pipeline.data.frame_files import decode_image
 

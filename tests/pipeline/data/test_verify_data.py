@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import pipeline.data.manifests
-from conftest import (PED2, gray_frame, make_frames_layout, make_videos_layout, replace_file, tiny_manifest,
-                      write_image)
+from helpers.datasets import (PED2, gray_frame, make_frames_layout, make_videos_layout, replace_file, tiny_manifest,
+                              write_image)
 from pipeline.data.cli import verify_data_command
 from pipeline.data.manifests import GroundTruthFile, load_manifest
 from pipeline.data.verify import verify_split

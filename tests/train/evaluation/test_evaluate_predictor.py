@@ -1,0 +1,145 @@
+"""evaluate-predictor end to end on real Ped2 with a tiny predictor: metrics.json, scores.csv and plots, the
+ground-truth choice, a per-video multi-seed fine-tune folder, bad inputs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from helpers.datasets import PED2
+from train.evaluation.cli import evaluate_predictor_command, results_table_command
+from train.predictors import PREDICTORS, FramePredictor, build_predictor, register_predictor, save_predictor
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real Ped2 end to end
+
+
+class TinyPredictor(FramePredictor):
+    """One 3x3 convolution: the predictor contract at a fraction of the UNet's cost (plumbing only)."""
+
+    def __init__(self, *, past_frames: int = 4, channels: int = 3):
+        super().__init__(arch="tiny-eval-test", past_frames=past_frames, channels=channels, size_multiple=8)
+        self.conv = nn.Conv2d(past_frames * channels, channels, 3, padding=1)
+
+    def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(past))
+
+
+def tiny_predictor(*, past_frames: int = 4, channels: int = 3) -> TinyPredictor:
+    return TinyPredictor(past_frames=past_frames, channels=channels)
+
+
+@pytest.fixture(scope="module")
+def tiny_arch():
+    """The tiny predictor in the registry for this module's tests only (other modules see the real ones)."""
+    register_predictor("tiny-eval-test", tiny_predictor)
+    yield "tiny-eval-test"
+    PREDICTORS.pop("tiny-eval-test", None)
+
+REQUIRED_FIELDS = ("kind", "dataset", "split", "root", "videos", "frame_auc", "per_video_mean_auc", "per_video",
+                   "single_class_videos", "constant_psnr_videos", "pixel_auc", "pixel_auc_reason", "ground_truth",
+                   "pixel_ground_truth", "eval_size", "past_frames", "frames", "predictor", "run", "arch",
+                   "package_version", "config", "timing", "plots")
+
+
+@pytest.fixture(scope="module")
+def tiny_pt(tmp_path_factory, tiny_arch):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("pred") / "predictor.pt"
+    save_predictor(path, build_predictor("tiny-eval-test"), input_size=(64, 48), config={"seed": 0})
+    return path
+
+
+def evaluate(*args):
+    return CliRunner().invoke(evaluate_predictor_command, [str(PED2), "--dataset", "ped2", *map(str, args)])
+
+
+def _is_png(path) -> bool:
+    return path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.real_data
+def test_end_to_end_on_ped2(tmp_path, tiny_pt):
+    out = tmp_path / "eval"
+    result = evaluate("--predictor", tiny_pt, "--out", out, "--eval-size", "64x48", "--videos", "01,02,03",
+                      "--batch-size", "16", "--device", "cpu", "--pixel-samples", "500")
+    assert result.exit_code == 0, result.output
+    assert "frame AUC (pooled)" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert not [f for f in REQUIRED_FIELDS if f not in metrics]
+    assert metrics["ground_truth"]["sha256"] == hashlib.sha256((PED2 / "ped2.mat").read_bytes()).hexdigest()
+    assert metrics["eval_size"] == [64, 48] and metrics["past_frames"] == 4 and metrics["videos"] == ["01", "02", "03"]
+    assert metrics["frames"] == {"total": 510, "scored": 498, "left_out": 12, "left_out_first": 12,
+                                 "left_out_adaptation": 0}
+    assert 0 <= metrics["frame_auc"] <= 1 and 0 <= metrics["pixel_auc"] <= 1
+    assert metrics["run"]["method"] == "pre-trained" and metrics["run"]["shots"] == 0
+    assert metrics["predictor"]["sha256"] == hashlib.sha256(tiny_pt.read_bytes()).hexdigest()
+    rows = (out / "scores.csv").read_text().splitlines()
+    assert rows[0] == "video,frame,psnr,score,label,scored" and len(rows) == 1 + 510
+    assert rows[1] == "01,0,,,0,0" and rows[5].startswith("01,4,") and rows[5].endswith(",0,1")
+    cells = [r.split(",") for r in rows[1:]]
+    assert sum(int(c[4]) for c in cells if c[5] == "1") == sum(m["abnormal_scored"] for m in metrics["per_video"].values())
+    assert all(c[5] == "0" for c in cells if int(c[1]) < 4) and all(c[5] == "1" for c in cells if int(c[1]) >= 4)
+    assert _is_png(out / "roc.png") and all(_is_png(out / "curves" / f"{v}.png") for v in ("01", "02", "03"))
+
+
+@pytest.mark.real_data
+def test_gt_file_choice_and_per_video_multi_seed_folder(tmp_path, tiny_pt):
+    run = tmp_path / "ft"
+    for seed in (0, 1):
+        folder = run / f"seed{seed}"
+        (folder / "per_video").mkdir(parents=True)
+        torch.manual_seed(seed)
+        for video in ("01", "09"):
+            save_predictor(folder / "per_video" / f"{video}.pt", build_predictor("tiny-eval-test"),
+                           input_size=(64, 48), config={})
+        clips = [{"video": v, "start": 0, "frames": [0, 1, 2, 3, 4]} for v in ("01", "09")]
+        (folder / "adaptation.json").write_text(json.dumps(
+            {"protocol": "per-video", "shots": 1, "seed": seed, "past_frames": 4, "dataset": "ped2",
+             "split": "testing", "clips": clips}))
+    (run / "finetune.json").write_text(json.dumps({"loss": "soff", "components": ["flow", "seg"]}))
+    out = tmp_path / "eval"
+    result = evaluate("--predictor", run, "--out", out, "--eval-size", "32x24", "--videos", "01,09", "--device", "cpu",
+                      "--gt-file", "labels/frame_labels_per_video.npz", "--no-plots")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == ["seed0", "seed1"] and summary["frame_auc"]["n"] == 2
+    values = list(summary["frame_auc"]["values"].values())
+    assert summary["frame_auc"]["mean"] == pytest.approx(np.mean(values))
+    assert summary["frame_auc"]["std"] == pytest.approx(np.std(values, ddof=1))
+    seed1 = json.loads((out / "seed1" / "metrics.json").read_text())
+    assert seed1["run"] | {"adaptation_json": None} == {
+        "method": "SOFF", "loss": "soff", "components": ["flow", "seg"], "shots": 1, "protocol": "per-video",
+        "seed": 1, "adaptation_json": None, "finetune_json": str(run / "finetune.json"), "known": True}
+    assert seed1["frames"]["left_out_adaptation"] == 2 and seed1["frames"]["scored"] == 180 + 120 - 2 * 5
+    assert seed1["single_class_videos"] == ["09"] and seed1["per_video_mean_auc"] == seed1["per_video"]["01"]["auc"]
+    assert len(seed1["predictor"]["per_video"]) == 2
+    assert seed1["ground_truth"]["path"].endswith("frame_labels_per_video.npz")
+    assert seed1["ground_truth"]["format"] == "npz"
+    table = CliRunner().invoke(results_table_command, [str(out)])
+    assert "| UCSD Ped2 | tiny-eval-test SOFF | per-video |" in table.output
+
+
+@pytest.mark.real_data
+def test_bad_inputs(tmp_path, tiny_pt):
+    sfonet = tmp_path / "sfonet.pt"
+    torch.save({"model_config": {}, "state_dict": {}, "use_osf": True, "strategy": "three-stage"}, sfonet)
+    result = evaluate("--predictor", sfonet, "--out", tmp_path / "a", "--videos", "01")
+    assert result.exit_code == 1 and "SFO-Net" in result.output and str(sfonet) in result.output
+    unet4 = tmp_path / "unet4.pt"
+    save_predictor(unet4, build_predictor("unet4"), input_size=(64, 64), config={})
+    result = evaluate("--predictor", unet4, "--out", tmp_path / "b", "--eval-size", "24x8", "--videos", "01")
+    assert result.exit_code == 1 and "--eval-size 24x8" in result.output and "16" in result.output
+    result = evaluate("--predictor", tmp_path / "missing.pt", "--out", tmp_path / "c")
+    assert result.exit_code == 1 and "missing.pt" in result.output
+    result = evaluate("--predictor", tiny_pt, "--out", tmp_path / "d", "--videos", "99")
+    assert result.exit_code == 1 and "99" in result.output
+    assert evaluate("--predictor", tiny_pt, "--out", tmp_path / "e", "--eval-size", "big").exit_code == 2
+    assert all(line.startswith("ERROR ") for line in result.output.strip().splitlines()[-1:])

@@ -1,0 +1,93 @@
+"""results-table (train.evaluation.results_table) and what --predictor names (train.evaluation.targets):
+the table's layout over seeds and K, and the fine-tune folder layouts.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from train.evaluation.cli import results_table_command
+from pipeline.core.errors import RunError
+from train.evaluation.targets import resolve_targets
+from train.evaluation.results_table import cell, collect, markdown_table
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# results table
+
+
+def _fake_metrics(folder, *, method, shots, seed, frame, arch="unet3", known=True):
+    folder.mkdir(parents=True)
+    metrics = {"kind": "predictor-evaluation", "dataset": "ped2", "title": "UCSD Ped2", "arch": arch,
+               "frame_auc": frame, "per_video_mean_auc": frame - 0.1, "pixel_auc": None,
+               "run": {"method": method, "shots": shots, "seed": seed, "protocol": "scene" if known else None,
+                       "known": known}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_results_table_layout(tmp_path):
+    _fake_metrics(tmp_path / "pre", method="pre-trained", shots=0, seed=None, frame=0.85, known=False)
+    for seed, value in enumerate((0.90, 0.92)):
+        _fake_metrics(tmp_path / f"soff1/seed{seed}", method="SOFF", shots=1, seed=seed, frame=value)
+    _fake_metrics(tmp_path / "std1/seed0", method="standard", shots=1, seed=0, frame=0.88)
+    (tmp_path / "other.json").write_text("{}")
+    entries = collect([tmp_path, tmp_path / "pre"])                     # the same file is read once
+    assert len(entries) == 4
+    assert cell([0.90, 0.92]) == "91.00 ± 1.41 (n=2)" and cell([0.5]) == "50.00 (n=1)" and cell([]) == "–"
+    text = markdown_table(entries, shots=[0, 1, 10])
+    lines = text.splitlines()
+    assert lines[0] == "| Target | Method | Protocol | K=0 | K=1 | K=10 |"
+    assert lines[2] == "| UCSD Ped2 | UNet-3layer pre-trained | - | 85.00 (n=1) | – | – |"
+    assert lines[3] == "| UCSD Ped2 | UNet-3layer SOFF | scene | 85.00 (n=1)† | 91.00 ± 1.41 (n=2) | – |"
+    assert lines[4] == "| UCSD Ped2 | UNet-3layer standard | scene | 85.00 (n=1)† | 88.00 (n=1) | – |"
+    out = tmp_path / "table.md"
+    result = CliRunner().invoke(results_table_command, [str(tmp_path), "--shots", "0,1", "--metrics",
+                                                        "frame,per-video", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "per-video K=1" in out.read_text() and "81.00 ± 1.41 (n=2)" in result.output
+    bad = CliRunner().invoke(results_table_command, [str(tmp_path), "--metrics", "bogus"])
+    assert bad.exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert CliRunner().invoke(results_table_command, [str(empty)]).exit_code == 1
+
+
+def _seed_folder(folder, *, protocol, shots, clips, models, split="testing", loss="standard"):
+    folder.mkdir(parents=True)
+    for rel in models.values():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(b"x")
+    (folder / "adaptation.json").write_text(json.dumps(
+        {"protocol": protocol, "shots": shots, "seed": 3, "past_frames": 4, "dataset": "ped2", "split": split,
+         "clips": clips, "models": models, "loss": loss, "components": []}))
+
+
+def test_fine_tune_folder_layouts(tmp_path):
+    clip = {"video": "02", "start": 5, "frames": [5, 6, 7, 8, 9]}
+    # scene protocol: clips from the training split are not test frames, nothing left out
+    _seed_folder(tmp_path / "scene", protocol="scene", shots=1, clips=[dict(clip, video="01")],
+                 models={"*": "predictor.pt"}, split="training")
+    [target] = resolve_targets(tmp_path / "scene", dataset="ped2", split="testing")
+    assert target.exclude == {} and target.model_path("07") == tmp_path / "scene" / "predictor.pt"
+    assert target.run["method"] == "standard" and target.run["shots"] == 1 and target.run["seed"] == 3
+    [target] = resolve_targets(tmp_path / "scene" / "predictor.pt", dataset="ped2", split="testing")
+    assert target.run["protocol"] == "scene"                    # a file inside a seed folder is that seed
+    # per-video: one model per video, its adaptation frames left out; a video without its model is an error
+    _seed_folder(tmp_path / "run" / "seed3", protocol="per-video", shots=1, clips=[clip],
+                 models={"02": "per_video/02.pt"}, loss="soff")
+    (tmp_path / "run" / "finetune.json").write_text(json.dumps({"loss": "soff", "components": ["flow"]}))
+    [target] = resolve_targets(tmp_path / "run", dataset="ped2", split="testing")
+    assert target.name == "seed3" and target.exclude == {"02": [5, 6, 7, 8, 9]}
+    assert target.model_path("02") == tmp_path / "run" / "seed3" / "per_video" / "02.pt"
+    assert target.run["method"] == "SOFF" and target.run["components"] == []
+    with pytest.raises(RunError, match="no adapted predictor for video 01"):
+        target.model_path("01")
+    with pytest.raises(RunError, match="adapted per video of ped2, not of avenue"):
+        resolve_targets(tmp_path / "run", dataset="avenue", split="testing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunError, match="not a predictor file, a seed folder"):
+        resolve_targets(tmp_path / "empty", dataset="ped2", split="testing")
+
+

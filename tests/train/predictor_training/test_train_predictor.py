@@ -1,0 +1,121 @@
+"""train-predictor end to end on real Ped2: pre-training beats the untrained model, a killed run resumes to the
+same weights, bad inputs give one error line.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from helpers.datasets import PED2
+from train.predictor_training.cli import train_predictor_command
+from pipeline.core.errors import RunError
+from train.predictors import load_predictor
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+E2E_ARGS = ("--dataset", "ped2", "--videos", "01,02", "--val-videos", "08", "--val-max-clips", "8",
+            "--input-size", "32x32", "--steps", "10", "--batch-size", "4", "--lr", "1e-3", "--workers", "0")
+RESUME_ARGS = ("--dataset", "ped2", "--videos", "01", "--val-videos", "08", "--val-max-clips", "2",
+               "--input-size", "16x16", "--steps", "4", "--batch-size", "2", "--seed", "3", "--workers", "0")
+
+
+def train(*args):
+    return CliRunner().invoke(train_predictor_command, [str(a) for a in args], catch_exceptions=False)
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    return payload["model"] if "model" in payload else payload["state_dict"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# train-predictor
+
+
+@pytest.fixture(scope="module")
+def e2e_run(tmp_path_factory) -> tuple[Path, str]:
+    if not PED2.is_dir():
+        pytest.skip(f"real ped2 data not found at {PED2}")
+    out = tmp_path_factory.mktemp("predictor_runs") / "unet3"
+    result = train(PED2, "--out", out, *E2E_ARGS)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+@pytest.mark.real_data
+def test_pretraining_beats_the_untrained_model(e2e_run):
+    out, output = e2e_run
+    assert {p.name for p in out.iterdir()} >= {"config.json", "checkpoint.pt", "predictor.pt", "metrics.json",
+                                               "loss.png", "train.log"}
+    assert "metrics on held-out videos 08" in output and "model:" in output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 10 and metrics["val_clips"] == 8 and metrics["held_out"]
+    # 10 steps at 32x32 already move the prediction well away from the random initial one
+    assert metrics["val_psnr"] > metrics["untrained_psnr"] + 2, metrics
+    assert metrics["final_loss_mean10"] < metrics["first_loss"] / 2, metrics
+    assert metrics["copy_last_psnr"] > 30  # Ped2 is nearly static: copying the last frame is a strong baseline
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["root"] == str(PED2.resolve()) and config["data"]["manifest"] == "data_manifests/ped2.json"
+    assert config["data"]["frame_counts"] == {"01": 120, "02": 150, "08": 120}
+    assert config["resolved"]["train_clips"] == 116 + 146 and config["config"]["lr"] == 1e-3
+    assert config["package_version"] and (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert "finished" in (out / "train.log").read_text()
+    model, payload = load_predictor(out / "predictor.pt")
+    assert payload["arch"] == "unet3" and payload["input_size"] == [32, 32] and payload["metrics"] == metrics
+    final = weights(out / "checkpoint.pt")
+    assert all(torch.equal(final[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(RunError, match="training checkpoint"):
+        load_predictor(out / "checkpoint.pt")
+
+
+@pytest.mark.real_data
+def test_resume_matches_uninterrupted_run(tmp_path):
+    reference = train(PED2, "--out", tmp_path / "full", *RESUME_ARGS)
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "resumed"
+    stopped = train(PED2, "--out", out, *RESUME_ARGS, "--stop-at", "2")
+    assert stopped.exit_code == 0 and "--resume" in stopped.output, stopped.output
+    assert (out / "checkpoint.pt").exists() and not (out / "predictor.pt").exists()
+    again = train(PED2, "--out", out, *RESUME_ARGS)  # without --resume: refused, the run is not touched
+    assert again.exit_code == 1 and "--resume" in again.output
+    changed = train(PED2, "--out", out, *RESUME_ARGS, "--lr", "0.01", "--resume")
+    assert changed.exit_code == 1 and "different settings or inputs (lr)" in changed.output
+    resumed = train(PED2, "--out", out, *RESUME_ARGS, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    expected, result = weights(tmp_path / "full" / "predictor.pt"), weights(out / "predictor.pt")
+    assert expected.keys() == result.keys()
+    assert all(torch.equal(expected[k], result[k]) for k in expected), "resumed weights differ"
+    ref_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text()) == ref_metrics
+    finished = train(PED2, "--out", out, *RESUME_ARGS, "--resume")
+    assert finished.exit_code == 0 and "already finished" in finished.output
+
+
+@pytest.mark.real_data
+def test_bad_inputs_give_one_error_line(tmp_path):
+    cases = [
+        ((PED2, "--out", tmp_path / "a", "--dataset", "ped2", "--arch", "unet9"), 2, "--arch 'unet9'"),
+        ((PED2, "--out", tmp_path / "b", "--dataset", "ped2", "--videos", "01,99"), 1, "--videos 99"),
+        ((PED2, "--out", tmp_path / "c", "--dataset", "ped2", "--videos", "01", "--val-videos", "01"), 2,
+         "both a training video"),
+        ((tmp_path, "--out", tmp_path / "d", "--dataset", "ped2"), 1, "no training frames found"),
+    ]
+    for args, code, message in cases:
+        result = train(*args)
+        assert result.exit_code == code, result.output
+        lines = error_lines(result.output)
+        assert len(lines) == 1 and lines[0].startswith("ERROR ") and message in lines[0], result.output
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "notes.txt").write_text("mine")
+    result = train(PED2, "--out", tmp_path / "e", "--dataset", "ped2", "--videos", "01")
+    assert result.exit_code == 1 and "not a train-predictor run folder" in result.output
+    missing = train(tmp_path / "nowhere", "--out", tmp_path / "f", "--dataset", "ped2")
+    assert missing.exit_code == 2 and "nowhere" in missing.output and "does not exist" in missing.output
