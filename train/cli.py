@@ -1,0 +1,41 @@
+"""``soff``: every command of the project in one group, in the order of the workflow (``soff --help`` is the map).
+Each subcommand is the same command as its console script (``soff train-sfonet`` = ``train-sfonet``)."""
+from __future__ import annotations
+
+import click
+
+from pipeline.core.cli import COMMAND_SETTINGS
+from pipeline.data.cli import verify_data_command
+from pipeline.make_labels.cli import make_labels_command
+from pipeline.store.cli import inspect_labels_command
+from train.evaluation.cli import evaluate_predictor_command, results_table_command
+from train.experiment.cli import run_experiment_command
+from train.finetuning.cli import finetune_predictor_command
+from train.predictor_training.cli import train_predictor_command
+from train.sfonet_training.cli import train_sfonet_command
+
+WORKFLOW = {"verify-data": verify_data_command, "make-labels": make_labels_command,
+            "inspect-labels": inspect_labels_command, "train-sfonet": train_sfonet_command,
+            "train-predictor": train_predictor_command, "finetune-predictor": finetune_predictor_command,
+            "evaluate-predictor": evaluate_predictor_command, "results-table": results_table_command,
+            "run-experiment": run_experiment_command}
+
+
+class _InWorkflowOrder(click.Group):
+    def list_commands(self, ctx) -> list[str]:
+        return list(WORKFLOW)
+
+
+@click.group(cls=_InWorkflowOrder, context_settings=COMMAND_SETTINGS, commands=WORKFLOW)
+def soff_command() -> None:
+    """Few-shot, scene-adaptive video anomaly detection (SOFF): pseudo-labels, SFO-Net, frame predictors.
+
+    \b
+    The workflow, in order:
+      verify-data, make-labels, inspect-labels    a source dataset into a label store
+      train-sfonet                                 SFO-Net from the store (three stages)
+      train-predictor                              a frame predictor on the source's normal videos
+      finetune-predictor                           K-shot fine-tuning on the new scene (SOFF or standard loss)
+      evaluate-predictor, results-table            scores, AUCs, the K-shot table
+      run-experiment                               all of it for a (source, target) pair
+    """
