@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.store.reader import LabelStoreReader
 from train.common.device import resolve_device
+from train.common.precision import PRECISIONS, needs_loss_scaler, resolve_precision
 from train.common.seeding import StepBatches
 from train.sfonet.checkpoint import build_sfonet
 from train.sfonet_training.config import plan_stages
@@ -65,18 +66,17 @@ def bench_loader(dataset: SFONetPairs, batch_size: int, workers: int, batches: i
     return first, samples / (time.perf_counter() - t1)
 
 
-def bench_step(model, stage, batch, device: torch.device, steps: int, warmup: int, amp: bool) -> float:
+def bench_step(model, stage, batch, device: torch.device, steps: int, warmup: int, precision: str) -> float:
     """Samples/s of forward + backward + optimizer step of ``stage`` on the fixed ``batch``."""
     params = stage_parameters(model, stage)
     set_trainable(model, params)
     if hasattr(model, "use_osf"):
         model.use_osf = stage.use_osf
     optimizer = torch.optim.Adam(params, lr=1e-4)
-    use_amp = amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_loss_scaler(precision))
 
     def one() -> None:
-        train_step(model, optimizer, scaler, batch, stage, use_amp=use_amp)
+        train_step(model, optimizer, scaler, batch, stage, precision=precision)
 
     for _ in range(warmup):
         one()
@@ -95,13 +95,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", default="0,2", help="comma list of DataLoader worker counts")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="forward-pass arithmetic")
     parser.add_argument("--batches", type=int, default=40, help="loader batches timed (after the first)")
     parser.add_argument("--steps", type=int, default=10, help="training steps timed per stage")
     parser.add_argument("--warmup", type=int, default=2, help="untimed training steps per stage")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     reader = LabelStoreReader([args.store])
     dataset = SFONetPairs(reader, None, args.input_size)
     w, h = dataset.input_size
@@ -114,14 +115,14 @@ def main() -> None:
     samples = [dataset[i % len(dataset)] for i in range(args.batch_size)]
     batch = tuple(torch.stack([s[k] for s in samples]).to(device) for k in range(4))
     stages = {s.number: s for s in plan_stages("three-stage", ("flow", "seg", "osf"))}
-    step = {n: bench_step(model, stages[n], batch, device, args.steps, args.warmup, args.amp) for n in (1, 2)}
+    step = {n: bench_step(model, stages[n], batch, device, args.steps, args.warmup, precision) for n in (1, 2)}
     reader.close()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"store {args.store} ({len(dataset)} pairs, label size {dataset.label_size[0]}x{dataset.label_size[1]}), "
           f"input {w}x{h}, batch {args.batch_size}, device {device} ({name}), {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
-          + (f", amp {'on' if args.amp else 'off'}" if device.type == "cuda" else ""))
+          + f", precision {precision}")
     print()
     print("| workers | loader first batch (s) | loader samples/s | step stage 1 samples/s | step stage 2 samples/s "
           "| loader / stage 1 | loader / stage 2 | >= 3x |")

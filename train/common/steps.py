@@ -18,11 +18,6 @@ LOG_EVERY = 50      # steps between log lines
 ProgressFn = Callable[[str, int, int, "float | None"], None]
 
 
-def autocast(device: torch.device, enabled: bool):
-    """float16 autocast on ``device`` when ``enabled`` (CUDA mixed precision), else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.float16, enabled=enabled)
-
-
 def grad_scaler(enabled: bool) -> torch.amp.GradScaler:
     """The loss scaler of float16 training; disabled it passes the loss and the step through unchanged."""
     return torch.amp.GradScaler("cuda", enabled=enabled)

@@ -15,6 +15,7 @@ class EvalConfig:
     eval_size: tuple[int, int] | None = None     # (w, h); None: the manifest's eval size, else the model's input size
     batch_size: int = 16
     device: str = "auto"
+    precision: str = "auto"                       # auto | fp32 | bf16 | fp16: the predictor's forward pass
     gt_file: str | None = None
     videos: tuple[str, ...] | None = None         # a subset of the split's videos (None: all)
     pixel_samples: int = 8192                     # pixels per frame kept for the pixel AUC (0: all)

@@ -26,6 +26,7 @@ from pipeline.data.frame_source import FrameSource
 from pipeline.data.ground_truth import GroundTruth
 from pipeline.data.manifests import DatasetManifest
 from train.common.device import device_name, resolve_device
+from train.common.precision import resolve_precision
 from train.common.run_folder import plain, write_json
 from train.common.steps import ProgressFn
 from train.evaluation import plots as eval_plots, scoring, targets as eval_inputs
@@ -98,6 +99,7 @@ def _select_videos(cfg: EvalConfig, available: list[str]) -> list[str]:
 def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn | None) -> dict:
     cfg, source, videos = ctx.cfg, ctx.source, ctx.videos
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     total, done = sum(ctx.counts[v] for v in videos), 0
     raw, models, described, current, started = {}, {}, {}, None, time.perf_counter()
     model = payload = size = index = None
@@ -113,7 +115,7 @@ def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn |
         if index is None and ctx.masks is not None:
             index = torch.as_tensor(scoring.pixel_sample_index(size[1], size[0], cfg.pixel_samples), device=device)
         raw[video] = predict_video(model, source, video, size=size, batch_size=cfg.batch_size, device=device,
-                                   masks=_video_masks(ctx, video), index=index)
+                                   masks=_video_masks(ctx, video), index=index, precision=precision)
         done += ctx.counts[video]
         if progress:
             progress(f"scoring {target.name}".strip(), done, total, None)
@@ -122,6 +124,7 @@ def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn |
     metrics["arch"] = payload.get("arch", getattr(model, "arch", None))
     metrics["timing"] = {"seconds": round(seconds, 3), "frames_per_second": round(total / max(seconds, 1e-9), 2),
                          "device": device_name(device), "batch_size": cfg.batch_size}
+    metrics["precision"] = precision
     _write_outputs(folder, metrics, scored, ctx, cfg.plots)
     return metrics
 

@@ -10,6 +10,7 @@ import torch
 
 from pipeline.core.errors import RunError
 from pipeline.core.prefetch import prefetch
+from train.common.precision import autocast
 from train.evaluation import scoring
 from train.predictors.clips import to_model_frames
 
@@ -40,9 +41,10 @@ def _windows(source, video: str, size: tuple[int, int], past: int, batch: int):
 
 @torch.inference_mode()
 def predict_video(model, source, video: str, *, size: tuple[int, int], batch_size: int, device: torch.device,
-                  masks=None, index: torch.Tensor | None = None) -> VideoResult:
+                  masks=None, index: torch.Tensor | None = None, precision: str = "fp32") -> VideoResult:
     """PSNR of every predicted frame of ``video`` (frames from ``past_frames`` on) and, with ``masks`` (a
-    PixelMasks) and ``index`` (flat pixel positions), the squared errors and mask values at those positions."""
+    PixelMasks) and ``index`` (flat pixel positions), the squared errors and mask values at those positions.
+    The model runs in ``precision`` (:mod:`train.common.precision`); errors and PSNR are float32 / float64."""
     past, n = model.past_frames, source.num_frames(video)
     result = VideoResult(np.full(n, np.nan))
     if masks is not None:
@@ -51,11 +53,12 @@ def predict_video(model, source, video: str, *, size: tuple[int, int], batch_siz
     windows = prefetch(_windows(source, video, size, past, batch_size))
     with closing(windows):
         _predict_windows(model, windows, result, past=past, size=size, device=device, masks=masks, index=index,
-                         video=video)
+                         video=video, precision=precision)
     return result
 
 
-def _predict_windows(model, windows, result: VideoResult, *, past, size, device, masks, index, video) -> None:
+def _predict_windows(model, windows, result: VideoResult, *, past, size, device, masks, index, video,
+                     precision) -> None:
     """Fill ``result`` from the (t0, t1, window) batches of :func:`_windows` (targets t0 .. t1 - 1)."""
     import cv2
 
@@ -64,7 +67,8 @@ def _predict_windows(model, windows, result: VideoResult, *, past, size, device,
         window = window.to(device, non_blocking=True)
         clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(t1 - t0)])
         try:
-            predicted = model(clips)
+            with autocast(device, precision):
+                predicted = model(clips)
         except ValueError as err:
             raise RunError(f"--eval-size {size[0]}x{size[1]}: {err}") from None
         pred01 = ((predicted.float() + 1) / 2).clamp(0, 1)

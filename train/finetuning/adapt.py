@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +35,7 @@ from pipeline.core.version import package_version
 from train.common.checkpoints import read_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import resolve_device
+from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.run_folder import RunFolder, plain, write_json
 from train.common.seeding import StepBatches, mix_seed, seed_all
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
@@ -63,28 +64,30 @@ def load_clip_tensors(cfg: FinetuneConfig, split: str, clips: list[dict], *, siz
 
 
 def adapt(model: torch.nn.Module, past: torch.Tensor, target: torch.Tensor, cfg: FinetuneConfig, *,
-          sfonet: torch.nn.Module | None, seed: int, tag: int, device: torch.device,
+          sfonet: torch.nn.Module | None, seed: int, tag: int, device: torch.device, precision: str = "fp32",
           progress: ProgressFn | None = None, what: str = "") -> list[dict[str, float]]:
     """Fine-tune ``model`` in place on the clips ``past`` (K, n*3, h, w) -> ``target`` (K, 3, h, w) (CPU tensors in
     [-1, 1]) for ``cfg.steps`` Adam steps; returns the loss parts per step (:meth:`LossParts.as_floats`).
 
-    Batch ``s`` holds min(batch_size, K) clips, a pure function of (seed, tag, s) (:class:`StepBatches`)."""
+    Batch ``s`` holds min(batch_size, K) clips, a pure function of (seed, tag, s) (:class:`StepBatches`). The
+    forward passes (predictor and SFO-Net) run in ``precision``; the losses are computed in float32."""
     n = past.shape[0]
     batches = StepBatches(n, min(cfg.batch_size, n), seed, tag, 0, cfg.steps)
     seed_all(mix_seed(seed, tag) % (2 ** 32))
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scaler = grad_scaler(False)          # full precision: the step is optimizer.step() on the plain gradients
+    scaler = grad_scaler(needs_loss_scaler(precision))   # disabled: optimizer.step() on the plain gradients
     curve: list[dict[str, float]] = []
 
     def one_step(index: list[int]) -> float:
         index = torch.tensor(index)
         inputs, real = past[index].to(device), target[index].to(device)
-        pred = model(inputs)
-        if cfg.loss == "soff":   # I_{t-1} is the newest of the input frames (oldest first, 3 channels each)
-            parts = soff_loss(pred, real, inputs[:, -3:], sfonet, components=cfg.used_components,
-                              alpha=cfg.alpha, beta=cfg.beta)
-        else:
+        with autocast(device, precision):
+            pred = model(inputs).float()
+            if cfg.loss == "soff":   # I_{t-1} is the newest of the input frames (oldest first, 3 channels each)
+                parts = soff_loss(pred, real, inputs[:, -3:], sfonet, components=cfg.used_components,
+                                  alpha=cfg.alpha, beta=cfg.beta)
+        if cfg.loss != "soff":
             parts = standard_loss(pred, real)
         optimizer_step(optimizer, scaler, parts.total)
         curve.append(parts.as_floats())
@@ -106,6 +109,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     from pipeline.data.frame_source import open_frame_source
 
     device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
     source_model, source_payload = load_predictor(cfg.predictor)   # RunError naming the file on a wrong kind
     sfonet = load_frozen_sfonet(cfg.sfonet, device) if cfg.sfonet else None
     if cfg.loss == "soff":
@@ -124,6 +128,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     meta = {"config": plain(asdict(cfg)), "fingerprint": _fingerprint(cfg, hashes), **hashes,
             "loss": cfg.loss, "components": list(cfg.used_components), "shots": cfg.shots,
             "protocol": cfg.protocol, "split": split, "input_size": list(size), "past_frames": past_frames,
+            "precision": precision,
             "arch": getattr(source_model, "arch", source_payload.get("arch")), "videos": list(counts),
             "seeds": [], "seeds_requested": list(cfg.seeds),   # seeds: the complete seed folders
             "package_version": package_version(), "torch_version": torch.__version__, "results": {}}
@@ -131,7 +136,9 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     state = folder.open(meta, identity=lambda m: m.get("fingerprint", {}), resume=True) or meta
     state.update(config=meta["config"], seeds_requested=meta["seeds_requested"], results=state.get("results", {}))
     write_json(folder.config_path, state)
-    run = _Run(cfg, folder.path, split, counts, size, past_frames, source_model, sfonet, hashes, device, progress)
+    run = _Run(cfg=cfg, out=folder.path, split=split, counts=counts, size=size, past_frames=past_frames,
+               model=source_model, sfonet=sfonet, hashes=hashes, device=device, precision=precision,
+               progress=progress)
     with folder.logging_to_file(log):
         log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s/%s, %d steps, lr %g, alpha %g, "
                  "beta %g, %dx%d, device %s, seeds %s", folder.path, cfg.loss, ",".join(cfg.used_components) or "-",
@@ -172,15 +179,26 @@ def _input_size(cfg: FinetuneConfig, model, payload: dict) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+@dataclass
 class _Run:
     """The per-seed work of one :func:`finetune_predictor` call (holds what every seed shares)."""
 
-    def __init__(self, cfg, out, split, counts, size, past_frames, source_model, sfonet, hashes, device,
-                 progress):
-        self.cfg, self.out, self.split, self.counts, self.size = cfg, out, split, counts, size
-        self.past_frames, self.model, self.sfonet, self.hashes = past_frames, source_model, sfonet, hashes
-        self.device, self.progress = device, progress
-        self.source_state = {k: v.detach().clone() for k, v in source_model.state_dict().items()}
+    cfg: FinetuneConfig
+    out: Path
+    split: str
+    counts: dict[str, int]          # video -> frames of the protocol's split
+    size: tuple[int, int]           # (w, h)
+    past_frames: int
+    model: torch.nn.Module          # the pre-trained predictor, reset to source_state before each model
+    sfonet: torch.nn.Module | None
+    hashes: dict
+    device: torch.device
+    precision: str
+    progress: ProgressFn | None = None
+    source_state: dict = field(init=False)
+
+    def __post_init__(self):
+        self.source_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def seed(self, seed: int) -> dict:
         """Fine-tune (or skip, when complete) seed folder ``seed<seed>``; returns its result summary."""
@@ -207,7 +225,7 @@ class _Run:
         adaptation = {"protocol": cfg.protocol, "shots": cfg.shots, "seed": seed, "past_frames": self.past_frames,
                       "dataset": cfg.dataset, "root": str(Path(cfg.data_root).resolve()), "split": self.split,
                       "clips": clips, "models": models, "loss": cfg.loss, "components": list(cfg.used_components),
-                      "steps": cfg.steps if clips else 0, "lr": cfg.lr, "input_size": list(self.size),
+                      "steps": cfg.steps if clips else 0, "lr": cfg.lr, "precision": self.precision, "input_size": list(self.size),
                       "final_losses": finals, "result": result}
         write_json(folder / ADAPTATION_FILE, adaptation)   # marks completion
         log.info("seed %d done: %d model(s), %s", seed, len(models), json.dumps(result))
@@ -225,7 +243,7 @@ class _Run:
             past, target = load_clip_tensors(self.cfg, self.split, clips, size=self.size,
                                              past_frames=self.past_frames)
             curve = adapt(self.model, past, target, self.cfg, sfonet=self.sfonet, seed=seed, tag=tag,
-                          device=self.device, progress=self.progress,
+                          device=self.device, precision=self.precision, progress=self.progress,
                           what=f"seed {seed}" + (f" video {video}" if video else ""))
             log.info("seed %d%s: %d steps on %d clip(s), loss %.5f -> %.5f", seed,
                      f" video {video}" if video else "", len(curve), len(clips), curve[0]["total"],

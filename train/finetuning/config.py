@@ -34,6 +34,7 @@ class FinetuneConfig:
     batch_size: int = 4       # clips per step (at most the K clips there are)
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "auto"
+    precision: str = "auto"                      # auto | fp32 | bf16 | fp16 (train.common.precision)
     input_size: tuple[int, int] | None = None    # (w, h); None: the predictor's training size
     videos: tuple[str, ...] = ()                  # restrict the protocol's split to these videos
     workers: int = 0

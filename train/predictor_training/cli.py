@@ -6,10 +6,22 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, comma_list_callback,
-                               config_from, device_option, field_defaults, reported_errors, setup_logging,
-                               size_callback, verbose_option)
+from pipeline.core.cli import (
+    COMMAND_SETTINGS,
+    EXISTING_DIR,
+    OUT_DIR,
+    ProgressBars,
+    comma_list_callback,
+    config_from,
+    device_option,
+    field_defaults,
+    reported_errors,
+    setup_logging,
+    size_callback,
+    verbose_option,
+)
 from pipeline.data.manifests import SPLITS, available
+from train.common.precision import PRECISIONS
 from train.predictor_training.config import TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
@@ -40,7 +52,9 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--val-max-clips", type=click.IntRange(1), default=D.val_max_clips,
               help="Score at most this many held-out clips (evenly spaced).")
 @device_option()
-@click.option("--amp/--no-amp", default=D.amp, help="Mixed precision on CUDA (ignored on CPU).")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
+              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
+                   "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
 @click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader worker processes.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every, help="Steps between checkpoints.")

@@ -8,7 +8,7 @@ CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
 TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this many training clips
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "amp", "checkpoint_every")
+RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TrainPredictorConfig:
     val_videos: tuple[str, ...] = ()    # held-out videos of the same split, for the metrics
     val_max_clips: int | None = None
     device: str = "auto"                # auto | cpu | cuda | cuda:N
-    amp: bool = True                    # float16 autocast + grad scaling, CUDA only
+    precision: str = "auto"             # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
     workers: int = 2
     checkpoint_every: int = 500

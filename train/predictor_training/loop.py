@@ -43,7 +43,8 @@ from train.common.curves import Panel, plot_panels
 from train.common.device import resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
-from train.common.steps import ProgressFn, autocast, grad_scaler, optimizer_step, run_steps
+from train.common.precision import autocast, needs_loss_scaler, resolve_precision
+from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.evaluation.scoring import psnr_from_mse
 from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
                                              PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
@@ -58,9 +59,9 @@ log = logging.getLogger("train.predictor")
 # steps and metrics
 
 
-def train_step(model, optimizer, scaler, past: torch.Tensor, target: torch.Tensor, *, use_amp: bool) -> torch.Tensor:
+def train_step(model, optimizer, scaler, past: torch.Tensor, target: torch.Tensor, *, precision: str) -> torch.Tensor:
     """One optimizer step on a batch already on the model's device; returns the loss (before the step)."""
-    with autocast(past.device, use_amp):
+    with autocast(past.device, precision):
         pred = model(past)
     loss = prediction_loss(pred.float(), target)
     optimizer_step(optimizer, scaler, loss)
@@ -143,7 +144,7 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
     model_config = {"past_frames": cfg.past_frames, "channels": 3}
     return {
         "config": plain(asdict(cfg)),
-        "resolved": {"device": str(device), "amp": bool(cfg.amp and device.type == "cuda"), "steps": steps,
+        "resolved": {"device": str(device), "precision": resolve_precision(cfg.precision, device), "steps": steps,
                      "arch": cfg.arch, "model_config": model_config, "input_size": list(cfg.input_size),
                      "train_clips": len(train_clips), "val_clips": len(val_clips),
                      "held_out": bool(cfg.val_videos), "train_videos": sorted({v for v, _ in train_clips})},
@@ -156,7 +157,8 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
 
 def _identity(meta: dict) -> dict:
     """What a resumed run must share with the run in the folder: its settings, data root and frame counts."""
-    return {**settings_identity(meta["config"], RESUMABLE_CHANGES), "data root": meta["data"]["root"],
+    return {**settings_identity(meta["config"], RESUMABLE_CHANGES),
+            "precision (resolved)": meta["resolved"].get("precision"), "data root": meta["data"]["root"],
             "frame counts": meta["data"]["frame_counts"]}
 
 
@@ -189,17 +191,18 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
 
 
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
-    use_amp = cfg.amp and device.type == "cuda"
+    precision = meta["resolved"]["precision"]
+    scaled = needs_loss_scaler(precision)
     seed_all(cfg.seed)
     model = build_predictor(cfg.arch, past_frames=cfg.past_frames).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    scaler = grad_scaler(use_amp)
+    scaler = grad_scaler(scaled)
     step, losses = 0, []
     if cfg.resume and (out / CHECKPOINT_FILE).exists():
         checkpoint = read_checkpoint(out / CHECKPOINT_FILE, map_location=device)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
-        if use_amp and checkpoint.get("scaler"):
+        if scaled and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
@@ -207,13 +210,13 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
 
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": scaler.state_dict() if use_amp else None, "step": step_done, "steps": steps,
+                         "scaler": scaler.state_dict() if scaled else None, "step": step_done, "steps": steps,
                          "rng": rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE)
 
     def one_step(batch) -> torch.Tensor:
         past, target = batch
         return train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
-                          target.to(device, non_blocking=True), use_amp=use_amp).detach()
+                          target.to(device, non_blocking=True), precision=precision).detach()
 
     data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
                        layout=cfg.layout)

@@ -7,10 +7,29 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, choice_list_callback,
-                               comma_list_callback, config_from, device_option, field_defaults, reported_errors,
-                               setup_logging, size_callback, verbose_option)
-from train.sfonet_training.config import COMPONENTS, FINAL_FILE, STRATEGIES, VERIFY_MODES, TrainConfig
+from pipeline.core.cli import (
+    COMMAND_SETTINGS,
+    EXISTING_DIR,
+    OUT_DIR,
+    ProgressBars,
+    choice_list_callback,
+    comma_list_callback,
+    config_from,
+    device_option,
+    field_defaults,
+    reported_errors,
+    setup_logging,
+    size_callback,
+    verbose_option,
+)
+from train.common.precision import PRECISIONS
+from train.sfonet_training.config import (
+    COMPONENTS,
+    FINAL_FILE,
+    STRATEGIES,
+    VERIFY_MODES,
+    TrainConfig,
+)
 
 D = field_defaults(TrainConfig)
 
@@ -46,8 +65,10 @@ def _parse_stop_at(ctx, param, value: str | None):
                    "(0-based, in the order given). Default: none; metrics are then on the training pairs.")
 @click.option("--val-max-pairs", type=click.IntRange(1), default=D.val_max_pairs,
               help="Evaluate on at most this many held-out pairs (evenly spaced).")
-@device_option("auto (cuda when present), cpu, cuda or cuda:N. Mixed precision is used on CUDA.")
-@click.option("--amp/--no-amp", default=D.amp, help="Mixed precision on CUDA (ignored on CPU).")
+@device_option()
+@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
+              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
+                   "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
 @click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader worker processes.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every,

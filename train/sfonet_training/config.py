@@ -25,7 +25,7 @@ CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "amp", "verify_stores")
+RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "verify_stores")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class TrainConfig:
     val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
     val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
     device: str = "auto"                        # auto | cpu | cuda | cuda:N
-    amp: bool = True                            # mixed precision (float16 autocast + grad scaling), CUDA only
+    precision: str = "auto"                     # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
     workers: int = 2                            # DataLoader worker processes
     checkpoint_every: int = 500                 # steps between mid-stage checkpoints

@@ -40,7 +40,8 @@ from train.common.curves import Panel, plot_panels
 from train.common.device import resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
-from train.common.steps import ProgressFn, autocast, grad_scaler, optimizer_step, run_steps
+from train.common.precision import autocast, needs_loss_scaler, resolve_precision
+from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.sfonet.checkpoint import build_sfonet, save_sfonet
 from train.sfonet.losses import epe_loss, segmentation_loss
 from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
@@ -93,10 +94,10 @@ def stage_loss(out, flow, mask, stage: Stage) -> torch.Tensor:
     return total
 
 
-def train_step(model, optimizer, scaler, batch, stage: Stage, *, use_amp: bool) -> torch.Tensor:
+def train_step(model, optimizer, scaler, batch, stage: Stage, *, precision: str) -> torch.Tensor:
     """One optimizer step on ``batch`` = (frame1, frame2, flow, mask), already on the model's device."""
     frame1, frame2, flow, mask = batch
-    with autocast(frame1.device, use_amp):
+    with autocast(frame1.device, precision):
         result = model(frame1, frame2)
     loss = stage_loss(result, flow, mask, stage)
     optimizer_step(optimizer, scaler, loss)
@@ -120,11 +121,13 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
                                                     train_eval_pairs=TRAIN_EVAL_PAIRS)
         input_size = tuple(cfg.input_size) if cfg.input_size else tuple(reader.label_size)
         device = resolve_device(cfg.device)
+        precision = resolve_precision(cfg.precision, device)
         stages = plan_stages(cfg.strategy, cfg.components)
         if any(s.seg_loss for s in stages):
             check_masks(reader, train_idx, stages)
         steps = cfg.steps_per_stage(len(train_idx))
         meta = _config_json(cfg, label_size=tuple(reader.label_size), input_size=input_size, device=device,
+                            precision=precision,
                             stages=stages, steps=steps, train_pairs=len(train_idx), val_pairs=len(val_idx),
                             held_out=held_out)
         folder = RunFolder(Path(cfg.out), command="train-sfonet", config_file=CONFIG_FILE, log_file=LOG_FILE,
@@ -133,11 +136,11 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
             return {**folder.read_json(METRICS_FILE), "status": "already finished"}
         with folder.logging_to_file(log):
             log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
-                     "device %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
-                     len(val_idx), *input_size, steps, device)
+                     "device %s, %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
+                     len(val_idx), *input_size, steps, device, precision)
             seed_all(cfg.seed)
             run = _StageRun(cfg=cfg, out=folder.path, model=build_sfonet(cfg.model_config()).to(device),
-                            device=device, stages=stages, steps=steps,
+                            device=device, precision=precision, stages=stages, steps=steps,
                             train_set=SFONetPairs(reader, train_idx, input_size),
                             val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
                                                   batch_size=cfg.batch_size, shuffle=False,
@@ -148,12 +151,12 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
         reader.close()
 
 
-def _config_json(cfg: TrainConfig, *, label_size, input_size, device, stages, steps, train_pairs, val_pairs,
-                 held_out) -> dict:
+def _config_json(cfg: TrainConfig, *, label_size, input_size, device, precision, stages, steps, train_pairs,
+                 val_pairs, held_out) -> dict:
     return {
         "config": plain(asdict(cfg)),
         "resolved": {"input_size": list(input_size), "label_size": list(label_size), "device": str(device),
-                     "amp": bool(cfg.amp and device.type == "cuda"), "steps_per_stage": steps,
+                     "precision": precision, "steps_per_stage": steps,
                      "stages": [{"number": s.number, "trains": s.name, "use_osf": s.use_osf,
                                  "loss": "+".join(k for k, on in (("epe", s.flow_loss), ("seg", s.seg_loss)) if on)}
                                 for s in stages],
@@ -168,7 +171,7 @@ def _config_json(cfg: TrainConfig, *, label_size, input_size, device, stages, st
 
 def _identity(meta: dict) -> dict:
     """What a resumed run must share with the run in the folder: its settings and its stores' manifests."""
-    return {**settings_identity(meta["config"], RESUMABLE_CHANGES),
+    return {**settings_identity(meta["config"], RESUMABLE_CHANGES), "precision (resolved)": meta["resolved"].get("precision"),
             "stores (manifest sha256)": [s["manifest_sha256"] for s in meta["stores"]]}
 
 
@@ -180,6 +183,7 @@ class _StageRun:
     out: Path
     model: torch.nn.Module
     device: torch.device
+    precision: str                 # fp32 | bf16 | fp16 (resolved)
     stages: list[Stage]
     steps: int                     # per stage
     train_set: Dataset
@@ -190,8 +194,8 @@ class _StageRun:
     curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
 
     @property
-    def use_amp(self) -> bool:
-        return bool(self.cfg.amp and self.device.type == "cuda")
+    def scaled(self) -> bool:
+        return needs_loss_scaler(self.precision)
 
     def run(self) -> dict:
         """Train every stage not yet finished, then write ``sfonet.pt``; returns the metrics with a ``status``."""
@@ -240,7 +244,7 @@ class _StageRun:
         set_trainable(model, params)
         model.use_osf = stage.use_osf
         optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        scaler = grad_scaler(self.use_amp)
+        scaler = grad_scaler(self.scaled)
         step = 0
         if checkpoint is not None:
             optimizer.load_state_dict(checkpoint["optimizer"])
@@ -257,14 +261,14 @@ class _StageRun:
 
         def save(step_done: int) -> None:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scaler": scaler.state_dict() if self.use_amp else None, "stage": stage.number,
+                             "scaler": scaler.state_dict() if self.scaled else None, "stage": stage.number,
                              "stage_name": stage.name, "step": step_done, "steps": steps, "rng": rng_state(),
                              "losses": list(losses), "model_config": cfg.model_config()},
                             self.out / f"stage{stage.number}.pt")
 
         def one_step(batch) -> float:
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-            return train_step(model, optimizer, scaler, batch, stage, use_amp=self.use_amp).detach()
+            return train_step(model, optimizer, scaler, batch, stage, precision=self.precision).detach()
 
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
         loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers,

@@ -46,7 +46,7 @@ def tiny_arch():
 REQUIRED_FIELDS = ("kind", "dataset", "split", "root", "videos", "frame_auc", "per_video_mean_auc", "per_video",
                    "single_class_videos", "constant_psnr_videos", "pixel_auc", "pixel_auc_reason", "ground_truth",
                    "pixel_ground_truth", "eval_size", "past_frames", "frames", "predictor", "run", "arch",
-                   "package_version", "config", "timing", "plots")
+                   "package_version", "config", "timing", "plots", "precision")
 
 
 @pytest.fixture(scope="module")

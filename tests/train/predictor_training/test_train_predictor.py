@@ -66,6 +66,7 @@ def test_pretraining_beats_the_untrained_model(e2e_run):
     assert config["data"]["root"] == str(PED2.resolve()) and config["data"]["manifest"] == "data_manifests/ped2.json"
     assert config["data"]["frame_counts"] == {"01": 120, "02": 150, "08": 120}
     assert config["resolved"]["train_clips"] == 116 + 146 and config["config"]["lr"] == 1e-3
+    assert config["config"]["precision"] == "auto" and config["resolved"]["precision"] in ("fp32", "bf16")
     assert config["package_version"] and (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     assert "finished" in (out / "train.log").read_text()
     model, payload = load_predictor(out / "predictor.pt")

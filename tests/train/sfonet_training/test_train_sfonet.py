@@ -103,6 +103,7 @@ def test_run_folder(full_run, store):
     assert config["stores"][0]["manifest_sha256"] == __import__("hashlib").sha256(
         (store / "manifest.json").read_bytes()).hexdigest()
     assert config["torch_version"] == torch.__version__ and config["package_version"]
+    assert config["resolved"]["precision"] in ("fp32", "bf16")
     metrics = json.loads((full_run / "metrics.json").read_text())
     assert metrics["held_out"] is True and sorted(metrics["stages"]) == ["1", "2", "3"]
     for stage in metrics["stages"].values():
