@@ -76,4 +76,14 @@ PRESETS = {
         archs=("unet3", "unet4"), input_size="256x256", predictor_steps=20000, predictor_batch=16,
         predictor_val_clips=256, seeds=(0, 1, 2, 3, 4), finetune_steps=100, eval_size="256x172",
         pixel_samples=8192, ablation_seeds=(0, 1, 2), device="cuda", jobs=1, loader_workers=4),
+    "gpu-slot": Preset(
+        name="gpu-slot", description="the paper's sizes in one short GPU slot (bench/gpu_suite.sh; about 6 minutes "
+                                     "planned on one H100/H200, not yet measured)",
+        reduced="the paper's 256x256 training and 256x172 Ped2 evaluation, but short schedules to fit a 15-minute "
+                "device loan: SFO-Net 300 steps a stage (batch 16), predictor 1,500 steps (batch 16, lr 2e-4), "
+                "fine-tuning 100 steps, unet3 only, 3 seeds for the main table, 1 for the ablations, weight-free "
+                "teachers; the paper gives no step counts",
+        label_size="256x256", sfonet_steps=300, sfonet_batch=16, sfonet_val_pairs=256, input_size="256x256",
+        predictor_steps=1500, predictor_batch=16, predictor_val_clips=256, seeds=(0, 1, 2), finetune_steps=100,
+        eval_size="256x172", pixel_samples=8192, ablation_seeds=(0,), device="cuda", jobs=3, loader_workers=4),
 }
