@@ -22,7 +22,7 @@ from pipeline.core.cli import (
 )
 from pipeline.data.manifests import SPLITS, available
 from train.common.precision import PRECISIONS
-from train.predictor_training.config import TrainPredictorConfig
+from train.predictor_training.config import FRAMES_ON_DEVICE, TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
 
@@ -56,7 +56,12 @@ D = field_defaults(TrainPredictorConfig)
               help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
                    "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
-@click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader worker processes.")
+@click.option("--workers", type=click.IntRange(0), default=D.workers,
+              help="DataLoader worker processes (when the frames are not held on the device).")
+@click.option("--frames-on-device", type=click.Choice(FRAMES_ON_DEVICE), default=D.frames_on_device,
+              help="Hold every training frame, resized, as uint8 on the device and gather the clips there (no "
+                   "decoding per step; same batches bit for bit). auto: when they fit in a quarter of the GPU's "
+                   "memory, or in 2 GiB on the CPU.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every, help="Steps between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--stop-at", type=click.IntRange(1), default=D.stop_at, hidden=True, metavar="STEP",

@@ -8,7 +8,10 @@ CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
 TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this many training clips
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every")
+RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every",
+                     "frames_on_device")
+FRAMES_ON_DEVICE = ("auto", "on", "off")
+CPU_BANK_BYTES = 2 << 30        # auto keeps the frames in memory on the CPU up to this size
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class TrainPredictorConfig:
     precision: str = "auto"             # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
     workers: int = 2
+    frames_on_device: str = "auto"      # auto | on | off: the training frames held on the device (FrameBank)
     checkpoint_every: int = 500
     layout: str = "auto"
     resume: bool = False
@@ -49,6 +53,8 @@ class TrainPredictorConfig:
             raise ValueError("steps, epochs, batch size, past frames and learning rate must be positive")
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise ValueError(f"input size {self.input_size!r} is not (width, height)")
+        if self.frames_on_device not in FRAMES_ON_DEVICE:
+            raise ValueError(f"--frames-on-device {self.frames_on_device!r}: choose auto, on or off")
         both = sorted(set(self.videos) & set(self.val_videos))
         if both:
             raise ValueError(f"video {both[0]!r} is both a training video (--videos) and held out (--val-videos)")

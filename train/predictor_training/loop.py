@@ -46,10 +46,11 @@ from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.evaluation.scoring import psnr_from_mse
-from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
-                                             PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
+from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, CPU_BANK_BYTES, FINAL_FILE, LOG_FILE,
+                                             METRICS_FILE, PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS,
+                                             TrainPredictorConfig)
 from train.predictors import build_predictor, save_predictor
-from train.predictors.clips import ClipDataset, video_clips
+from train.predictors.clips import ClipDataset, FrameBank, video_clips
 from train.predictors.losses import prediction_loss
 
 log = logging.getLogger("train.predictor")
@@ -145,6 +146,7 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
     return {
         "config": plain(asdict(cfg)),
         "resolved": {"device": str(device), "precision": resolve_precision(cfg.precision, device), "steps": steps,
+                     "frames_on_device": _frames_on_device(cfg, device, counts, train_clips),
                      "arch": cfg.arch, "model_config": model_config, "input_size": list(cfg.input_size),
                      "train_clips": len(train_clips), "val_clips": len(val_clips),
                      "held_out": bool(cfg.val_videos), "train_videos": sorted({v for v, _ in train_clips})},
@@ -153,6 +155,17 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
         "package_version": package_version(),
         "torch_version": torch.__version__,
     }
+
+
+def _frames_on_device(cfg: TrainPredictorConfig, device: torch.device, counts: dict[str, int], train_clips) -> bool:
+    """Whether the training frames are held on the device (``--frames-on-device``; auto: when they fit)."""
+    if cfg.frames_on_device != "auto":
+        return cfg.frames_on_device == "on"
+    videos = {v for v, _ in train_clips}
+    need = FrameBank.nbytes({v: n for v, n in counts.items() if v in videos}, cfg.input_size)
+    if device.type == "cuda":
+        return need <= torch.cuda.get_device_properties(device).total_memory // 4
+    return need <= CPU_BANK_BYTES
 
 
 def _identity(meta: dict) -> dict:
@@ -218,10 +231,16 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
         return train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
                           target.to(device, non_blocking=True), precision=precision).detach()
 
-    data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
-                       layout=cfg.layout)
-    loader = DataLoader(data, batch_sampler=StepBatches(len(data), cfg.batch_size, cfg.seed, 1, step, steps),
-                        num_workers=cfg.workers, pin_memory=device.type == "cuda")
+    sampler = StepBatches(len(train_clips), cfg.batch_size, cfg.seed, 1, step, steps)
+    if meta["resolved"]["frames_on_device"]:
+        bank = FrameBank(cfg.data_root, cfg.split, meta["resolved"]["train_videos"], size=cfg.input_size,
+                         past_frames=cfg.past_frames, layout=cfg.layout, device=device)
+        log.info("frames on %s: %d frames, %.1f MB", device, len(bank.frames), bank.frames.numel() / 1e6)
+        loader = (bank.batch([train_clips[i] for i in ids]) for ids in sampler)
+    else:
+        data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
+                           layout=cfg.layout)
+        loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses,
                  checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save, progress=progress,
                  what=f"train-predictor {cfg.arch}"):

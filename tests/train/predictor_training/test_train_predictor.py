@@ -78,6 +78,26 @@ def test_pretraining_beats_the_untrained_model(e2e_run):
 
 
 @pytest.mark.real_data
+def test_frames_on_the_device_give_the_same_weights_as_the_loader(tmp_path):
+    """The frame bank gathers the same batches as the DataLoader path, bit for bit, and the config records which
+    path ran; resuming with the other path is allowed (it does not change the result)."""
+    runs = {}
+    for mode in ("on", "off"):
+        result = train(PED2, "--out", tmp_path / mode, *RESUME_ARGS, "--frames-on-device", mode)
+        assert result.exit_code == 0, result.output
+        config = json.loads((tmp_path / mode / "config.json").read_text())
+        assert config["resolved"]["frames_on_device"] is (mode == "on")
+        runs[mode] = weights(tmp_path / mode / "predictor.pt")
+    assert all(torch.equal(runs["on"][k], runs["off"][k]) for k in runs["off"])
+    stopped = train(PED2, "--out", tmp_path / "mixed", *RESUME_ARGS, "--frames-on-device", "on", "--stop-at", "2")
+    assert stopped.exit_code == 0, stopped.output
+    resumed = train(PED2, "--out", tmp_path / "mixed", *RESUME_ARGS, "--frames-on-device", "off", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    mixed = weights(tmp_path / "mixed" / "predictor.pt")
+    assert all(torch.equal(mixed[k], runs["off"][k]) for k in mixed)
+
+
+@pytest.mark.real_data
 def test_resume_matches_uninterrupted_run(tmp_path):
     reference = train(PED2, "--out", tmp_path / "full", *RESUME_ARGS)
     assert reference.exit_code == 0, reference.output
