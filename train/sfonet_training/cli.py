@@ -26,6 +26,7 @@ from train.common.precision import PRECISIONS
 from train.sfonet_training.config import (
     COMPONENTS,
     FINAL_FILE,
+    ON_DEVICE,
     STRATEGIES,
     VERIFY_MODES,
     TrainConfig,
@@ -70,7 +71,12 @@ def _parse_stop_at(ctx, param, value: str | None):
               help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
                    "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
-@click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader worker processes.")
+@click.option("--workers", type=click.IntRange(0), default=D.workers,
+              help="DataLoader worker processes (held-out metrics, and training when the pairs are not on the device).")
+@click.option("--pairs-on-device", type=click.Choice(ON_DEVICE), default=D.pairs_on_device,
+              help="Hold every training pair (frames and masks uint8, flow float32, at the input size) on the device "
+                   "and gather batches there (same batches bit for bit). auto: when they fit in a quarter of the "
+                   "GPU's memory, or in 2 GiB on the CPU.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every,
               help="Steps between mid-stage checkpoints (each stage's end is always saved).")
 @click.option("--verify-stores", type=click.Choice(VERIFY_MODES), default=D.verify_stores,

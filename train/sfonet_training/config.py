@@ -25,7 +25,9 @@ CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "verify_stores")
+RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device")
+ON_DEVICE = ("auto", "on", "off")
+CPU_BANK_BYTES = 2 << 30        # auto keeps the training pairs in memory on the CPU up to this size
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class TrainConfig:
     precision: str = "auto"                     # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
     workers: int = 2                            # DataLoader worker processes
+    pairs_on_device: str = "auto"               # auto | on | off: the training pairs held on the device (PairBank)
     checkpoint_every: int = 500                 # steps between mid-stage checkpoints
     verify_stores: str = "auto"                 # auto | always | never: sha256 of every shard against the manifest
     resume: bool = False
@@ -63,6 +66,8 @@ class TrainConfig:
             raise ValueError("--components: the osf block fuses the flow and seg branches: it needs both")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("steps, batch size and learning rate must be positive")
+        if self.pairs_on_device not in ON_DEVICE:
+            raise ValueError(f"--pairs-on-device {self.pairs_on_device!r}: choose auto, on or off")
         if self.verify_stores not in VERIFY_MODES:
             raise ValueError(f"verify_stores {self.verify_stores!r} is not auto, always or never")
 

@@ -44,9 +44,9 @@ from train.common.precision import autocast, needs_loss_scaler, resolve_precisio
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.sfonet.checkpoint import build_sfonet, save_sfonet
 from train.sfonet.losses import epe_loss, segmentation_loss
-from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
+from train.sfonet_training.config import (CONFIG_FILE, CPU_BANK_BYTES, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
                                           RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, Stage, TrainConfig, plan_stages)
-from train.sfonet_training.data import SFONetPairs, choose_pairs
+from train.sfonet_training.data import PairBank, SFONetPairs, choose_pairs
 from train.sfonet_training.metrics import evaluate
 from train.sfonet_training.store_checks import check_masks, open_stores
 
@@ -126,8 +126,9 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
         if any(s.seg_loss for s in stages):
             check_masks(reader, train_idx, stages)
         steps = cfg.steps_per_stage(len(train_idx))
+        on_device = _pairs_on_device(cfg, device, len(train_idx), input_size)
         meta = _config_json(cfg, label_size=tuple(reader.label_size), input_size=input_size, device=device,
-                            precision=precision,
+                            precision=precision, on_device=on_device,
                             stages=stages, steps=steps, train_pairs=len(train_idx), val_pairs=len(val_idx),
                             held_out=held_out)
         folder = RunFolder(Path(cfg.out), command="train-sfonet", config_file=CONFIG_FILE, log_file=LOG_FILE,
@@ -138,10 +139,14 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
             log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
                      "device %s, %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
                      len(val_idx), *input_size, steps, device, precision)
+            train_set = SFONetPairs(reader, train_idx, input_size)
+            bank = PairBank(train_set, device) if on_device else None
+            if bank is not None:
+                log.info("training pairs on %s: %d pairs", device, len(train_idx))
             seed_all(cfg.seed)
             run = _StageRun(cfg=cfg, out=folder.path, model=build_sfonet(cfg.model_config()).to(device),
                             device=device, precision=precision, stages=stages, steps=steps,
-                            train_set=SFONetPairs(reader, train_idx, input_size),
+                            train_set=train_set, bank=bank,
                             val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
                                                   batch_size=cfg.batch_size, shuffle=False,
                                                   num_workers=cfg.workers),
@@ -151,12 +156,22 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
         reader.close()
 
 
-def _config_json(cfg: TrainConfig, *, label_size, input_size, device, precision, stages, steps, train_pairs,
-                 val_pairs, held_out) -> dict:
+def _pairs_on_device(cfg: TrainConfig, device: torch.device, pairs: int, size: tuple[int, int]) -> bool:
+    """Whether the training pairs are held on the device (``--pairs-on-device``; auto: when they fit)."""
+    if cfg.pairs_on_device != "auto":
+        return cfg.pairs_on_device == "on"
+    need = PairBank.nbytes(pairs, size)
+    if device.type == "cuda":
+        return need <= torch.cuda.get_device_properties(device).total_memory // 4
+    return need <= CPU_BANK_BYTES
+
+
+def _config_json(cfg: TrainConfig, *, label_size, input_size, device, precision, on_device, stages, steps,
+                 train_pairs, val_pairs, held_out) -> dict:
     return {
         "config": plain(asdict(cfg)),
         "resolved": {"input_size": list(input_size), "label_size": list(label_size), "device": str(device),
-                     "precision": precision, "steps_per_stage": steps,
+                     "precision": precision, "pairs_on_device": on_device, "steps_per_stage": steps,
                      "stages": [{"number": s.number, "trains": s.name, "use_osf": s.use_osf,
                                  "loss": "+".join(k for k, on in (("epe", s.flow_loss), ("seg", s.seg_loss)) if on)}
                                 for s in stages],
@@ -189,6 +204,7 @@ class _StageRun:
     train_set: Dataset
     val_loader: DataLoader
     held_out: bool                 # metrics on held-out videos (False: on training pairs)
+    bank: PairBank | None = None   # the training pairs on the device (None: read through the DataLoader)
     progress: ProgressFn | None = None
     metrics: dict = field(default_factory=dict)
     curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
@@ -271,8 +287,11 @@ class _StageRun:
             return train_step(model, optimizer, scaler, batch, stage, precision=self.precision).detach()
 
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
-        loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers,
-                            pin_memory=self.device.type == "cuda")
+        if self.bank is not None:
+            loader = (self.bank.batch(ids) for ids in sampler)
+        else:
+            loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers,
+                                pin_memory=self.device.type == "cuda")
         stop_after = cfg.stop_at[1] if cfg.stop_at and cfg.stop_at[0] == stage.number else None
         t0 = time.monotonic()
         if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses, label=f"stage {stage.number} ",

@@ -169,6 +169,17 @@ def test_resume_matches_uninterrupted_run(full_run, store, tmp_path):
     assert finished.exit_code == 0 and "already finished" in finished.output
 
 
+def test_pairs_on_the_device_give_the_same_weights_as_the_loader(full_run, store, tmp_path):
+    """full_run took the default path (auto: the bank, on the CPU these pairs fit); --pairs-on-device off reads
+    them through the DataLoader: the same batches, so the same weights, bit for bit."""
+    assert json.loads((full_run / "config.json").read_text())["resolved"]["pairs_on_device"] is True
+    result = train(store, "--out", tmp_path / "loader", *RUN_ARGS, "--pairs-on-device", "off")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "loader" / "config.json").read_text())["resolved"]["pairs_on_device"] is False
+    reference, loader = state(full_run / "sfonet.pt"), state(tmp_path / "loader" / "sfonet.pt")
+    assert all(torch.equal(reference[k], loader[k]) for k in reference)
+
+
 def test_bad_inputs(store, tmp_path):
     missing = train(tmp_path / "nope", "--out", tmp_path / "run")
     assert missing.exit_code == 2 and "does not exist" in missing.output
