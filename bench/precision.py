@@ -48,13 +48,6 @@ def matmul_ceiling(device: torch.device, precision: str, n: int) -> float:
     return 2 * n ** 3 / best
 
 
-class Workload:
-    """One callable step and what one call processes (``items`` frames or pairs)."""
-
-    def __init__(self, name: str, unit: str, items: int, make):
-        self.name, self.unit, self.items, self.make = name, unit, items, make
-
-
 def predictor_step(device, w, h, batch):
     model = build_predictor("unet3").to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch.torch_version import TorchVersion
 
 from pipeline.core.errors import RunError
 from pipeline.core.files import atomic_write
@@ -22,13 +23,14 @@ def save_checkpoint(payload: dict, path: str | Path) -> None:
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """The dict saved in ``path``; RunError naming the file when it is missing, unreadable or not a dict.
 
-    Files of this package hold plain dicts but also numpy RNG states and config dicts, so they are read with
-    ``weights_only=False``: read only files you wrote or trust, as with any pickle."""
+    Read with ``weights_only=True``: files of this package hold only tensors and plain Python values (RNG states
+    included, :func:`train.common.seeding.rng_state`), so a file handed in can never run code when it is read."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: no such file")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals([TorchVersion]):   # a str subclass: older files saved torch.__version__
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
         raise RunError(one_line(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})")) from None
     if not isinstance(payload, dict):

@@ -32,6 +32,14 @@ def settings_identity(config: dict, resumable: tuple[str, ...]) -> dict:
     return {k: v for k, v in plain(config).items() if k not in resumable}
 
 
+def read_json(path: str | Path) -> dict:
+    """A JSON file; RunError naming it when it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path}: not a readable JSON file ({err})") from None
+
+
 def write_json(path: str | Path, value) -> None:
     """``value`` as indented JSON at ``path``, written atomically."""
     atomic_write_text(path, json.dumps(value, indent=1) + "\n")
@@ -65,10 +73,7 @@ class RunFolder:
             if not resume:
                 raise RunError(f"{self.path}: already holds a {self.command} run; pass --resume to continue it, or "
                                f"use another --out")
-            try:
-                old = json.loads(self.config_path.read_text())
-            except (OSError, ValueError) as err:
-                raise RunError(f"{self.config_path}: not a readable run description ({err})") from None
+            old = read_json(self.config_path)
             a, b = identity(old), identity(meta)
             diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             if diff:
@@ -82,11 +87,8 @@ class RunFolder:
         return None
 
     def read_json(self, name: str) -> dict:
-        """A JSON file of the folder; RunError naming it when it cannot be read."""
-        try:
-            return json.loads((self.path / name).read_text())
-        except (OSError, ValueError) as err:
-            raise RunError(f"{self.path / name}: not a readable JSON file ({err})") from None
+        """A JSON file of the folder (:func:`read_json`)."""
+        return read_json(self.path / name)
 
     def logging_to_file(self, log: logging.Logger):
         """While inside, ``log`` also writes to the folder's log file (see :func:`log_to_file`)."""

@@ -6,23 +6,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (
-    COMMAND_SETTINGS,
-    EXISTING_DIR,
-    OUT_DIR,
-    ProgressBars,
-    comma_list,
-    config_from,
-    device_option,
-    fail,
-    field_defaults,
-    reported_errors,
-    setup_logging,
-    size_callback,
-    verbose_option,
-)
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, comma_list, config_from,
+                               device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
+                               verbose_option)
 from pipeline.data.manifests import SPLITS, available
-from train.common.precision import PRECISIONS
+from train.common.options import precision_option
 from train.evaluation.config import EvalConfig
 from train.evaluation.results_table import METRICS
 
@@ -49,9 +37,7 @@ def _parse_list(ctx, param, value: str | None):
                    "else the predictor's input size.")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frames predicted per forward pass.")
 @device_option()
-@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
-              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
-                   "fp32, bf16, fp16 (CUDA). Losses, PSNR and AUCs stay in float32.")
+@precision_option(D.precision, kept="Losses, PSNR and AUCs")
 @click.option("--gt-file", default=D.gt_file, show_default=False,
               help="Frame-label file (path under DATA_ROOT or absolute), to choose among the manifest's. "
                    "Default: the manifest's first one present.")

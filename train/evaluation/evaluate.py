@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.core.errors import RunError
+from pipeline.core.errors import DataError, RunError
 from pipeline.core.files import atomic_write_text, sha256_of
 from pipeline.core.version import package_version
-from pipeline.data.frame_source import FrameSource
+from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import GroundTruth
-from pipeline.data.manifests import DatasetManifest
+from pipeline.data.manifests import DatasetManifest, load_manifest
 from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import plain, write_json
@@ -57,10 +57,6 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
     Raises RunError for problems with the ground truth, the predictor files or the options, and
     pipeline.core.errors.DataError (FrameReadError) for a frame that cannot be read.
     """
-    from pipeline.core.errors import DataError
-    from pipeline.data.frame_source import open_frame_source
-    from pipeline.data.manifests import load_manifest
-
     try:
         manifest = load_manifest(cfg.dataset)
         source = open_frame_source(cfg.root, cfg.split, cfg.layout)
@@ -200,7 +196,7 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
                    "left_out_adaptation": adaptation_left_out},
         "predictor": models[next(iter(models))] if len({m["path"] for m in models.values()}) == 1
         else {"per_video": models},
-        "run": target.run, "package_version": package_version(), "torch_version": torch.__version__,
+        "run": target.run, "package_version": package_version(), "torch_version": str(torch.__version__),
         "config": plain(asdict(cfg)),
     }
     return metrics, scored

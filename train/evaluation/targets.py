@@ -3,7 +3,6 @@ dataset's manifest) and the predictors named by ``--predictor`` (a .pt file, a f
 fine-tune run folder with several seed folders; layout in ARCHITECTURE.md, K-shot)."""
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 from pipeline.core.errors import DataError
 from pipeline.data.ground_truth import FORMATS, GroundTruth, load_ground_truth
 from pipeline.data.manifests import DatasetManifest
+from train.common.run_folder import read_json
 from pipeline.core.errors import RunError
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def resolve_targets(path: Path, *, dataset: str, split: str) -> list[Target]:
         raise RunError(f"{path}: predictor file or fine-tune folder does not exist")
     if path.is_file():
         adaptation = path.parent / "adaptation.json"
-        if adaptation.is_file() and _read_json(adaptation).get("protocol") == "scene":
+        if adaptation.is_file() and read_json(adaptation).get("protocol") == "scene":
             return [_seed_target(path.parent, dataset=dataset, split=split, name="", predictor=path)]
         return [Target("", path, run=_unknown_run())]
     if (path / "adaptation.json").is_file():
@@ -138,13 +138,6 @@ def _seed_number(name: str) -> tuple[int, str]:
     return (int(match.group(1)) if match else 1 << 30, name)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise RunError(f"{path}: not a readable JSON file ({err})") from None
-
-
 def method_name(loss: str | None, components) -> str:
     """Row label of a fine-tuning loss: "SOFF", "SOFF (flow)", "standard"; "pre-trained" when unknown."""
     if not loss:
@@ -161,7 +154,7 @@ def _run_info(folder: Path, adaptation: dict) -> dict:
     finetune_path = folder.parent / "finetune.json"
     if not finetune_path.is_file():
         finetune_path = folder / "finetune.json"
-    finetune = _read_json(finetune_path) if finetune_path.is_file() else {}
+    finetune = read_json(finetune_path) if finetune_path.is_file() else {}
     config = finetune.get("config", {}) if isinstance(finetune.get("config"), dict) else {}
     sources = (adaptation, finetune, config)
     loss = next((d["loss"] for d in sources if d.get("loss")), None)
@@ -177,7 +170,7 @@ def _run_info(folder: Path, adaptation: dict) -> dict:
 
 
 def _seed_target(folder: Path, *, dataset: str, split: str, name: str, predictor: Path | None = None) -> Target:
-    adaptation = _read_json(folder / "adaptation.json")
+    adaptation = read_json(folder / "adaptation.json")
     protocol = adaptation.get("protocol")
     if protocol not in ("scene", "per-video"):
         raise RunError(f"{folder / 'adaptation.json'}: protocol {protocol!r}, expected 'scene' or 'per-video'")

@@ -61,26 +61,25 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
     from pipeline.data.manifests import load_manifest
 
     roots = {name: datasets / name for name in (source, target)}
+    videos: dict[tuple[str, str], list[str]] = {}
     for name, split, role in ((source, "training", "source"), (target, "training", "target"),
                               (target, "testing", "target")):
         if split not in load_manifest(name).splits:
             raise ConfigError(f"--{role} {name}: the {name} manifest has no {split} split")
-        try:
-            videos = open_frame_source(roots[name], split).videos()
-        except DataError as err:
-            raise DataError(roots[name], f"the {role} needs {name} {split} frames ({err.problem})") from None
-        if role == "source" and len(videos) < 2:
-            raise DataError(roots[name], f"the source needs at least 2 training videos (one is held out), has "
-                                         f"{len(videos)}")
-    manifest = load_manifest(target)
-    labels = [g for g in manifest.split("testing").ground_truth if g.format != "pixel-masks"]
+        if (name, split) not in videos:
+            try:
+                videos[name, split] = open_frame_source(roots[name], split).videos()
+            except DataError as err:
+                raise DataError(roots[name], f"the {role} needs {name} {split} frames ({err.problem})") from None
+    if len(videos[source, "training"]) < 2:
+        raise DataError(roots[source], f"the source needs at least 2 training videos (one is held out), has "
+                                       f"{len(videos[source, 'training'])}")
+    labels = [g for g in load_manifest(target).split("testing").ground_truth if g.format != "pixel-masks"]
     if not any((roots[target] / g.path).exists() for g in labels):
         raise DataError(roots[target], f"the target needs {target} test labels (looked for "
                                        f"{', '.join(g.path for g in labels) or 'none listed'})")
-    source_videos = open_frame_source(roots[source], "training").videos()
-    if preset.source_videos:
-        source_videos = source_videos[:preset.source_videos]
-    tests = open_frame_source(roots[target], "testing").videos()
+    source_videos = videos[source, "training"][:preset.source_videos or None]
+    tests = videos[target, "testing"]
     eval_videos = None
     if preset.eval_videos and preset.eval_videos < len(tests):
         eval_videos = tuple(tests[int(i)] for i in np.round(np.linspace(0, len(tests) - 1, preset.eval_videos)))

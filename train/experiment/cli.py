@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import COMMAND_SETTINGS, OUT_DIR, device_callback, reported_errors, verbose_option, setup_logging
+from pipeline.core.cli import COMMAND_SETTINGS, OUT_DIR, device_callback, reported_errors, setup_logging, verbose_option
 from pipeline.data.manifests import available
 from train.experiment.presets import PRESETS
 

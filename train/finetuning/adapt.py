@@ -131,7 +131,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
             "precision": precision,
             "arch": getattr(source_model, "arch", source_payload.get("arch")), "videos": list(counts),
             "seeds": [], "seeds_requested": list(cfg.seeds),   # seeds: the complete seed folders
-            "package_version": package_version(), "torch_version": torch.__version__, "results": {}}
+            "package_version": package_version(), "torch_version": str(torch.__version__), "results": {}}
     folder = RunFolder(Path(cfg.out), command="finetune-predictor", config_file=FINETUNE_FILE, log_file=LOG_FILE)
     state = folder.open(meta, identity=lambda m: m.get("fingerprint", {}), resume=True) or meta
     state.update(config=meta["config"], seeds_requested=meta["seeds_requested"], results=state.get("results", {}))

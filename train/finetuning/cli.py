@@ -7,24 +7,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (
-    COMMAND_SETTINGS,
-    EXISTING_DIR,
-    EXISTING_FILE,
-    OUT_DIR,
-    ProgressBars,
-    choice_list_callback,
-    comma_list_callback,
-    config_from,
-    device_option,
-    field_defaults,
-    reported_errors,
-    setup_logging,
-    size_callback,
-    verbose_option,
-)
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, EXISTING_FILE, OUT_DIR, ProgressBars,
+                               choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
+                               reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.manifests import available
-from train.common.precision import PRECISIONS
+from train.common.options import precision_option
 from train.finetuning.config import COMPONENTS, LOSSES, FinetuneConfig
 from train.finetuning.kshot import PROTOCOLS
 
@@ -70,9 +57,7 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--seeds", default=",".join(map(str, D.seeds)), callback=_parse_seeds,
               help="Comma list; one seed folder each (report mean and standard deviation over them).")
 @device_option()
-@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
-              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
-                   "fp32, bf16, fp16 (CUDA). Losses stay in float32.")
+@precision_option(D.precision)
 @click.option("--input-size", default=D.input_size, callback=size_callback(minimum=8, unset=("", "label")), metavar="WxH",
               help="Frame size for fine-tuning. Default: the size the predictor was trained at.")
 @click.option("--videos", default=",".join(D.videos), show_default=False, callback=comma_list_callback,

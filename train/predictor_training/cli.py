@@ -6,23 +6,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (
-    COMMAND_SETTINGS,
-    EXISTING_DIR,
-    OUT_DIR,
-    ProgressBars,
-    comma_list_callback,
-    config_from,
-    device_option,
-    field_defaults,
-    reported_errors,
-    setup_logging,
-    size_callback,
-    verbose_option,
-)
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, comma_list_callback,
+                               config_from, device_option, field_defaults, reported_errors, setup_logging,
+                               size_callback, verbose_option)
 from pipeline.data.manifests import SPLITS, available
-from train.common.precision import PRECISIONS
-from train.predictor_training.config import FRAMES_ON_DEVICE, TrainPredictorConfig
+from train.common.options import on_device_option, precision_option
+from train.predictor_training.config import TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
 
@@ -52,16 +41,11 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--val-max-clips", type=click.IntRange(1), default=D.val_max_clips,
               help="Score at most this many held-out clips (evenly spaced).")
 @device_option()
-@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
-              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
-                   "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
+@precision_option(D.precision)
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
 @click.option("--workers", type=click.IntRange(0), default=D.workers,
               help="DataLoader worker processes (when the frames are not held on the device).")
-@click.option("--frames-on-device", type=click.Choice(FRAMES_ON_DEVICE), default=D.frames_on_device,
-              help="Hold every training frame, resized, as uint8 on the device and gather the clips there (no "
-                   "decoding per step; same batches bit for bit). auto: when they fit in a quarter of the GPU's "
-                   "memory, or in 2 GiB on the CPU.")
+@on_device_option("frames", D.frames_on_device, what="every training frame (resized, uint8)")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every, help="Steps between checkpoints.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--stop-at", type=click.IntRange(1), default=D.stop_at, hidden=True, metavar="STEP",

@@ -4,14 +4,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from train.common.options import ON_DEVICE
+
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
 TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this many training clips
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every",
                      "frames_on_device")
-FRAMES_ON_DEVICE = ("auto", "on", "off")
-CPU_BANK_BYTES = 2 << 30        # auto keeps the frames in memory on the CPU up to this size
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class TrainPredictorConfig:
             raise ValueError("steps, epochs, batch size, past frames and learning rate must be positive")
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise ValueError(f"input size {self.input_size!r} is not (width, height)")
-        if self.frames_on_device not in FRAMES_ON_DEVICE:
+        if self.frames_on_device not in ON_DEVICE:
             raise ValueError(f"--frames-on-device {self.frames_on_device!r}: choose auto, on or off")
         both = sorted(set(self.videos) & set(self.val_videos))
         if both:

@@ -40,15 +40,14 @@ from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
 from train.common.checkpoints import read_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
-from train.common.device import resolve_device
+from train.common.device import fits_on_device, resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.evaluation.scoring import psnr_from_mse
-from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, CPU_BANK_BYTES, FINAL_FILE, LOG_FILE,
-                                             METRICS_FILE, PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS,
-                                             TrainPredictorConfig)
+from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
+                                             PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
 from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import ClipDataset, FrameBank, video_clips
 from train.predictors.losses import prediction_loss
@@ -153,7 +152,7 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
         "data": {"root": str(Path(cfg.data_root).resolve()), "dataset": cfg.dataset, "split": cfg.split,
                  "manifest": f"data_manifests/{cfg.dataset}.json", "layout": layout, "frame_counts": counts},
         "package_version": package_version(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 
@@ -162,10 +161,7 @@ def _frames_on_device(cfg: TrainPredictorConfig, device: torch.device, counts: d
     if cfg.frames_on_device != "auto":
         return cfg.frames_on_device == "on"
     videos = {v for v, _ in train_clips}
-    need = FrameBank.nbytes({v: n for v, n in counts.items() if v in videos}, cfg.input_size)
-    if device.type == "cuda":
-        return need <= torch.cuda.get_device_properties(device).total_memory // 4
-    return need <= CPU_BANK_BYTES
+    return fits_on_device(FrameBank.nbytes({v: n for v, n in counts.items() if v in videos}, cfg.input_size), device)
 
 
 def _identity(meta: dict) -> dict:

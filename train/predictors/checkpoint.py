@@ -47,7 +47,7 @@ def save_predictor(path: str | Path, model: nn.Module, *, input_size: tuple[int,
                "model_config": {"past_frames": int(model.past_frames), "channels": int(model.channels)},
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                "input_size": [w, h], "config": config, "package_version": package_version(),
-               "torch_version": torch.__version__, **(extra or {})}
+               "torch_version": str(torch.__version__), **(extra or {})}
     save_checkpoint(payload, path)
 
 

@@ -33,7 +33,7 @@ def save_sfonet(path: str | Path, model: SFONet, *, model_config: dict, input_si
     """Write the final ``sfonet.pt`` atomically (payload: the module docstring)."""
     save_checkpoint({"kind": KIND, "model_config": model_config, "state_dict": model.state_dict(),
                      "use_osf": bool(model.use_osf), "input_size": list(input_size), "strategy": strategy,
-                     "package_version": package_version(), "torch_version": torch.__version__,
+                     "package_version": package_version(), "torch_version": str(torch.__version__),
                      "metrics": metrics}, path)
 
 

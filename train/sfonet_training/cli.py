@@ -7,30 +7,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (
-    COMMAND_SETTINGS,
-    EXISTING_DIR,
-    OUT_DIR,
-    ProgressBars,
-    choice_list_callback,
-    comma_list_callback,
-    config_from,
-    device_option,
-    field_defaults,
-    reported_errors,
-    setup_logging,
-    size_callback,
-    verbose_option,
-)
-from train.common.precision import PRECISIONS
-from train.sfonet_training.config import (
-    COMPONENTS,
-    FINAL_FILE,
-    ON_DEVICE,
-    STRATEGIES,
-    VERIFY_MODES,
-    TrainConfig,
-)
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, choice_list_callback,
+                               comma_list_callback, config_from, device_option, field_defaults, reported_errors,
+                               setup_logging, size_callback, verbose_option)
+from train.common.options import on_device_option, precision_option
+from train.sfonet_training.config import COMPONENTS, FINAL_FILE, STRATEGIES, VERIFY_MODES, TrainConfig
 
 D = field_defaults(TrainConfig)
 
@@ -67,16 +48,12 @@ def _parse_stop_at(ctx, param, value: str | None):
 @click.option("--val-max-pairs", type=click.IntRange(1), default=D.val_max_pairs,
               help="Evaluate on at most this many held-out pairs (evenly spaced).")
 @device_option()
-@click.option("--precision", type=click.Choice(PRECISIONS), default=D.precision,
-              help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else fp32), "
-                   "fp32, bf16, fp16 (CUDA, with loss scaling). Losses and metrics stay in float32.")
+@precision_option(D.precision)
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
 @click.option("--workers", type=click.IntRange(0), default=D.workers,
               help="DataLoader worker processes (held-out metrics, and training when the pairs are not on the device).")
-@click.option("--pairs-on-device", type=click.Choice(ON_DEVICE), default=D.pairs_on_device,
-              help="Hold every training pair (frames and masks uint8, flow float32, at the input size) on the device "
-                   "and gather batches there (same batches bit for bit). auto: when they fit in a quarter of the "
-                   "GPU's memory, or in 2 GiB on the CPU.")
+@on_device_option("pairs", D.pairs_on_device,
+                  what="every training pair (frames and masks uint8, flow float32, at the input size)")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every,
               help="Steps between mid-stage checkpoints (each stage's end is always saved).")
 @click.option("--verify-stores", type=click.Choice(VERIFY_MODES), default=D.verify_stores,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from train.common.options import ON_DEVICE
+
 STRATEGIES = ("three-stage", "two-stage", "one-stage")
 COMPONENTS = ("flow", "seg", "osf")
 VERIFY_MODES = ("auto", "always", "never")
@@ -26,8 +28,6 @@ CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device")
-ON_DEVICE = ("auto", "on", "off")
-CPU_BANK_BYTES = 2 << 30        # auto keeps the training pairs in memory on the CPU up to this size
 
 
 @dataclass(frozen=True)

@@ -37,14 +37,14 @@ from pipeline.core.files import sha256_of
 from pipeline.core.version import package_version
 from train.common.checkpoints import read_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
-from train.common.device import resolve_device
+from train.common.device import fits_on_device, resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.sfonet.checkpoint import build_sfonet, save_sfonet
 from train.sfonet.losses import epe_loss, segmentation_loss
-from train.sfonet_training.config import (CONFIG_FILE, CPU_BANK_BYTES, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
+from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
                                           RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, Stage, TrainConfig, plan_stages)
 from train.sfonet_training.data import PairBank, SFONetPairs, choose_pairs
 from train.sfonet_training.metrics import evaluate
@@ -160,10 +160,7 @@ def _pairs_on_device(cfg: TrainConfig, device: torch.device, pairs: int, size: t
     """Whether the training pairs are held on the device (``--pairs-on-device``; auto: when they fit)."""
     if cfg.pairs_on_device != "auto":
         return cfg.pairs_on_device == "on"
-    need = PairBank.nbytes(pairs, size)
-    if device.type == "cuda":
-        return need <= torch.cuda.get_device_properties(device).total_memory // 4
-    return need <= CPU_BANK_BYTES
+    return fits_on_device(PairBank.nbytes(pairs, size), device)
 
 
 def _config_json(cfg: TrainConfig, *, label_size, input_size, device, precision, on_device, stages, steps,
@@ -180,7 +177,7 @@ def _config_json(cfg: TrainConfig, *, label_size, input_size, device, precision,
         "stores": [{"path": str(Path(p).resolve()), "manifest_sha256": sha256_of(Path(p) / "manifest.json")}
                    for p in cfg.stores],
         "package_version": package_version(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 

@@ -244,7 +244,7 @@ def test_per_video_and_zero_shot(models, tmp_path):
 
 
 def test_sfonet_files_with_and_without_kind(models, tmp_path):
-    payload = torch.load(models["sfonet"], weights_only=False)
+    payload = torch.load(models["sfonet"], weights_only=True)
     torch.save({**payload, "kind": "sfonet"}, tmp_path / "kind.pt")
     net = load_frozen_sfonet(tmp_path / "kind.pt")
     assert not net.training and not any(p.requires_grad for p in net.parameters())

@@ -32,7 +32,7 @@ def error_lines(output: str) -> list[str]:
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     return payload["model"] if "model" in payload else payload["state_dict"]
 
 

@@ -56,7 +56,7 @@ def full_run(store, tmp_path_factory) -> Path:
 
 
 def state(path: Path) -> dict[str, torch.Tensor]:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     return payload["model"] if "model" in payload else payload["state_dict"]
 
 
@@ -115,7 +115,7 @@ def test_run_folder(full_run, store):
     # the final model rebuilds from sfonet.pt alone, by hand and through load_sfonet
     from train.sfonet import SFONet
 
-    payload = torch.load(full_run / "sfonet.pt", map_location="cpu", weights_only=False)
+    payload = torch.load(full_run / "sfonet.pt", map_location="cpu", weights_only=True)
     model = SFONet(**payload["model_config"])
     model.load_state_dict(payload["state_dict"])
     model = load_sfonet(full_run / "sfonet.pt")
@@ -147,7 +147,7 @@ def test_resume_matches_uninterrupted_run(full_run, store, tmp_path):
     stopped = train(store, "--out", out, *RUN_ARGS, "--stop-at", "2:1")  # mid stage 2, after stage 1's checkpoint
     assert stopped.exit_code == 0, stopped.output
     assert "--resume" in stopped.output and not (out / "sfonet.pt").exists() and not (out / "stage3.pt").exists()
-    checkpoint = torch.load(out / "stage2.pt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(out / "stage2.pt", map_location="cpu", weights_only=True)
     assert (checkpoint["step"], checkpoint["steps"]) == (1, 3)
 
     again = train(store, "--out", out, *RUN_ARGS)  # without --resume: refused, the run is not touched
@@ -234,7 +234,7 @@ def _console_run(store: Path, out: Path, *extra: str):
 
 def _checkpoint_step(path: Path) -> int | None:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)["step"]
+        return torch.load(path, map_location="cpu", weights_only=True)["step"]
     except (FileNotFoundError, EOFError, RuntimeError):  # not written yet
         return None
 
@@ -286,8 +286,8 @@ def test_sigkill_mid_stage2_then_resume_matches_uninterrupted_run(store, tmp_pat
     differ = sorted(k for k in expected if not torch.equal(expected[k], result[k]))
     assert not differ, f"resumed after SIGKILL at stage 2 step {killed_at}: {len(differ)} tensors differ, e.g. {differ[:3]}"
     for stage in (1, 2, 3):  # every stage's checkpoint too, and the loss curves step by step
-        a = torch.load(tmp_path / "reference" / f"stage{stage}.pt", map_location="cpu", weights_only=False)
-        b = torch.load(killed_out / f"stage{stage}.pt", map_location="cpu", weights_only=False)
+        a = torch.load(tmp_path / "reference" / f"stage{stage}.pt", map_location="cpu", weights_only=True)
+        b = torch.load(killed_out / f"stage{stage}.pt", map_location="cpu", weights_only=True)
         assert a["losses"] == b["losses"], f"stage {stage} losses differ"
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 

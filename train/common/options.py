@@ -1,0 +1,27 @@
+"""Options the trainers and the evaluation share, beside the kit of :mod:`pipeline.core.cli`. Torch-free, so
+``--help`` stays instant: ``--precision`` (grammar: :mod:`train.common.precision`) and the switches that hold a
+job's data on the device (the rule: :func:`train.common.device.fits_on_device`)."""
+from __future__ import annotations
+
+import click
+
+from train.common.precision import PRECISIONS
+
+ON_DEVICE = ("auto", "on", "off")
+CPU_BANK_BYTES = 2 << 30        # auto holds a job's data in memory on the CPU up to this size
+GPU_BANK_SHARE = 4              # ... and on a GPU up to 1/4 of its memory
+
+
+def precision_option(default: str, *, kept: str = "Losses"):
+    """``--precision``: ``kept`` names what stays in float32."""
+    return click.option("--precision", type=click.Choice(PRECISIONS), default=default,
+                        help="Arithmetic of the forward pass: auto (bf16 on GPUs and on CPUs with native bf16, else "
+                             f"fp32), fp32, bf16, fp16 (CUDA, with loss scaling). {kept} stay in float32.")
+
+
+def on_device_option(name: str, default: str, *, what: str):
+    """``--<name>-on-device auto|on|off``: hold ``what`` on the device and gather the batches there."""
+    return click.option(f"--{name}-on-device", type=click.Choice(ON_DEVICE), default=default,
+                        help=f"Hold {what} on the device and gather the batches there (the same batches, bit for "
+                             f"bit). auto: when they fit in 1/{GPU_BANK_SHARE} of the GPU's memory, or in "
+                             f"{CPU_BANK_BYTES >> 30} GiB on the CPU.")
