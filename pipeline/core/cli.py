@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import re
 import sys
+import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,11 +155,13 @@ def device_option(help_text: str = "auto (cuda when present), cpu, cuda or cuda:
 
 class ProgressBars:
     """Draws ``progress(what, done, total, loss)`` (the trainers' one progress signature) as a tqdm bar on stderr,
-    a new bar whenever ``what`` changes; ``report_end`` also prints a line when a task reaches its total."""
+    a new bar whenever ``what`` changes; ``report_end`` also prints a line when a task reaches its total. Where
+    stderr is not a terminal (a log file, run-experiment's logs/), a plain line every ``every_s`` seconds instead."""
 
-    def __init__(self, *, unit: str = "step", report_end: bool = False):
-        self.unit, self.report_end = unit, report_end
+    def __init__(self, *, unit: str = "step", report_end: bool = False, every_s: float = 60.0):
+        self.unit, self.report_end, self.every_s = unit, report_end, every_s
         self.bar, self.what = None, None
+        self.started = self.last_line = 0.0
 
     def __call__(self, what: str, done: int, total: int, loss: float | None = None) -> None:
         from tqdm import tqdm
@@ -167,9 +170,19 @@ class ProgressBars:
             self.close()
             self.bar = tqdm(desc=what, total=total, unit=self.unit, disable=None, file=sys.stderr)
             self.what = what
-        self.bar.update(done - self.bar.n)
-        if loss is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.started = self.last_line = time.monotonic()
+        if self.bar.disable:
+            now = time.monotonic()
+            if now - self.last_line >= self.every_s and done < total:
+                rate = done / max(now - self.started, 1e-9)
+                left = f", about {(total - done) / rate:.0f} s left" if rate > 0 else ""
+                click.echo(f"{what}: {done}/{total} {self.unit}s" + ("" if loss is None else f", loss {loss:.5f}")
+                           + f", {rate:.3g} {self.unit}s/s{left}", err=True)
+                self.last_line = now
+        else:
+            self.bar.update(done - self.bar.n)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if self.report_end and done == total:
             self.close()
             click.echo(f"{what}: {total} {self.unit}s" + ("" if loss is None else f", final loss {loss:.5f}"),

@@ -234,8 +234,9 @@ def _write_outputs(folder: Path, metrics: dict, scored: dict, ctx: _Context, plo
     lines = ["video,frame,psnr,score,label,scored"]
     for video, s in scored.items():
         for t in range(len(s.labels)):
-            p = "" if np.isnan(s.psnr[t]) else f"{s.psnr[t]:.4f}"
-            score = "" if np.isnan(s.score[t]) else f"{s.score[t]:.6f}"
+            # repr: the shortest text that reads back to the same float64, so every AUC can be recomputed
+            p = "" if np.isnan(s.psnr[t]) else repr(float(s.psnr[t]))
+            score = "" if np.isnan(s.score[t]) else repr(float(s.score[t]))
             lines.append(f"{video},{t},{p},{score},{int(s.labels[t])},{int(s.scored[t])}")
     atomic_write_text(folder / "scores.csv", "\n".join(lines) + "\n")
     if plots:

@@ -8,7 +8,7 @@
    protocol: K clips of the target's normal training videos) with ``--loss standard`` and ``--loss soff`` over
    the preset's seeds, each scored on the target's test videos by ``evaluate-predictor``,
 5. at the preset's ablation K the rows of the paper's Table 3 (flow only, segmentation only, both without OSF)
-   and Table 4 (one- and two-stage SFO-Net),
+   and, unless the preset leaves it out, Table 4 (one- and two-stage SFO-Net),
 6. ``results-table`` over the main evaluations (written to ``results.md``).
 
 Source and target may be one benchmark (``ped2 -> ped2``, the classic unsupervised setting: pre-training and
@@ -169,10 +169,12 @@ class _Chain:
     def ablations(self) -> None:
         """After the main table: its steps go first when both are ready."""
         p, arch = self.p, self.p.archs[0]
-        for name in ("no-osf", "two-stage", "one-stage"):
-            self.sfonet(name)
         variants = {f"t3-{n}": v for n, v in TABLE3.items()}
-        variants.update({f"t4-{n}": (s, "flow,seg") for n, s in TABLE4.items()})
+        if p.strategy_ablation:
+            variants.update({f"t4-{n}": (s, "flow,seg") for n, s in TABLE4.items()})
+        for name in dict.fromkeys(sfonet for sfonet, _ in variants.values()):
+            if name != "three-stage":
+                self.sfonet(name)
         for seed in p.ablation_seeds:
             for k in p.ablation_shots:
                 for name, (sfonet, components) in variants.items():
@@ -198,3 +200,20 @@ def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int) -> 
         chain.ablations()
     chain.results_table()
     return chain.steps
+
+
+def select_steps(steps: list[Step], names: list[str]) -> list[Step]:
+    """The steps named in ``names`` and every step they need, in chain order. ConfigError naming an unknown step."""
+    by_name = {s.name: s for s in steps}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ConfigError(f"--only {','.join(unknown)}: no such step; the chain's steps are "
+                          f"{', '.join(by_name)}")
+    wanted, todo = set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += by_name[name].needs
+    return [s for s in steps if s.name in wanted]
+

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import COMMAND_SETTINGS, OUT_DIR, device_callback, reported_errors, setup_logging, verbose_option
+from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, comma_list_callback, device_callback, reported_errors,
+                               setup_logging, verbose_option)
 from pipeline.data.manifests import available
 from train.experiment.presets import PRESETS
 
@@ -41,10 +42,15 @@ DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"  
 @click.option("--teachers", type=click.Choice(["weight-free", "auto"]), default="weight-free",
               help="weight-free: DIS flow + MOG2 background subtraction; auto: the paper's GMA and "
                    "YOLOv8+MobileSAM when their weights are in SOFF_WEIGHTS.")
+@click.option("--only", default=None, callback=comma_list_callback,
+              help="Comma list of step names (as in steps.jsonl and logs/: labels, sfonet-three-stage, "
+                   "predictor-unet3, eval-unet3-k0, ...): run only these and the steps they need; e.g. "
+                   "eval-unet3-k0 scores the pre-trained predictor alone.")
 @click.option("--dry-run", is_flag=True, help="Print the command lines and exit.")
 @verbose_option
 def run_experiment_command(source: str, target: str, preset: str, out: Path | None, datasets: Path,
-                           jobs: int | None, device: str | None, teachers: str, dry_run: bool, verbose: int) -> None:
+                           jobs: int | None, device: str | None, teachers: str, only: list[str] | None, dry_run: bool,
+                           verbose: int) -> None:
     """Run the SOFF few-shot experiment, SOURCE -> TARGET, into one results folder.
 
     Labels the source's training videos, trains SFO-Net (three stages, and the ablations' variants) and a frame
@@ -60,7 +66,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
       run-experiment --source ped1 --target ped2 --preset gpu --device cuda --jobs 1
     """
     setup_logging(verbose)
-    from train.experiment.chain import build_steps, resolve_data
+    from train.experiment.chain import build_steps, resolve_data, select_steps
     from train.experiment.runner import run_steps
 
     p = PRESETS[preset]
@@ -72,8 +78,12 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     with reported_errors():
         data = resolve_data(datasets.resolve(), source, target, p)
     steps = build_steps(p, data, out, teachers, cores)
+    chosen = steps
+    if only:
+        with reported_errors():
+            chosen = select_steps(steps, only)
     if dry_run:
-        for s in steps:
+        for s in chosen:
             click.echo(s.command)
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -87,9 +97,10 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
         + "".join(f"{s.command}\n" for s in steps))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # runs run_steps' clean-up
     t0 = time.time()
-    click.echo(f"{source} -> {target}, preset {preset}: {len(steps)} steps into {out}, {jobs} at once on {cores} cores")
-    failures = run_steps(steps, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
+    click.echo(f"{source} -> {target}, preset {preset}: {len(chosen)} steps into {out}, {jobs} at once on {cores} cores")
+    failures = run_steps(chosen, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
     click.echo(f"{'finished' if not failures else f'{failures} step(s) failed'} in {time.time() - t0:.1f} s")
     if failures:
         sys.exit(1)
-    click.echo((out / "results.md").read_text())
+    if any(s.name == "results-table" for s in chosen):
+        click.echo((out / "results.md").read_text())

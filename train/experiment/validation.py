@@ -223,6 +223,97 @@ def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
     sys.exit(1 if failures else 0)
 
 
+@cli.command("schedule")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--steps", "step_counts", default="50,100", show_default=True,
+              help="Fine-tuning step counts to try, comma list.")
+@click.option("--lrs", default="2e-4,1e-3", show_default=True, help="Learning rates to try, comma list.")
+@click.option("--shots", default="10", show_default=True, help="K values, comma list.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, comma list.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
+def schedule(run: Path, step_counts: str, lrs: str, shots: str, seeds: str, jobs: int):
+    """Choose the fine-tuning schedule (steps, learning rate) on held-out training videos of the target, the same
+    way for both losses: each (steps, lr) fine-tunes the pre-trained predictor with the standard and with the SOFF
+    loss (paper weights) on K clips of the first three quarters of the training videos and is scored by mean PSNR
+    on the normal frames of the last quarter. Chosen: the highest PSNR averaged over both losses, seeds and K
+    (fewer steps on a tie). Writes <RUN>/validation/schedule.json; the preset then carries the chosen values."""
+    import os
+
+    run = run.resolve()
+    info = json.loads((run / "preset.json").read_text())
+    p, (target, root) = info["preset"], _target(info)
+    train_videos, val_videos = _split_training(root)
+    out = run / "validation" / "schedule"
+    out.mkdir(parents=True, exist_ok=True)
+    predictor = run / "predictor" / p["archs"][0] / "predictor.pt"
+    sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
+    grid = [(int(n), float(lr)) for n in step_counts.split(",") for lr in lrs.split(",")]
+    steps = [_score("eval-pretrained", root, predictor, out / "eval" / "pretrained" / "metrics.json",
+                    p["eval_size"], [], val_videos)]
+    tags: dict[str, tuple[str, int, float]] = {}
+    for seed in map(int, seeds.split(",")):
+        for k in map(int, shots.split(",")):
+            for n, lr in grid:
+                for loss in ("standard", "soff"):
+                    tag = f"{loss}-n{n}-lr{lr:g}-k{k}-s{seed}"
+                    tags[tag] = (loss, n, lr)
+                    ft = out / "ft" / tag
+                    argv = _finetune(root, target, predictor, sfonet, ft, loss, 0.5, 1.0, k,
+                                     {**p, "finetune_steps": n, "finetune_lr": lr}, seed, train_videos)
+                    steps.append(Step(f"ft-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
+                    steps.append(_score(f"eval-{tag}", root, ft / f"seed{seed}" / "predictor.pt",
+                                        out / "eval" / tag / "metrics.json", p["eval_size"], [f"ft-{tag}"],
+                                        val_videos))
+    (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
+    failures = run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
+    result = choose_schedule(out, tags)
+    result.update(train_videos=train_videos, val_videos=val_videos, shots=shots, seeds=seeds)
+    (run / "validation" / "schedule.json").write_text(json.dumps(result, indent=1) + "\n")
+    click.echo(schedule_markdown(result))
+    sys.exit(1 if failures else 0)
+
+
+def choose_schedule(out: Path, tags: dict[str, tuple[str, int, float]]) -> dict:
+    """The held-out PSNR of every run of the schedule grid and the chosen (steps, lr): highest PSNR averaged
+    over both losses (a schedule missing either loss is not a candidate), fewer steps on a tie."""
+    runs: dict[str, float | None] = {}
+    by: dict[tuple[int, float], dict[str, list[float]]] = {}
+    for tag, (loss, n, lr) in tags.items():
+        metrics = read_metrics(out / "eval" / tag / "metrics.json")
+        psnr = _psnr(metrics) if metrics else None
+        runs[tag] = psnr
+        if psnr is not None:
+            by.setdefault((n, lr), {}).setdefault(loss, []).append(psnr)
+    means = {key: {loss: statistics.fmean(v) for loss, v in losses.items()} for key, losses in by.items()}
+    candidates = {key: statistics.fmean(m.values()) for key, m in means.items() if set(m) == {"standard", "soff"}}
+    best = max(candidates, key=lambda key: (round(candidates[key], 6), -key[0])) if candidates else None
+    pre = read_metrics(out / "eval" / "pretrained" / "metrics.json")
+    return {"pretrained_psnr": _psnr(pre) if pre else None, "runs": runs,
+            "schedules": [{"steps": n, "lr": lr, **{f"{loss}_psnr": v for loss, v in means[n, lr].items()},
+                           "mean_psnr": candidates.get((n, lr))} for n, lr in sorted(means)],
+            "chosen": None if best is None else {"finetune_steps": best[0], "finetune_lr": best[1]}}
+
+
+def read_metrics(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def schedule_markdown(result: dict) -> str:
+    """schedule.json as a table: held-out PSNR of each (steps, lr) for both losses, the chosen one marked."""
+    chosen = result.get("chosen") or {}
+    pre = result.get("pretrained_psnr")
+    lines = [f"Held-out training videos {result['val_videos']} (normal frames only), mean prediction PSNR (dB) after "
+             f"fine-tuning on K = {result['shots']} clips (seed {result['seeds']}) drawn from training videos "
+             f"{result['train_videos']}" + (f"; pre-trained predictor: {pre:.3f} dB." if pre is not None else "."),
+             "", "| steps | lr | standard | SOFF | mean of both | chosen |", "|---|---|---|---|---|---|"]
+    fmt = lambda v: "–" if v is None else f"{v:.3f}"           # noqa: E731
+    for row in result["schedules"]:
+        mark = "✓" if (row["steps"], row["lr"]) == (chosen.get("finetune_steps"), chosen.get("finetune_lr")) else ""
+        lines.append(f"| {row['steps']} | {row['lr']:g} | {fmt(row.get('standard_psnr'))} | "
+                     f"{fmt(row.get('soff_psnr'))} | {fmt(row.get('mean_psnr'))} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
 def _score(name: str, root: Path, predictor: Path, out: Path, size: str, needs: list[str], videos: str) -> Step:
     argv = [sys.executable, "-m", "train.experiment.validation", "score", "--data-root", str(root),
             "--predictor", str(predictor), "--size", size, "--videos", videos, "--out", str(out)]

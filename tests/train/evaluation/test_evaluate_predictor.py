@@ -87,6 +87,18 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
     cells = [r.split(",") for r in rows[1:]]
     assert sum(int(c[4]) for c in cells if c[5] == "1") == sum(m["abnormal_scored"] for m in metrics["per_video"].values())
     assert all(c[5] == "0" for c in cells if int(c[1]) < 4) and all(c[5] == "1" for c in cells if int(c[1]) >= 4)
+    # the pooled frame AUC recomputed from scores.csv alone matches to 1e-9: from its score column, and from its
+    # psnr column through the paper's per-video min-max (score = 1 - (psnr - min) / (max - min))
+    scored = [c for c in cells if c[5] == "1"]
+    labels = np.array([int(c[4]) for c in scored])
+    by_video: dict[str, list[float]] = {}
+    for c in scored:
+        by_video.setdefault(c[0], []).append(float(c[2]))
+    from_psnr = np.concatenate([1 - (np.array(p) - min(p)) / (max(p) - min(p)) for p in by_video.values()])
+    for scores in (np.array([float(c[3]) for c in scored]), from_psnr):
+        pos, neg = scores[labels == 1], scores[labels == 0]
+        wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+        assert abs(wins / (len(pos) * len(neg)) - metrics["frame_auc"]) < 1e-9
     assert _is_png(out / "roc.png") and all(_is_png(out / "curves" / f"{v}.png") for v in ("01", "02", "03"))
 
 

@@ -113,6 +113,23 @@ def test_intra_dataset_run_ped2_to_ped2(tmp_path):
     assert "| UCSD Ped2" in proc.stdout
 
 
+def test_only_runs_the_named_steps_and_what_they_need(tmp_path):
+    """--only eval-unet3-k0: the pre-trained predictor and its score, nothing else (the Ped2 -> Ped2 anchor)."""
+    out = tmp_path / "anchor"
+    proc = _run(RUN_EXPERIMENT, "--source", "ped2", "--target", "ped2", "--preset", "tiny", "--out", out,
+                "--datasets", DATASETS, "--only", "eval-unet3-k0", timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == ["predictor-unet3", "eval-unet3-k0"]
+    assert not (out / "labels").exists() and not (out / "ft").exists()
+    m = json.loads((out / "eval" / "main" / "unet3-k0" / "metrics.json").read_text())
+    assert m["dataset"] == "ped2" and 0.0 <= m["frame_auc"] <= 1.0
+    bad = _run(RUN_EXPERIMENT, "--source", "ped2", "--target", "ped2", "--preset", "tiny", "--out", out,
+               "--datasets", DATASETS, "--only", "eval-unet9-k0", timeout=60)
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("ERROR")]
+    assert bad.returncode == 2 and len(errors) == 1 and "eval-unet9-k0" in errors[0] and "labels" in errors[0]
+
+
 def test_missing_benchmark_folders_are_one_error(tmp_path):
     proc = _run(RUN_EXPERIMENT, "--source", "shanghaitech", "--target", "ped2", "--preset", "tiny",
                 "--out", tmp_path / "x", "--datasets", DATASETS, timeout=60)

@@ -21,6 +21,7 @@ import click
 
 from pipeline.core.files import sha256_of
 from train.experiment.report.analysis import longer_sfonet_section, loss_section, quality_section, validation_section
+from train.experiment.report.checks import anchor_section, previous_section, schedule_section
 from train.experiment.report.data import (PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, read_evals,
                                           read_json, format_mean_std, format_pct, seed_of, step_records)
 
@@ -110,6 +111,9 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
         lines.append(f"| {f} | {s} | {o} | " + " | ".join(cell(source, prefix, k) for k in ks) + " | "
                      + " | ".join(str(paper[i]) for i in range(len(ks))) + " | "
                      + " | ".join(cell(source, prefix, k, "pixel_auc") for k in ks) + " |")
+    if not preset.get("strategy_ablation", True):
+        return lines + ["", "### Table 4: SFO-Net training strategy", "",
+                        "Not run in this preset (one- and two-stage SFO-Nets left out to fit its time).", ""]
     lines += ["", "### Table 4: SFO-Net training strategy", "",
               "| Training strategy | " + " | ".join(f"ours K={k}" for k in ks) + " | "
               + " | ".join(f"paper K={k}" for k in ks) + " | " + " | ".join(f"ours pixel K={k}" for k in ks) + " |",
@@ -224,7 +228,8 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
     return lines + [""]
 
 
-def build(run: Path, out_doc: Path, notes: Path | None) -> str:
+def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = None,
+          previous: Path | None = None) -> str:
     info = read_json(run / "preset.json") or {}
     preset = info.get("preset", {})
     docs = out_doc.parent
@@ -246,10 +251,13 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
     if failed:
         lines += [f"**Failed steps**: {', '.join(sorted(failed))} (see `logs/` in the results folder).", ""]
     lines += main_section(run, preset)
+    lines += anchor_section(anchor, run)
     lines += difference_section(run, preset)
+    lines += schedule_section(run, preset)
     lines += ablation_section(run, preset)
     if notes and notes.exists():
         lines += ["## Analysis", "", notes.read_text().strip(), ""]
+    lines += previous_section(previous)
     lines += loss_section(run)
     lines += validation_section(run, preset)
     lines += longer_sfonet_section(run, preset)
@@ -261,7 +269,8 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
     if commands.exists():
         lines += ["## Commands", "", "Every step, in order (`commands.sh` of the results folder; `steps.jsonl` "
                   "has each one's wall time and exit status):", "", "```sh", commands.read_text().strip(), "```", ""]
-    for extra, what in [("validation/commands.sh", "the held-out Ped2 training checks"),
+    for extra, what in [("validation/schedule/commands.sh", "the fine-tuning schedule grid on held-out training videos"),
+                        ("validation/commands.sh", "the held-out Ped2 training checks"),
                         ("validation/test-commands.sh", "the chosen variant on Ped2 testing"),
                         *[(f"validation/{f.name}", "the longer-trained SFO-Net and its SOFF rows")
                           for f in sorted((run / "validation").glob("sfonet*-commands.sh"))]]:
@@ -285,11 +294,17 @@ def build(run: Path, out_doc: Path, notes: Path | None) -> str:
               help="Markdown file to write (e.g. docs/results.md); its plots go to results/ beside it.")
 @click.option("--notes", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A Markdown file of analysis to include under 'Analysis' (e.g. docs/results-notes.md).")
-def main(run: Path, out: Path, notes: Path | None) -> None:
+@click.option("--anchor", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A target -> target run-experiment folder (e.g. --only eval-unet3-k0) whose K = 0 score is shown "
+                   "beside Liu et al.'s frame predictor.")
+@click.option("--previous", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="An earlier results page whose K-shot and SOFF-against-standard tables are carried over for "
+                   "comparison (e.g. docs/results-72x48.md).")
+def main(run: Path, out: Path, notes: Path | None, anchor: Path | None, previous: Path | None) -> None:
     """Write the results page of the experiment in RUN (a run-experiment results folder)."""
     run, out = run.resolve(), out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = build(run, out, notes)
+    text = build(run, out, notes, anchor.resolve() if anchor else None, previous)
     out.write_text(text)
     click.echo(f"wrote {out}")
 

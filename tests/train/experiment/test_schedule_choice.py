@@ -1,0 +1,91 @@
+"""The fine-tuning schedule is chosen on held-out training PSNR, the same way for both losses, and the results page
+shows the choice, the anchor and an earlier run's tables."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from train.experiment.report.checks import anchor_section, previous_section, schedule_section
+from train.experiment.validation import choose_schedule, schedule_markdown
+
+
+def _score(folder: Path, per_video: dict[str, tuple[int, float]]) -> None:
+    """A validation score file as ``validation score`` writes it: frames scored and mean PSNR per video."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps(
+        {"per_video": {v: {"scored": n, "mean_psnr": p} for v, (n, p) in per_video.items()}}))
+
+
+def _grid(out: Path, psnr: dict[tuple[str, int, float], float]) -> dict[str, tuple[str, int, float]]:
+    tags = {}
+    for (loss, n, lr), value in psnr.items():
+        tag = f"{loss}-n{n}-lr{lr:g}-k10-s0"
+        tags[tag] = (loss, n, lr)
+        # two held-out videos of different lengths: the mean is frame-weighted
+        _score(out / "eval" / tag, {"13": (100, value - 1.0), "14": (300, value + 1.0 / 3.0)})
+    return tags
+
+
+def test_the_schedule_with_the_best_mean_over_both_losses_is_chosen(tmp_path):
+    # standard alone would choose (100, 1e-3); SOFF alone (50, 2e-4); the mean of both chooses (100, 2e-4)
+    psnr = {("standard", 50, 2e-4): 30.0, ("soff", 50, 2e-4): 31.5,
+            ("standard", 100, 2e-4): 30.9, ("soff", 100, 2e-4): 31.2,
+            ("standard", 100, 1e-3): 31.0, ("soff", 100, 1e-3): 29.0}
+    tags = _grid(tmp_path, psnr)
+    _score(tmp_path / "eval" / "pretrained", {"13": (100, 27.0), "14": (300, 28.0)})
+    result = choose_schedule(tmp_path, tags)
+    assert result["chosen"] == {"finetune_steps": 100, "finetune_lr": 2e-4}
+    assert abs(result["runs"]["soff-n50-lr0.0002-k10-s0"] - 31.5) < 1e-12
+    assert abs(result["pretrained_psnr"] - 27.75) < 1e-12
+    row = next(r for r in result["schedules"] if (r["steps"], r["lr"]) == (100, 2e-4))
+    assert abs(row["mean_psnr"] - 31.05) < 1e-12
+    result.update(train_videos="01,02", val_videos="13,14", shots="10", seeds="0")
+    table = schedule_markdown(result)
+    chosen_rows = [line for line in table.splitlines() if line.endswith("✓ |")]
+    assert chosen_rows == ["| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |"]
+
+
+def test_a_schedule_missing_one_loss_is_not_a_candidate_and_ties_take_fewer_steps(tmp_path):
+    psnr = {("standard", 50, 2e-4): 30.0, ("soff", 50, 2e-4): 30.0,
+            ("standard", 100, 2e-4): 30.0, ("soff", 100, 2e-4): 30.0,
+            ("standard", 200, 2e-4): 35.0}                  # its SOFF run never finished
+    tags = _grid(tmp_path, psnr)
+    tags["soff-n200-lr0.0002-k10-s0"] = ("soff", 200, 2e-4)
+    result = choose_schedule(tmp_path, tags)
+    assert result["chosen"] == {"finetune_steps": 50, "finetune_lr": 2e-4}
+    assert result["runs"]["soff-n200-lr0.0002-k10-s0"] is None
+
+
+def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
+    run = tmp_path / "run"
+    (run / "validation").mkdir(parents=True)
+    (run / "validation" / "schedule.json").write_text(json.dumps({
+        "pretrained_psnr": 27.0, "runs": {}, "chosen": {"finetune_steps": 100, "finetune_lr": 2e-4},
+        "schedules": [{"steps": 100, "lr": 2e-4, "standard_psnr": 30.9, "soff_psnr": 31.2, "mean_psnr": 31.05}],
+        "train_videos": "01", "val_videos": "13", "shots": "10", "seeds": "0"}))
+    text = "\n".join(schedule_section(run))
+    assert "100 steps at lr 0.0002" in text and "| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |" in text
+    assert "did not use" not in "\n".join(schedule_section(run, {"finetune_steps": 100, "finetune_lr": 2e-4}))
+    assert "did not use the chosen schedule" in "\n".join(schedule_section(run, {"finetune_steps": 50,
+                                                                                  "finetune_lr": 2e-4}))
+
+    anchor = tmp_path / "anchor"
+    for folder, auc in ((anchor, 0.9312345), (run, 0.8712)):
+        ev = folder / "eval" / "main" / "unet3-k0"
+        ev.mkdir(parents=True)
+        (ev / "metrics.json").write_text(json.dumps({"kind": "predictor-evaluation", "frame_auc": auc,
+                                                     "per_video_mean_auc": 0.8, "pixel_auc": None}))
+    (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu", "input_size": "128x128",
+                                                               "eval_size": "128x86", "predictor_steps": 250,
+                                                               "predictor_batch": 8}}))
+    rows = [line for line in anchor_section(anchor, run) if line.startswith("| unet3")]
+    assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 |",
+                    "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – |"]
+
+    old = tmp_path / "results-72x48.md"
+    old.write_text("# Results: old\n\n**Preset `cpu`**: small.\n\n## K-shot table (x)\n\n| a |\n\n"
+                   "## SOFF against standard fine-tuning\n\n- unet3 K=1: above.\n\n## Ablations\n\n| no |\n")
+    kept = previous_section(old)
+    assert "### K-shot table (x)" in kept and "### SOFF against standard fine-tuning" in kept
+    assert "- unet3 K=1: above." in kept and "| no |" not in kept and "## Ablations" not in kept
+    assert previous_section(tmp_path / "missing.md") == []

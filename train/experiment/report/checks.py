@@ -1,0 +1,98 @@
+"""The sections of the results page that check the main table against something outside it: the fine-tuning
+schedule chosen on held-out training videos, the intra-dataset anchor beside the published frame predictor, and an
+earlier run's tables for comparison."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from train.experiment.report.data import REPO, format_pct, read_json
+
+# Liu et al. 2018 ("Future frame prediction for anomaly detection", Frame-Pred), UCSD Ped2 frame AUC %, as quoted in
+# the MPN paper's comparison table (../shared/papers/mpn-meta-prototype-network.txt): 256x256, trained on Ped2's own
+# training videos with intensity, gradient, optical-flow and adversarial losses.
+LIU_PED2_FRAME_AUC = 95.4
+# The sections of an earlier results page that are carried over for comparison (its headings).
+PREVIOUS_SECTIONS = ("## K-shot table", "## SOFF against standard fine-tuning")
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
+def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
+    """The (steps, lr) grid of ``python -m train.experiment.validation schedule`` (validation/schedule.json)."""
+    from train.experiment.validation import schedule_markdown
+
+    result = read_json(run / "validation" / "schedule.json")
+    if not result or not result.get("schedules"):
+        return []
+    chosen = result.get("chosen") or {}
+    lines = ["## The fine-tuning schedule, chosen on held-out Ped2 training videos", "",
+             "`python -m train.experiment.validation schedule` fine-tuned the pre-trained predictor of this run with "
+             "each (steps, lr) of a small grid, once with the standard and once with the SOFF loss (paper weights), "
+             "on clips of the first three quarters of the target's training videos, and scored the prediction PSNR "
+             "on the normal frames of the last quarter. No test video was used. The schedule with the highest PSNR "
+             "averaged over both losses is the one the main table uses for both"
+             + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}**." if chosen else "."),
+             "", schedule_markdown(result), ""]
+    used = (preset or {}).get("finetune_steps"), (preset or {}).get("finetune_lr")
+    if chosen and preset and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
+        lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "
+                  f"{used[1]:g}.", ""]
+    return lines
+
+
+def anchor_section(anchor: Path | None, run: Path) -> list[str]:
+    """Ped2 -> Ped2 with no fine-tuning (``run-experiment --source ped2 --target ped2 --only eval-unet3-k0``)
+    beside Liu et al.'s 95.4: a number far below it says the predictor or the scoring is wrong."""
+    if anchor is None:
+        return []
+    lines = ["## Anchor: the predictor trained on the target scene itself", ""]
+    info = read_json(anchor / "preset.json") or {}
+    rows = []
+    for metrics in sorted((anchor / "eval" / "main").glob("*-k0/metrics.json")):
+        m = read_json(metrics) or {}
+        if m.get("kind") == "predictor-evaluation":
+            rows.append((metrics.parent.name.removesuffix("-k0"), m))
+    if not rows:
+        return lines + [f"The anchor run `{_shown(anchor)}` has no finished K = 0 evaluation yet.", ""]
+    own = {name: read_json(p) or {} for name, p in
+           ((p.parent.name.removesuffix("-k0"), p) for p in sorted((run / "eval" / "main").glob("*-k0/metrics.json")))}
+    p = info.get("preset", {})
+    lines += [f"`run-experiment --source ped2 --target ped2 --preset {p.get('name', '?')} --only eval-unet3-k0` "
+              f"(`{_shown(anchor)}`): the predictor pre-trained on Ped2's own training videos at "
+              f"{p.get('input_size', '?')} ({p.get('predictor_steps', '?')} steps of batch "
+              f"{p.get('predictor_batch', '?')}, prediction loss only), scored on every Ped2 test video at "
+              f"{p.get('eval_size', '?')}, no fine-tuning. Liu et al.'s frame predictor reaches "
+              f"{LIU_PED2_FRAME_AUC} on Ped2 (256x256, with optical-flow and adversarial losses we leave out, "
+              "trained to convergence).", "",
+              "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC |",
+              "|---|---|---|---|---|---|"]
+    for arch, m in rows:
+        lines.append(f"| {arch} | Ped2 training | {format_pct(m.get('frame_auc'))} | "
+                     f"{format_pct(m.get('per_video_mean_auc'))} | {format_pct(m.get('pixel_auc'))} | "
+                     f"{LIU_PED2_FRAME_AUC} |")
+        if arch in own:
+            o = own[arch]
+            lines.append(f"| {arch} | Ped1 training (this page's K = 0) | {format_pct(o.get('frame_auc'))} | "
+                         f"{format_pct(o.get('per_video_mean_auc'))} | {format_pct(o.get('pixel_auc'))} | – |")
+    return lines + [""]
+
+
+def previous_section(previous: Path | None) -> list[str]:
+    """The K-shot table and the SOFF-against-standard section of an earlier results page, verbatim, under one
+    heading (their own headings demoted a level) and with a link to the whole page."""
+    if previous is None or not previous.exists():
+        return []
+    text = previous.read_text().splitlines()
+    title = next((line[2:] for line in text if line.startswith("# ")), previous.name)
+    kept: list[str] = []
+    keep = False
+    for line in text:
+        if line.startswith("## "):
+            keep = line.startswith(PREVIOUS_SECTIONS)
+        if keep:
+            kept.append("#" + line if line.startswith("#") else line)
+    preset = next((line for line in text if line.startswith("**Preset")), "")
+    return [f"## For comparison: the earlier run ({previous.name})", "",
+            f"From [{previous.name}]({previous.name}) ({title}), unchanged. {preset}", "", *kept, ""]
