@@ -29,6 +29,25 @@ COMMAND_SETTINGS = {"show_default": True, "help_option_names": ["-h", "--help"]}
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 OUT_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that must be finite (``nan`` and ``inf`` are usage errors, exit 2) and in its range:
+    ``FloatRange`` alone lets ``nan`` through, since every comparison with it is false."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+POSITIVE = FiniteFloat(0, min_open=True)     # learning rates
+NON_NEGATIVE = FiniteFloat(0)                # loss weights
 MAX_PROBLEM_LINES = 50
 
 verbose_option = click.option("-v", "--verbose", count=True, show_default=False,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, EXISTING_FILE, OUT_DIR, ProgressBars,
-                               choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, EXISTING_FILE, NON_NEGATIVE, OUT_DIR, POSITIVE,
+                               ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
                                reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.manifests import available
 from train.common.options import precision_option
@@ -40,9 +40,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
                    "plain fine-tuning baseline).")
 @click.option("--components", default=",".join(D.components), callback=choice_list_callback(COMPONENTS),
               help="SFO-Net terms of --loss soff, a comma list of flow (L_o), seg (L_s).")
-@click.option("--alpha", type=click.FloatRange(0), default=D.alpha,
+@click.option("--alpha", type=NON_NEGATIVE, default=D.alpha,
               help="Weight of L_s, the segmentation term, in L_total (Eq. 10; the paper's 0.5).")
-@click.option("--beta", type=click.FloatRange(0), default=D.beta,
+@click.option("--beta", type=NON_NEGATIVE, default=D.beta,
               help="Weight of L_o, the optical-flow term, in L_total (Eq. 10; the paper's 1.0).")
 @click.option("--shots", type=click.IntRange(0), default=D.shots,
               help="K: clips of past-frames + 1 frames to adapt on (0: no fine-tuning, a copy of the predictor).")
@@ -50,7 +50,7 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="scene: K clips drawn with the seed from the normal training videos, one model; per-video: the "
                    "first K clips of each test video, one model per video (those frames are not scored).")
 @click.option("--steps", type=click.IntRange(1), default=D.steps, help="Adam steps per adapted model.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=D.lr,
+@click.option("--lr", type=POSITIVE, default=D.lr,
               help="Adam learning rate (the paper gives none for fine-tuning; 2e-4 is its pre-training rate, "
                    "section 4.3).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (at most K).")

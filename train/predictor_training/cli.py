@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, comma_list_callback,
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, POSITIVE, ProgressBars, comma_list_callback,
                                config_from, device_option, field_defaults, reported_errors, setup_logging,
                                size_callback, verbose_option)
 from pipeline.data.manifests import SPLITS, available
@@ -28,7 +28,7 @@ D = field_defaults(TrainPredictorConfig)
                    "train.log.")
 @click.option("--steps", type=click.IntRange(1), default=D.steps, help="Optimizer steps.")
 @click.option("--epochs", type=click.IntRange(1), default=D.epochs, help="Instead of --steps: passes over the clips.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=D.lr, help="Adam learning rate (paper).")
+@click.option("--lr", type=POSITIVE, default=D.lr, help="Adam learning rate (paper).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (paper).")
 @click.option("--input-size", default="{}x{}".format(*D.input_size), callback=size_callback(minimum=8), metavar="WxH",
               help="Frames are resized to this (area interpolation) before the model (paper: 256x256).")

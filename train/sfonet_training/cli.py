@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, ProgressBars, choice_list_callback,
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
                                comma_list_callback, config_from, device_option, field_defaults, reported_errors,
                                setup_logging, size_callback, verbose_option)
 from train.common.options import on_device_option, precision_option
@@ -37,7 +37,7 @@ def _parse_stop_at(ctx, param, value: str | None):
 @click.option("--steps", type=click.IntRange(1), default=D.steps, help="Optimizer steps per stage.")
 @click.option("--epochs", type=click.IntRange(1), default=D.epochs,
               help="Instead of --steps: passes over the training pairs per stage.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=D.lr,
+@click.option("--lr", type=POSITIVE, default=D.lr,
               help="Adam learning rate (the paper gives none; 5e-4 chosen on a held-out Ped2 training video, docs/train-sfonet.md).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frame pairs per step.")
 @click.option("--input-size", default=D.input_size, callback=size_callback(minimum=8, unset=("", "label")), metavar="WxH",
