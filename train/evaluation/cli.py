@@ -132,7 +132,8 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
     if bad or not metric_list:
         raise click.BadParameter(f"{', '.join(bad) or '(empty)'}: choose from {', '.join(METRICS)}",
                                  param_hint="--metrics")
-    entries = collect(folders)
+    with reported_errors():
+        entries = collect(folders)
     if not entries:
         fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
     text = markdown_table(entries, shots=shot_list, metrics=metric_list)

@@ -63,9 +63,25 @@ def collect(paths: Iterable[str | Path]) -> list[Entry]:
     return entries
 
 
+REQUIRED = ("dataset", "arch", "run", *METRICS.values())     # what every evaluate-predictor metrics.json holds
+REQUIRED_RUN = ("method", "shots", "protocol", "seed")        # and its run, when it is a fine-tune
+
+
 def _entry(file: Path, metrics: dict) -> Entry:
-    run = metrics.get("run") or {}
-    arch = metrics.get("arch") or (metrics.get("predictor") or {}).get("arch") or "?"
+    """The entry of one metrics.json; DataError naming the file and the keys it lacks (a row of "?" is no row)."""
+    from pipeline.core.errors import DataError
+
+    missing = [k for k in REQUIRED if k not in metrics]
+    run = metrics.get("run")
+    if isinstance(run, dict) and run.get("known"):
+        missing += [f"run.{k}" for k in REQUIRED_RUN if k not in run]
+    elif run is not None and not isinstance(run, dict):
+        missing.append("run (an object)")
+    if missing or not metrics.get("arch"):
+        raise DataError(file, f"an evaluate-predictor metrics.json without {', '.join(missing) or 'an arch'}; "
+                              f"rerun evaluate-predictor for it")
+    run = run or {}
+    arch = metrics["arch"]
     shots = run.get("shots") if run.get("known") else 0
     method = run.get("method") if run.get("known") else PRETRAINED
     return Entry(dataset=metrics.get("title") or metrics.get("dataset", "?"), arch=ARCH_NAMES.get(arch, arch),

@@ -91,3 +91,19 @@ def test_fine_tune_folder_layouts(tmp_path):
         resolve_targets(tmp_path / "empty", dataset="ped2", split="testing")
 
 
+
+
+def test_a_metrics_file_with_missing_keys_is_one_error_not_a_row_of_question_marks(tmp_path):
+    _fake_metrics(tmp_path / "std1/seed0", method="standard", shots=1, seed=0, frame=0.88)
+    broken = tmp_path / "broken" / "metrics.json"
+    broken.parent.mkdir()
+    broken.write_text(json.dumps({"kind": "predictor-evaluation", "dataset": "ped2",
+                                  "run": {"known": True, "method": "SOFF", "seed": 0}}))
+    out = tmp_path / "table.md"
+    result = CliRunner().invoke(results_table_command, [str(tmp_path), "--out", str(out)])
+    errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+    assert result.exit_code == 1 and len(errors) == 1 and not out.exists()
+    assert str(broken) in errors[0]
+    assert all(k in errors[0] for k in ("arch", "frame_auc", "per_video_mean_auc", "pixel_auc", "run.shots",
+                                        "run.protocol"))
+    assert "?" not in result.output and "Traceback" not in result.output
