@@ -6,6 +6,8 @@ command handed the wrong file can say what it got.
 """
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -31,6 +33,12 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     try:
         with torch.serialization.safe_globals([TorchVersion]):   # a str subclass: older files saved torch.__version__
             payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise RunError(f"{path}: refused, it holds Python objects that run code when loaded (GLOBAL "
+                           f"{found.group(1)}); only tensors and plain values are read. Not loaded.") from None
+        raise RunError(one_line(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})")) from None
     except Exception as err:  # noqa: BLE001 - any unpickling failure means "not a readable checkpoint"
         raise RunError(one_line(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})")) from None
     if not isinstance(payload, dict):
