@@ -46,6 +46,9 @@ def _parse_list(ctx, param, value: str | None):
 @click.option("--pixel-samples", type=click.IntRange(0), default=D.pixel_samples,
               help="Pixels per frame (fixed seeded positions) kept for the pixel-level AUC; 0 keeps all.")
 @click.option("--plots/--no-plots", default=D.plots, help="Write roc.png and curves/<video>.png.")
+@click.option("--overwrite", is_flag=True, default=D.overwrite,
+              help="Replace an --out that holds a different evaluation, whole (without it, that is an error; a "
+                   "rerun of the same evaluation always rewrites it).")
 @verbose_option
 def evaluate_predictor_command(data_root: Path, verbose: int, **options) -> None:
     """Score a frame predictor on the test videos of DATA_ROOT (SOFF paper, section 4.2).
@@ -83,7 +86,8 @@ def _print_result(result: dict, out: Path) -> None:
         rows.append(("mean ± std", *(f"{_pct(result[k]['mean'])} ± {_pct(result[k]['std'])}"
                                      for k in ("frame_auc", "per_video_mean_auc", "pixel_auc"))))
         click.echo(format_table(("seed", "frame AUC %", "per-video AUC %", "pixel AUC %"), rows))
-        click.echo(f"summary: {out / 'summary.json'}")
+        click.echo(f"summary: {out / 'summary.json'}; per seed: "
+                   + ", ".join(str(out / seed / "metrics.json") for seed in result["seeds"]))
         return
     rows = [(v, m["frames"], m["scored"], m["abnormal_scored"], _pct(m["auc"]) if m["auc"] is not None
              else "single class") for v, m in result["per_video"].items()]

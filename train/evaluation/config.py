@@ -21,3 +21,4 @@ class EvalConfig:
     pixel_samples: int = 8192                     # pixels per frame kept for the pixel AUC (0: all)
     layout: str = "auto"
     plots: bool = True
+    overwrite: bool = False                       # replace an --out holding a different evaluation

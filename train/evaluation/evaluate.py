@@ -71,16 +71,65 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
     context = _Context(cfg=cfg, manifest=manifest, source=source, videos=videos, counts=counts, gt=gt, masks=masks,
                        mask_reason=mask_reason)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_out(out, evaluation_identity(cfg, targets, videos), overwrite=cfg.overwrite)
     results = {}
     for target in targets:
         folder = out / target.name if target.name else out
         results[target.name] = _evaluate_target(target, folder, context, progress)
-    if len(targets) == 1:
-        return results[targets[0].name]
-    summary = summarise(results)
+    if not targets[0].name:                       # one predictor: its metrics.json is in --out itself
+        return results[""]
+    summary = summarise(results)                  # seed folders (one or more): seed<S>/ and summary.json
     write_json(out / "summary.json", summary)
     return summary
+
+
+IDENTITY_FILE = "evaluation.json"
+EVALUATION_FILES = ("metrics.json", "summary.json", "scores.csv")     # what says a folder holds an evaluation
+
+
+def evaluation_identity(cfg: EvalConfig, targets, videos: list[str]) -> dict:
+    """What makes two calls the same evaluation (so a rerun may rewrite --out): the predictor, the seed folders,
+    the data, its ground truth choice, the size and sampling. Not the device, batch size or plots."""
+    return {"predictor": str(Path(cfg.predictor).resolve()), "seed_folders": [t.name for t in targets if t.name],
+            "root": str(Path(cfg.root).resolve()), "dataset": cfg.dataset, "split": cfg.split, "videos": videos,
+            "eval_size": list(cfg.eval_size) if cfg.eval_size else None, "gt_file": cfg.gt_file,
+            "pixel_samples": cfg.pixel_samples, "precision": cfg.precision}
+
+
+def claim_out(out: Path, identity: dict, *, overwrite: bool) -> None:
+    """Make ``out`` this evaluation's folder. An empty or missing folder, or one holding the same evaluation, is
+    taken; one holding a different (or an unrecorded) evaluation is RunError naming the difference unless
+    ``overwrite``, which removes it whole; a folder holding anything else is never touched."""
+    import json
+    import shutil
+
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        record = out / IDENTITY_FILE
+        try:
+            held = json.loads(record.read_text()).get("identity") if record.exists() else None
+        except (OSError, ValueError, AttributeError):
+            held = None
+        is_evaluation = record.exists() or any((out / f).exists() for f in EVALUATION_FILES) or any(
+            (d / "metrics.json").exists() for d in out.glob("seed*"))
+        if not is_evaluation:
+            example = next(iter(sorted(out.iterdir()))).name
+            raise RunError(f"--out {out}: holds files that are not an evaluation (e.g. {example}); choose another "
+                           "folder")
+        if held != identity and not overwrite:
+            if held is None:
+                why = "an evaluation whose settings were not recorded"
+            else:
+                diff = [f"{k} {held.get(k)!r} here, {identity[k]!r} now" for k in identity if held.get(k) != identity[k]]
+                why = "a different evaluation (" + "; ".join(diff) + ")"
+            raise RunError(f"--out {out}: holds {why}; pass --overwrite to replace it whole, or choose another "
+                           "--out")
+        if held != identity:
+            log.info("--overwrite: removing the earlier evaluation in %s", out)
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / IDENTITY_FILE, {"kind": "evaluation-folder", "identity": identity})
 
 
 def _select_videos(cfg: EvalConfig, available: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,71 @@ def test_bad_inputs(tmp_path, tiny_pt):
     assert result.exit_code == 1 and "99" in result.output
     assert evaluate("--predictor", tiny_pt, "--out", tmp_path / "e", "--eval-size", "big").exit_code == 2
     assert all(line.startswith("ERROR ") for line in result.output.strip().splitlines()[-1:])
+
+
+def _snapshot(folder) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _seed_run(run, seeds, arch="tiny-eval-test"):
+    """A fine-tune run folder with one whole-video predictor per seed (scene protocol)."""
+    for seed in seeds:
+        folder = run / f"seed{seed}"
+        folder.mkdir(parents=True)
+        torch.manual_seed(seed)
+        save_predictor(folder / "predictor.pt", build_predictor(arch), input_size=(64, 48), config={})
+        (folder / "adaptation.json").write_text(json.dumps(
+            {"protocol": "scene", "shots": 1, "seed": seed, "past_frames": 4, "dataset": "ped2",
+             "split": "training", "clips": [{"video": "01", "start": 0, "frames": [0, 1, 2, 3, 4]}]}))
+    (run / "finetune.json").write_text(json.dumps({"loss": "standard", "components": []}))
+    return run
+
+
+@pytest.mark.real_data
+def test_an_out_holding_another_evaluation_is_refused_then_replaced_whole(tmp_path, tiny_pt):
+    fast = ("--eval-size", "32x24", "--videos", "01", "--device", "cpu", "--no-plots")
+    out = tmp_path / "eval"
+    assert evaluate("--predictor", _seed_run(tmp_path / "ft", (0, 1)), "--out", out, *fast).exit_code == 0
+    # the same evaluation again: allowed, rewritten in place
+    assert evaluate("--predictor", tmp_path / "ft", "--out", out, *fast).exit_code == 0
+    before = _snapshot(out)
+    assert {"summary.json", "seed0/metrics.json", "seed1/metrics.json"} <= {str(p) for p in before}
+    # another predictor, or the same one at another size: one error naming the difference; nothing changes
+    for args in (("--predictor", tiny_pt, "--out", out, *fast),
+                 ("--predictor", tmp_path / "ft", "--out", out, *fast[:1], "48x32", *fast[2:])):
+        result = evaluate(*args)
+        errors = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+        assert result.exit_code == 1 and len(errors) == 1 and "Traceback" not in result.output
+        assert f"--out {out}: holds a different evaluation" in errors[0] and "--overwrite" in errors[0]
+        assert ("predictor" in errors[0]) if args[1] == tiny_pt else ("eval_size [32, 24] here, [48, 32] now" in errors[0])
+        assert _snapshot(out) == before
+    # --overwrite replaces it whole: the old seed folders and summary are gone, so no table can mix them
+    assert evaluate("--predictor", tiny_pt, "--out", out, *fast, "--overwrite").exit_code == 0
+    assert sorted(str(p) for p in _snapshot(out)) == ["evaluation.json", "metrics.json", "scores.csv"]
+    table = CliRunner().invoke(results_table_command, [str(out)])
+    assert table.exit_code == 0 and "pre-trained" in table.output and "standard" not in table.output
+
+
+@pytest.mark.real_data
+def test_one_seed_writes_its_summary_and_prints_paths_that_exist(tmp_path):
+    out = tmp_path / "eval"
+    result = evaluate("--predictor", _seed_run(tmp_path / "ft", (3,)), "--out", out, "--eval-size", "32x24",
+                      "--videos", "01", "--device", "cpu", "--no-plots")
+    assert result.exit_code == 0, result.output
+    printed = [w.rstrip(",;") for line in result.output.splitlines() for w in line.split() if w.endswith(".json")
+               or w.endswith(".json,") or w.endswith(".json;")]
+    assert printed and all(Path(p).is_file() for p in printed)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == ["seed3"] and summary["frame_auc"]["n"] == 1 and summary["frame_auc"]["std"] == 0.0
+    assert (out / "seed3" / "metrics.json").is_file() and not (out / "metrics.json").exists()
+
+
+@pytest.mark.real_data
+def test_an_out_holding_other_files_is_never_touched(tmp_path, tiny_pt):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    for extra in ((), ("--overwrite",)):
+        result = evaluate("--predictor", tiny_pt, "--out", out, "--videos", "01", "--eval-size", "32x24", *extra)
+        assert result.exit_code == 1 and "not an evaluation (e.g. notes.txt)" in result.output
+    assert _snapshot(out) == {Path("notes.txt"): b"my notes"}
