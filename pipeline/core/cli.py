@@ -79,11 +79,17 @@ def print_problems(problems: list, limit: int | None = None) -> None:
 @contextlib.contextmanager
 def reported_errors() -> Iterator[None]:
     """Inside, a :class:`SoffError` (or a teacher's ``WeightsError``) ends the command with its one-line
-    message and exit code."""
+    message and exit code; SIGINT and SIGTERM stop it with one line too (:mod:`pipeline.core.signals`: exit 130
+    and 143)."""
     from labelers.weights import WeightsError
+    from pipeline.core.signals import Interrupted, stop_signals
 
     try:
-        yield
+        with stop_signals():
+            yield
+    except Interrupted as err:
+        click.echo(f"STOPPED {err}", err=True)
+        sys.exit(err.exit_code)
     except SoffError as err:
         fail(str(err), err.exit_code)
     except WeightsError as err:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 import torch
 
 from pipeline.core.errors import RunError
+from pipeline.core.signals import check_stop, safe_points, stop_requested
 
 LOG_EVERY = 50      # steps between log lines
 
@@ -40,7 +41,16 @@ def run_steps(batches: Iterable, step: Callable[[object], float], *, start: int,
     Each loss must be finite (else RunError: lower --lr) and is appended to ``losses``; ``progress(what, step,
     steps, loss)`` is called after each step. ``save(step)`` checkpoints every ``checkpoint_every`` steps and at the end;
     at ``stop_after`` (before the end) the loop saves and returns True. ``label`` prefixes messages
-    (``"stage 2 "``). RunError when ``batches`` ends early."""
+    (``"stage 2 "``). RunError when ``batches`` ends early. A SIGINT / SIGTERM during a step waits for its end:
+    the loop saves (where it can) and raises :class:`pipeline.core.signals.Interrupted` saying how to go on."""
+    with safe_points():
+        return _loop(batches, step, start=start, steps=steps, log=log, losses=losses, label=label,
+                     checkpoint_every=checkpoint_every, stop_after=stop_after, save=save, progress=progress,
+                     what=what)
+
+
+def _loop(batches, step, *, start, steps, log, losses, label, checkpoint_every, stop_after, save, progress,
+          what) -> bool:
     done = start
     for batch in batches:
         value = float(step(batch))
@@ -60,6 +70,12 @@ def run_steps(batches: Iterable, step: Callable[[object], float], *, start: int,
             return True
         if save and checkpoint_every and done % checkpoint_every == 0 and done < steps:
             save(done)
+        if stop_requested() is not None and done < steps:
+            if save:
+                save(done)
+                check_stop(f"at {label}step {done} of {steps} (checkpoint saved)",
+                           "rerun the same command with --resume to continue from there")
+            check_stop(f"at {label}step {done} of {steps}", "rerun the same command (finished parts are kept)")
     if done < steps:
         raise RunError(f"training ended at {label}step {done} of {steps}; the data loader ran short")
     if save:

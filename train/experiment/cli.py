@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, replace
@@ -95,10 +94,11 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
         f"#!/bin/sh\n# The chain of run-experiment --source {source} --target {target} --preset {preset}, in order; "
         "each line is one step (steps.jsonl has their wall times and exit status).\nset -e\n"
         + "".join(f"{s.command}\n" for s in steps))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # runs run_steps' clean-up
     t0 = time.time()
-    click.echo(f"{source} -> {target}, preset {preset}: {len(chosen)} steps into {out}, {jobs} at once on {cores} cores")
-    failures = run_steps(chosen, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
+    click.echo(f"{source} -> {target}, preset {preset}: {len(chosen)} steps into {out}, {jobs} at once on "
+               f"{cores} cores")
+    with reported_errors():         # SIGINT / SIGTERM: run_steps stops the steps it started, then one line
+        failures = run_steps(chosen, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
     click.echo(f"{'finished' if not failures else f'{failures} step(s) failed'} in {time.time() - t0:.1f} s")
     if failures:
         sys.exit(1)
