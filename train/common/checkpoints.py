@@ -6,6 +6,8 @@ command handed the wrong file can say what it got.
 """
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 import re
 from pathlib import Path
@@ -14,12 +16,55 @@ import torch
 from torch.torch_version import TorchVersion
 
 from pipeline.core.errors import RunError
-from pipeline.core.files import atomic_write
+from pipeline.core.files import atomic_write, temporary_path
+
+log = logging.getLogger(__name__)
 
 
-def save_checkpoint(payload: dict, path: str | Path) -> None:
-    """``torch.save`` to ``path`` atomically (a killed write leaves the previous file)."""
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+def save_checkpoint(payload: dict, path: str | Path, *, keep_previous: bool = False) -> None:
+    """``torch.save`` to ``path`` atomically (a killed write leaves the previous file). ``keep_previous`` (resume
+    checkpoints): the file it replaces stays as ``<name>.prev.pt``, the fallback of
+    :func:`read_resume_checkpoint` should the new one be damaged later."""
+    path = Path(path)
+    if not keep_previous or not path.exists():
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        return
+    tmp = temporary_path(path)
+    try:
+        torch.save(payload, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(path, previous_path(path))     # killed here: only the .prev file is left, and it is read
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def previous_path(path: str | Path) -> Path:
+    """Where :func:`save_checkpoint` keeps the checkpoint a newer one replaced: ``stage2.pt`` -> ``stage2.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def read_resume_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
+    """The resume checkpoint ``path``, or the one it replaced when ``path`` is missing or damaged (truncated,
+    unreadable); None when neither is there and readable (each damaged file is logged as a warning, so a resume
+    from an earlier point is never silent)."""
+    for candidate in (Path(path), previous_path(path)):
+        if not candidate.exists():
+            continue
+        try:
+            payload = read_checkpoint(candidate, map_location=map_location)
+        except RunError as err:
+            log.warning("%s; not used for resuming", err)
+            continue
+        if not {"model", "step", "steps"} <= set(payload):
+            log.warning("%s: not a resume checkpoint (%s); not used for resuming", candidate, describe(payload))
+            continue
+        if candidate != Path(path):
+            log.warning("resuming from the earlier checkpoint %s (step %s)", candidate, payload["step"])
+        return payload
+    return None
 
 
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:

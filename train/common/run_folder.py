@@ -17,6 +17,8 @@ from pathlib import Path
 from pipeline.core.errors import RunError
 from pipeline.core.files import atomic_write_text
 
+log = logging.getLogger(__name__)
+
 
 def plain(value):
     """``value`` with tuples turned into lists, recursively (what JSON gives back, so configs compare equal)."""
@@ -62,7 +64,19 @@ class RunFolder:
 
     @property
     def finished(self) -> bool:
-        return bool(self.done_files) and all((self.path / f).exists() for f in self.done_files)
+        """Every done file is there and reads back (a ``.pt`` loads, a ``.json`` parses); a damaged one is logged
+        and the run counts as unfinished, so a resume writes it again from the last checkpoint."""
+        if not self.done_files or not all((self.path / f).exists() for f in self.done_files):
+            return False
+        from train.common.checkpoints import read_checkpoint
+
+        for name in self.done_files:
+            try:
+                read_checkpoint(self.path / name) if name.endswith(".pt") else read_json(self.path / name)
+            except RunError as err:
+                log.warning("%s; the run is not finished: resuming writes it again", err)
+                return False
+        return True
 
     def open(self, meta: dict, *, identity: Callable[[dict], dict], resume: bool) -> dict | None:
         """Make the folder and write ``meta`` as its config file, or check it holds the same run.

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
-from train.common.checkpoints import read_checkpoint, save_checkpoint
+from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
@@ -207,8 +207,8 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = grad_scaler(scaled)
     step, losses = 0, []
-    if cfg.resume and (out / CHECKPOINT_FILE).exists():
-        checkpoint = read_checkpoint(out / CHECKPOINT_FILE, map_location=device)
+    checkpoint = read_resume_checkpoint(out / CHECKPOINT_FILE, map_location=device) if cfg.resume else None
+    if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scaled and checkpoint.get("scaler"):
@@ -220,7 +220,8 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict() if scaled else None, "step": step_done, "steps": steps,
-                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE)
+                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE,
+                        keep_previous=True)
 
     def one_step(batch) -> torch.Tensor:
         past, target = batch

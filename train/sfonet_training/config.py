@@ -27,7 +27,7 @@ CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device")
+RESUMABLE_CHANGES = ("out", "resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device")
 
 
 @dataclass(frozen=True)

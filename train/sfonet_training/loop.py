@@ -35,10 +35,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.core.files import sha256_of
 from pipeline.core.version import package_version
-from train.common.checkpoints import read_checkpoint, save_checkpoint
+from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
-from train.common.run_folder import RunFolder, plain, settings_identity, write_json
+from train.common.run_folder import RunFolder, plain, read_json, settings_identity, write_json
 from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
@@ -213,7 +213,7 @@ class _StageRun:
     def run(self) -> dict:
         """Train every stage not yet finished, then write ``sfonet.pt``; returns the metrics with a ``status``."""
         if self.cfg.resume and (self.out / METRICS_FILE).exists():
-            self.metrics = json.loads((self.out / METRICS_FILE).read_text())
+            self.metrics = read_json(self.out / METRICS_FILE)
         self.metrics.setdefault("stages", {})
         self.metrics["held_out"] = self.held_out
         start_stage, start_step, checkpoint = self._resume_point()
@@ -233,11 +233,12 @@ class _StageRun:
             return 0, 0, None
         start_stage, start_step, checkpoint = 0, 0, None
         for i, stage in enumerate(self.stages):
-            path = self.out / f"stage{stage.number}.pt"
-            if path.exists():
-                checkpoint = read_checkpoint(path, map_location=self.device)
-                self.curves[stage.number] = list(checkpoint["losses"])
-                start_stage, start_step = i, checkpoint["step"]
+            found = read_resume_checkpoint(self.out / f"stage{stage.number}.pt", map_location=self.device)
+            if found is None:       # missing, or damaged with no good earlier one: the stages after it are redone
+                break
+            checkpoint = found
+            self.curves[stage.number] = list(checkpoint["losses"])
+            start_stage, start_step = i, checkpoint["step"]
         if checkpoint is None:
             return 0, 0, None
         self.model.load_state_dict(checkpoint["model"])
@@ -277,7 +278,7 @@ class _StageRun:
                              "scaler": scaler.state_dict() if self.scaled else None, "stage": stage.number,
                              "stage_name": stage.name, "step": step_done, "steps": steps, "rng": rng_state(),
                              "losses": list(losses), "model_config": cfg.model_config()},
-                            self.out / f"stage{stage.number}.pt")
+                            self.out / f"stage{stage.number}.pt", keep_previous=True)
 
         def one_step(batch) -> float:
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)

@@ -140,3 +140,50 @@ def test_bad_inputs_give_one_error_line(tmp_path):
     assert result.exit_code == 1 and "not a train-predictor run folder" in result.output
     missing = train(tmp_path / "nowhere", "--out", tmp_path / "f", "--dataset", "ped2")
     assert missing.exit_code == 2 and "nowhere" in missing.output and "does not exist" in missing.output
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+@pytest.mark.real_data
+def test_a_damaged_run_folder_resumes_from_its_last_good_file(tmp_path, caplog):
+    """A truncated checkpoint falls back to the one it replaced (same weights as an unbroken run); a truncated
+    final predictor.pt is not "finished": --resume writes it again; a corrupt config.json is one error line."""
+    reference = train(PED2, "--out", tmp_path / "full", *RESUME_ARGS)
+    assert reference.exit_code == 0, reference.output
+    expected = weights(tmp_path / "full" / "predictor.pt")
+    out = tmp_path / "run"
+    assert train(PED2, "--out", out, *RESUME_ARGS, "--checkpoint-every", "1", "--stop-at", "3").exit_code == 0
+    assert torch.load(out / "checkpoint.prev.pt", weights_only=True)["step"] == 2
+    _truncate(out / "checkpoint.pt")
+    resumed = train(PED2, "--out", out, *RESUME_ARGS, "--checkpoint-every", "1", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resuming from the earlier checkpoint {out / 'checkpoint.prev.pt'} (step 2)" in caplog.text
+    assert f"{out / 'checkpoint.pt'}: not a readable torch checkpoint" in caplog.text
+    assert all(torch.equal(expected[k], v) for k, v in weights(out / "predictor.pt").items())
+
+    _truncate(out / "predictor.pt")                      # a finished run whose final file was damaged later
+    again = train(PED2, "--out", out, *RESUME_ARGS, "--checkpoint-every", "1", "--resume")
+    assert again.exit_code == 0 and "already finished" not in again.output, again.output
+    assert f"{out / 'predictor.pt'}: not a readable torch checkpoint" in caplog.text
+    assert "the run is not finished: resuming writes it again" in caplog.text
+    model, _ = load_predictor(out / "predictor.pt")
+    assert all(torch.equal(expected[k], v) for k, v in model.state_dict().items())
+
+    (out / "config.json").write_text('{"config": {"steps": 4')
+    broken = train(PED2, "--out", out, *RESUME_ARGS, "--resume")
+    lines = error_lines(broken.output)
+    assert broken.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"ERROR {out / 'config.json'}")
+    assert "not a readable JSON file" in lines[0]
+
+
+@pytest.mark.real_data
+def test_a_moved_run_folder_resumes(tmp_path):
+    first = tmp_path / "here"
+    assert train(PED2, "--out", first, *RESUME_ARGS, "--stop-at", "2").exit_code == 0
+    moved = tmp_path / "elsewhere"
+    first.rename(moved)
+    resumed = train(PED2, "--out", moved, *RESUME_ARGS, "--resume")
+    assert resumed.exit_code == 0 and (moved / "predictor.pt").exists(), resumed.output

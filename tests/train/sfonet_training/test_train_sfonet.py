@@ -169,6 +169,22 @@ def test_resume_matches_uninterrupted_run(full_run, store, tmp_path):
     assert finished.exit_code == 0 and "already finished" in finished.output
 
 
+def test_a_damaged_stage_file_falls_back_and_a_moved_folder_resumes(full_run, store, tmp_path, caplog):
+    """stage2.pt truncated with no earlier stage-2 checkpoint: stage 2 is redone from stage 1's end (same weights
+    as the unbroken run); the folder was moved in between, and resumes all the same."""
+    first = tmp_path / "first"
+    assert train(store, "--out", first, *RUN_ARGS, "--stop-at", "2:1").exit_code == 0
+    stage2 = first / "stage2.pt"
+    stage2.write_bytes(stage2.read_bytes()[:100])
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    resumed = train(store, "--out", moved, *RUN_ARGS, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert f"{moved / 'stage2.pt'}: not a readable torch checkpoint" in caplog.text
+    expected, result = state(full_run / "sfonet.pt"), state(moved / "sfonet.pt")
+    assert all(torch.equal(expected[k], result[k]) for k in expected)
+
+
 def test_pairs_on_the_device_give_the_same_weights_as_the_loader(full_run, store, tmp_path):
     """full_run took the default path (auto: the bank, on the CPU these pairs fit); --pairs-on-device off reads
     them through the DataLoader: the same batches, so the same weights, bit for bit."""
