@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipeline.core.errors import StoreNotReady
+from pipeline.core.errors import StoreError, StoreNotReady
 from pipeline.store.manifest import ShardEntry, StoreManifest, read_store_manifest
 
 MAX_OPEN_FILES = 64
@@ -90,10 +90,16 @@ class LabelStoreReader:
     def __getitem__(self, index: int) -> LabelPair:
         shard, local = self.locate(index)
         store, entry = self._shards[shard]
-        f = self._file(shard)
-        return LabelPair(frame_t=f["frames"][local], frame_t1=f["frames"][local + 1],
-                         flow=f["flow"][local].astype(np.float32), mask=f["mask"][local + 1],
-                         store=store, video=entry.video, t=entry.first_frame + local)
+        try:
+            f = self._file(shard)
+            return LabelPair(frame_t=f["frames"][local], frame_t1=f["frames"][local + 1],
+                             flow=f["flow"][local].astype(np.float32), mask=f["mask"][local + 1],
+                             store=store, video=entry.video, t=entry.first_frame + local)
+        except OSError as err:     # a damaged chunk or shard that passed (or skipped) verification
+            path = self.paths[store] / entry.file
+            raise StoreError(f"{path}: pair {local} (video {entry.video}, frame {entry.first_frame + local}) "
+                             f"cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); the shard is "
+                             f"damaged: check it with inspect-labels --verify and rerun make-labels for it") from None
 
     def mask(self, index: int) -> np.ndarray:
         """The (h, w) uint8 mask of frame t+1 of pair ``index``, reading nothing else (KeyError: no masks)."""

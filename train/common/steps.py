@@ -10,6 +10,7 @@ import torch
 
 from pipeline.core.errors import RunError
 from pipeline.core.signals import check_stop, safe_points, stop_requested
+from train.common.workers import worker_errors
 
 LOG_EVERY = 50      # steps between log lines
 
@@ -52,7 +53,7 @@ def run_steps(batches: Iterable, step: Callable[[object], float], *, start: int,
 def _loop(batches, step, *, start, steps, log, losses, label, checkpoint_every, stop_after, save, progress,
           what) -> bool:
     done = start
-    for batch in batches:
+    for batch in worker_errors(batches):
         value = float(step(batch))
         done += 1
         if not math.isfinite(value):

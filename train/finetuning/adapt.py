@@ -39,6 +39,7 @@ from train.common.precision import autocast, needs_loss_scaler, resolve_precisio
 from train.common.run_folder import RunFolder, plain, write_json
 from train.common.seeding import StepBatches, mix_seed, seed_all
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
+from train.common.workers import worker_errors
 from train.finetuning.config import (ADAPTATION_FILE, FINETUNE_FILE, LOG_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE,
                                      RERUN_CHANGES, FinetuneConfig)
 from train.finetuning.kshot import protocol_split, sample_clips
@@ -60,7 +61,7 @@ def load_clip_tensors(cfg: FinetuneConfig, split: str, clips: list[dict], *, siz
     data = ClipDataset(cfg.data_root, split, [(c["video"], c["start"]) for c in clips], size=size,
                        past_frames=past_frames, layout=cfg.layout)
     loader = DataLoader(data, batch_size=len(clips), shuffle=False, num_workers=min(cfg.workers, len(clips)))
-    return tuple(next(iter(loader)))
+    return tuple(next(worker_errors(loader)))
 
 
 def adapt(model: torch.nn.Module, past: torch.Tensor, target: torch.Tensor, cfg: FinetuneConfig, *,

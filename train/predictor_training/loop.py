@@ -45,6 +45,7 @@ from train.common.run_folder import RunFolder, plain, settings_identity, write_j
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
+from train.common.workers import worker_errors
 from train.evaluation.scoring import psnr_from_mse
 from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
                                              PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
@@ -81,7 +82,7 @@ def evaluate(model, loader, device: torch.device) -> dict:
     was_training = model.training
     model.eval()
     ours, copy = [], []
-    for past, target in loader:
+    for past, target in worker_errors(loader):
         past, target = past.to(device), target.to(device)
         ours.append(frame_psnr(model(past), target))
         copy.append(frame_psnr(past[:, -model.channels:], target))

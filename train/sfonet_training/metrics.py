@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from train.common.workers import worker_errors
+
 
 @torch.no_grad()
 def evaluate(model, loader, device: torch.device, *, use_osf: bool) -> dict:
@@ -22,7 +24,7 @@ def evaluate(model, loader, device: torch.device, *, use_osf: bool) -> dict:
     epe_sum = zero_sum = 0.0
     pixels = pairs = 0
     ious, f1s, empty_ious, empty_f1s = [], [], [], []
-    for frame1, frame2, flow, mask in loader:
+    for frame1, frame2, flow, mask in worker_errors(loader):
         frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
         out = model(frame1, frame2)
         n, _, h, w = flow.shape

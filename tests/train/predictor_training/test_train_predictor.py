@@ -187,3 +187,29 @@ def test_a_moved_run_folder_resumes(tmp_path):
     first.rename(moved)
     resumed = train(PED2, "--out", moved, *RESUME_ARGS, "--resume")
     assert resumed.exit_code == 0 and (moved / "predictor.pt").exists(), resumed.output
+
+
+@pytest.mark.real_data
+def test_a_bad_frame_inside_a_loader_worker_is_the_same_one_line_as_without_workers(tmp_path):
+    """Ped2 training videos 01 and 08 (linked), with frame 01/050 truncated: --workers 2 reports it exactly as
+    --workers 0 does, naming the file, no traceback."""
+    root = tmp_path / "ped2"
+    for video in ("01", "08"):
+        folder = root / "training" / "frames" / video
+        folder.mkdir(parents=True)
+        for frame in sorted((PED2 / "training" / "frames" / video).iterdir()):
+            (folder / frame.name).symlink_to(frame)
+    bad = root / "training" / "frames" / "01" / "050.jpg"
+    data = bad.read_bytes()
+    bad.unlink()
+    bad.write_bytes(data[: len(data) // 4])
+    lines = {}
+    for workers in ("0", "2"):
+        result = CliRunner().invoke(train_predictor_command, [
+            str(root), "--out", str(tmp_path / f"w{workers}"), "--dataset", "ped2", "--videos", "01",
+            "--val-videos", "08", "--val-max-clips", "2", "--input-size", "16x16", "--steps", "40", "--batch-size",
+            "8", "--frames-on-device", "off", "--workers", workers])
+        lines[workers] = error_lines(result.output)
+        assert result.exit_code == 1 and len(lines[workers]) == 1, result.output
+        assert "Traceback" not in result.output and "DataLoader worker" not in result.output
+    assert lines["0"] == lines["2"] and lines["0"][0].startswith(f"ERROR {bad}")

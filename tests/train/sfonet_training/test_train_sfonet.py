@@ -330,6 +330,10 @@ def test_corrupt_shard_is_refused(store, tmp_path):
     result = train(corrupt, "--out", tmp_path / "run", *RUN_ARGS)
     _one_error(result, str(shard), "sha256")
     assert not (tmp_path / "run").exists()
+    # unverified, the damaged chunk is met inside a DataLoader worker: still one line naming the shard
+    unverified = train(corrupt, "--out", tmp_path / "unverified", *RUN_ARGS[:-1], "2", "--verify-stores", "never",
+                       "--pairs-on-device", "off")
+    _one_error(unverified, str(shard), "cannot be read")
 
     truncated = tmp_path / "truncated"  # a size change is caught even without hashing
     shutil.copytree(store, truncated)
