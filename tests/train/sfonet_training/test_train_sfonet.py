@@ -330,10 +330,12 @@ def test_corrupt_shard_is_refused(store, tmp_path):
     result = train(corrupt, "--out", tmp_path / "run", *RUN_ARGS)
     _one_error(result, str(shard), "sha256")
     assert not (tmp_path / "run").exists()
-    # unverified, the damaged chunk is met inside a DataLoader worker: still one line naming the shard
-    unverified = train(corrupt, "--out", tmp_path / "unverified", *RUN_ARGS[:-1], "2", "--verify-stores", "never",
-                       "--pairs-on-device", "off")
-    _one_error(unverified, str(shard), "cannot be read")
+    # unverified, the damaged chunk is met while the pairs are loaded, or inside a DataLoader worker over one
+    # epoch: one line naming the shard either way
+    for where in (("--pairs-on-device", "on"), ("--pairs-on-device", "off", "--epochs", "1")):
+        args = [a for a in RUN_ARGS[:-1] if a != "3" and a != "--steps"] + ["2", "--verify-stores", "never", *where]
+        unverified = train(corrupt, "--out", tmp_path / f"unverified-{where[1]}", *args)
+        _one_error(unverified, str(shard), "cannot be read")
 
     truncated = tmp_path / "truncated"  # a size change is caught even without hashing
     shutil.copytree(store, truncated)
