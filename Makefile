@@ -49,7 +49,7 @@ experiment: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS) \
 	    --only sfonet-three-stage,predictor-unet3
-	$(BIN)/python -m train.experiment.validation schedule $(EXP) --steps 50,100 --lrs 2e-4,1e-3 --shots 10 --seeds 0
+	$(BIN)/python -m train.experiment.validation schedule $(EXP) --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS)
 	$(BIN)/run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2_to_ped2-cpu --datasets $(DATASETS) \
 	    --only eval-unet3-k0

@@ -228,10 +228,12 @@ def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
 @click.option("--steps", "step_counts", default="50,100", show_default=True,
               help="Fine-tuning step counts to try, comma list.")
 @click.option("--lrs", default="2e-4,1e-3", show_default=True, help="Learning rates to try, comma list.")
+@click.option("--grid", default=None,
+              help="Instead of every --steps x --lrs pair: these STEPS:LR pairs, comma list (e.g. 50:2e-4,100:2e-4).")
 @click.option("--shots", default="10", show_default=True, help="K values, comma list.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, comma list.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
-def schedule(run: Path, step_counts: str, lrs: str, shots: str, seeds: str, jobs: int):
+def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str, seeds: str, jobs: int):
     """Choose the fine-tuning schedule (steps, learning rate) on held-out training videos of the target, the same
     way for both losses: each (steps, lr) fine-tunes the pre-trained predictor with the standard and with the SOFF
     loss (paper weights) on K clips of the first three quarters of the training videos and is scored by mean PSNR
@@ -247,13 +249,18 @@ def schedule(run: Path, step_counts: str, lrs: str, shots: str, seeds: str, jobs
     out.mkdir(parents=True, exist_ok=True)
     predictor = run / "predictor" / p["archs"][0] / "predictor.pt"
     sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
-    grid = [(int(n), float(lr)) for n in step_counts.split(",") for lr in lrs.split(",")]
+    try:
+        pairs = ([(int(n), float(lr)) for n, lr in (item.split(":") for item in grid.split(","))] if grid else
+                 [(int(n), float(lr)) for n in step_counts.split(",") for lr in lrs.split(",")])
+    except ValueError:
+        raise click.BadParameter(f"{grid!r}: expected STEPS:LR pairs such as 50:2e-4,100:2e-4",
+                                 param_hint="--grid") from None
     steps = [_score("eval-pretrained", root, predictor, out / "eval" / "pretrained" / "metrics.json",
                     p["eval_size"], [], val_videos)]
     tags: dict[str, tuple[str, int, float]] = {}
     for seed in map(int, seeds.split(",")):
         for k in map(int, shots.split(",")):
-            for n, lr in grid:
+            for n, lr in pairs:
                 for loss in ("standard", "soff"):
                     tag = f"{loss}-n{n}-lr{lr:g}-k{k}-s{seed}"
                     tags[tag] = (loss, n, lr)
