@@ -32,6 +32,7 @@ def verify_shards(reader, mode: str = "auto") -> None:
         if entry.bytes and path.stat().st_size != entry.bytes:
             raise RunError(f"{path}: {path.stat().st_size} bytes, the manifest records {entry.bytes} (file changed "
                              f"or truncated); rerun make-labels on the store to redo it")
+    check_shapes(reader, shards)
     total = sum(entry.bytes for _, entry in shards)
     if mode == "never" or (mode == "auto" and total > VERIFY_AUTO_BYTES):
         log.info("shard sha256s not checked (%d bytes; --verify-stores %s)", total, mode)
@@ -40,6 +41,46 @@ def verify_shards(reader, mode: str = "auto") -> None:
         if entry.sha256 and sha256_of(path) != entry.sha256:
             raise RunError(f"{path}: sha256 differs from the manifest (file changed or corrupt); rerun make-labels "
                              f"on the store to redo it")
+
+
+def check_shapes(reader, shards) -> None:
+    """What the manifest says of each done shard agrees with the shard itself (headers only, no data read): its
+    frames and flow at the store's label size, its frame range, and each video's frame count (the last frame its
+    shards plan). RunError naming the shard and both values otherwise (an edited manifest)."""
+    import h5py
+
+    for manifest in reader.manifests:
+        size = manifest.identity.get("label_size")
+        if size != "native" and not (isinstance(size, list) and len(size) == 2):
+            raise RunError(f"{manifest_path(reader, manifest)}: label_size {size!r} is not [width, height]")
+    ends: dict[tuple[int, str], int] = {}
+    for path, entry in shards:
+        store = next(i for i, p in enumerate(reader.paths) if path.is_relative_to(p))
+        size = reader.manifests[store].identity.get("label_size")
+        try:
+            with h5py.File(path, "r") as f:
+                frames, flow, first = f["frames"].shape, f["flow"].shape, int(f["frame_index"][0])
+        except (OSError, KeyError) as err:
+            raise RunError(f"{path}: not a readable label shard ({type(err).__name__}: {err})") from None
+        w, h = (frames[2], frames[1]) if size == "native" else size
+        expected = (entry.last_frame - entry.first_frame + 1, h, w, 3)
+        if tuple(frames) != expected or tuple(flow) != (entry.pairs, 2, h, w) or first != entry.first_frame:
+            raise RunError(f"{path}: holds frames {tuple(frames)} from frame {first} and flow {tuple(flow)}, the "
+                           f"manifest says frames {expected} from frame {entry.first_frame} and flow "
+                           f"{(entry.pairs, 2, h, w)} (label_size {size}); the manifest was edited or belongs to "
+                           f"another store")
+    for store, manifest in enumerate(reader.manifests):    # every shard, done or not, plans frames 0 .. count - 1
+        for entry in manifest.shards:
+            ends[store, entry.video] = max(ends.get((store, entry.video), 0), entry.last_frame + 1)
+    for (store, video), end in ends.items():
+        count = reader.manifests[store].videos.get(video)
+        if count is not None and end != count:
+            raise RunError(f"{manifest_path(reader, reader.manifests[store])}: video {video} has {count} frames "
+                           f"by the manifest, but its shards reach frame {end - 1}")
+
+
+def manifest_path(reader, manifest) -> Path:
+    return reader.paths[reader.manifests.index(manifest)] / "manifest.json"
 
 
 def check_masks(reader, train_idx: list[int], stages: list[Stage]) -> None:

@@ -350,6 +350,23 @@ def test_corrupt_shard_is_refused(store, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_edited_manifest_is_checked_against_its_shards(store, tmp_path):
+    """A manifest whose label size or frame counts were edited is refused, naming the shard or the manifest and
+    both values, before the run folder is made."""
+    for name, edit, needle in (
+            ("size", lambda m: m["identity"].__setitem__("label_size", [48, 48]), "(label_size [48, 48])"),
+            ("count", lambda m: m["videos"].__setitem__("01", m["videos"]["01"] + 30), "video 01 has 150 frames")):
+        edited = tmp_path / name
+        shutil.copytree(store, edited)
+        manifest = json.loads((edited / "manifest.json").read_text())
+        edit(manifest)
+        (edited / "manifest.json").write_text(json.dumps(manifest))
+        error = _one_error(train(edited, "--out", tmp_path / f"run-{name}", *RUN_ARGS), needle)
+        assert str(edited) in error and not (tmp_path / f"run-{name}").exists()
+    size_error = _one_error(train(tmp_path / "size", "--out", tmp_path / "r", *RUN_ARGS), "holds frames")
+    assert "holds frames (61, 64, 64, 3)" in size_error and "says frames (61, 48, 48, 3)" in size_error
+
+
 def test_store_with_empty_masks_is_refused_for_segmentation(store, tmp_path):
     import h5py
 
