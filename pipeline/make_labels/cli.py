@@ -163,5 +163,11 @@ def _print_make_labels_summary(cfg, summary) -> None:
     if summary.failed:
         for entry in summary.failed:
             click.echo(f"ERROR {cfg.store / entry.file}: {entry.reason}", err=True)
-        click.echo(f"FAILED: {len(summary.failed)} shard(s); rerun the same command to retry them", err=True)
+        data = [e for e in summary.failed if e.file in summary.data_errors]
+        if data:
+            click.echo(f"FAILED: {len(summary.failed)} shard(s), {len(data)} for a problem with the data: fix the "
+                       f"files named above (verify-data {cfg.data_root} --dataset {cfg.dataset} --split {cfg.split} "
+                       f"checks them), then rerun the same command", err=True)
+        else:
+            click.echo(f"FAILED: {len(summary.failed)} shard(s); rerun the same command to retry them", err=True)
         sys.exit(1)

@@ -44,6 +44,7 @@ class RunSummary:
     done: int = 0
     skipped: int = 0
     failed: list[ShardEntry] = field(default_factory=list)
+    data_errors: set[str] = field(default_factory=set)    # files of failed shards whose data is at fault
     bytes: int = 0
     raw_bytes: int = 0
 
@@ -291,3 +292,5 @@ def _record(entry: ShardEntry, result: dict, summary: RunSummary) -> None:
     else:
         entry.reason = result.get("reason", "unknown failure")
         summary.failed.append(entry)
+        if result.get("data_error"):
+            summary.data_errors.add(entry.file)

@@ -68,7 +68,8 @@ def label_shard(spec: ShardSpec) -> dict:
         info = _label(spec)
     except (DataError, ValueError) as err:
         log.warning("shard %s failed: %s", spec.file, err)
-        return {"file": spec.file, "status": "failed", "reason": str(err),
+        # a DataError is the data's fault (a rerun fails the same way); a ValueError, a teacher's
+        return {"file": spec.file, "status": "failed", "reason": str(err), "data_error": isinstance(err, DataError),
                 "seconds": time.perf_counter() - start}
     return {"file": spec.file, "status": "done", "sha256": info.sha256, "bytes": info.bytes,
             "raw_bytes": info.raw_bytes, "seconds": time.perf_counter() - start}
@@ -174,8 +175,21 @@ def _warmup_sample(source: FrameSource, spec: ShardSpec, indices: list[int]) -> 
     if key not in _CACHE:
         for old in [k for k in _CACHE if isinstance(k, tuple) and k[0] == "warmup"]:
             del _CACHE[old]
-        _CACHE[key] = np.stack([source.read(spec.video, i) for i in indices])
+        _CACHE[key] = stack_frames(source, spec.video, indices, [source.read(spec.video, i) for i in indices])
     return _CACHE[key]
+
+
+def stack_frames(source: FrameSource, video: str, indices: list[int], frames: list[np.ndarray],
+                 reference: tuple[int, ...] | None = None) -> np.ndarray:
+    """``frames`` (frames ``indices`` of ``video``) as one (n, H, W, 3) array; DataError naming the first frame
+    whose size is not ``reference`` (default: the first frame's), with both sizes."""
+    reference = reference or frames[0].shape
+    for i, frame in zip(indices, frames):
+        if frame.shape != reference:
+            raise DataError(source.frame_path(video, i), f"frame {i} of video {video} is {frame.shape[1]}x"
+                                                         f"{frame.shape[0]}, the video's frames are {reference[1]}x"
+                                                         f"{reference[0]}; every frame of a video must have one size")
+    return np.stack(frames)
 
 
 def _prefetched_batches(source: FrameSource, spec: ShardSpec) -> Iterator[tuple[int, np.ndarray]]:
@@ -183,8 +197,12 @@ def _prefetched_batches(source: FrameSource, spec: ShardSpec) -> Iterator[tuple[
     (which stops when the consumer does, e.g. after a teacher raised)."""
     def batches() -> Iterator[tuple[int, np.ndarray]]:
         frames = source.iter_frames(spec.video, spec.first, spec.last + 1)
+        reference = None if spec.first == 0 else source.read(spec.video, 0).shape     # the video's frame 0
         for frame0 in range(spec.first, spec.last + 1, spec.batch_size):
             n = min(spec.batch_size, spec.last + 1 - frame0)
-            yield frame0, np.stack([next(frames) for _ in range(n)])
+            batch = stack_frames(source, spec.video, list(range(frame0, frame0 + n)), [next(frames) for _ in range(n)],
+                                 reference)
+            reference = batch.shape[1:]
+            yield frame0, batch
 
     return prefetch(batches())

@@ -780,3 +780,24 @@ def test_a_run_over_other_videos_extends_the_store(ped2_label_store: LabelRun, t
     assert all(s["status"] == "done" for s in manifest["shards"])
     assert verify_store(store) == []
     assert_same_arrays(store, ped2_label_store.store)
+
+
+@pytest.mark.real_data
+def test_a_frame_of_another_size_names_the_frame_and_both_sizes(ped2_two: Path, tmp_path: Path):
+    """A video with one frame of another size: the shard fails naming that frame, its size and the video's, and
+    the advice is to fix the data (a plain rerun would fail the same way)."""
+    import cv2
+
+    bad = ped2_two / "training" / "frames" / "01" / "023.jpg"  # inside shard 0-40, not among the warm-up frames
+    image = cv2.imread(str(bad))
+    bad.unlink()
+    cv2.imwrite(str(bad), cv2.resize(image, (180, 120)))
+    store = tmp_path / "store"
+    result = make_labels_cli(store, data=ped2_two, args=ONE_VIDEO)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    h, w = image.shape[:2]
+    expected = (f"ERROR {store / 'shards' / LABEL_SHARDS[0]}: {bad}: frame 23 of video 01 is 180x120, the video's "
+                f"frames are {w}x{h}; every frame of a video must have one size")
+    assert expected in result.stderr, result.stderr
+    assert "all input arrays" not in result.stderr and "rerun the same command to retry" not in result.stderr
+    assert "for a problem with the data: fix the files named above (verify-data" in result.stderr
