@@ -33,13 +33,18 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], None], *, keep_previous: Path | None = None) -> None:
     """``write(tmp)`` writes the content to ``tmp``; it is then fsynced and renamed over ``path``. On an error
-    the temporary file is removed and ``path`` is left as it was."""
+    the temporary file is removed and ``path`` is left as it was. ``keep_previous``: the file replaced is moved
+    there first (a kill between the two renames leaves only that one, never a part)."""
     path = Path(path)
     tmp = temporary_path(path)
     try:
         write(tmp)
+        if keep_previous is not None and path.exists():
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(path, keep_previous)
         commit(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

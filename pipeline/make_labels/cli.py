@@ -125,6 +125,7 @@ def make_labels_command(data_root: Path, dataset: str, split: str, store: Path, 
 def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
     from tqdm import tqdm
 
+    from pipeline.core.lock import folder_lock
     from pipeline.make_labels.cluster import open_client
     from pipeline.make_labels.driver import check_store, make_labels, store_identity, teacher_identities
     from pipeline.data.verify import preflight
@@ -135,19 +136,20 @@ def _run_make_labels(cfg, *, workers, gpus, scheduler, scheduler_file):
         fail(f"{cfg.data_root}: fails verify-data ({len(problems)} problem(s)); run "
               f"`verify-data {cfg.data_root} --dataset {cfg.dataset} --split {cfg.split}` for the full report")
     teachers = teacher_identities(cfg.flow_teacher, cfg.seg_teacher)
-    check_store(cfg.store, store_identity(cfg, teachers), cfg.overwrite)  # refuse before starting a cluster
-    bar = tqdm(desc="labelling", unit="pair", disable=None, file=sys.stderr)
+    with folder_lock(cfg.store, "make-labels"):   # one run per store: a second one says who holds it
+        check_store(cfg.store, store_identity(cfg, teachers), cfg.overwrite)  # refuse before starting a cluster
+        bar = tqdm(desc="labelling", unit="pair", disable=None, file=sys.stderr)
 
-    def progress(n: int, total: int) -> None:
-        bar.total = total
-        bar.update(n)
+        def progress(n: int, total: int) -> None:
+            bar.total = total
+            bar.update(n)
 
-    with open_client(workers=workers, gpus=gpus, scheduler=scheduler, scheduler_file=scheduler_file) as client:
-        # on the embedded cluster the workers share this machine's cores, each keeping one for its decoding and
-        # writing threads (docs/benchmarks.md); on a cluster started elsewhere the library decides
-        threads = None if (scheduler or scheduler_file) else max(1, (os.cpu_count() or 1) // workers - 1)
-        summary = make_labels(cfg, client, teachers=teachers, progress=progress, cpu_threads=threads)
-    bar.close()
+        with open_client(workers=workers, gpus=gpus, scheduler=scheduler, scheduler_file=scheduler_file) as client:
+            # on the embedded cluster the workers share this machine's cores, each keeping one for its decoding and
+            # writing threads (docs/benchmarks.md); on a cluster started elsewhere the library decides
+            threads = None if (scheduler or scheduler_file) else max(1, (os.cpu_count() or 1) // workers - 1)
+            summary = make_labels(cfg, client, teachers=teachers, progress=progress, cpu_threads=threads)
+        bar.close()
     return summary
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline.core.errors import DataError, StoreError
 from pipeline.core.files import sha256_of
+from pipeline.core.lock import LOCK_FILE
 from pipeline.core.version import package_version
 from pipeline.data.frame_source import open_frame_source
 from pipeline.store.shard import (SCHEMA_VERSION, TMP_SUFFIX, remove_stale_temporaries, shard_raw_bytes,
@@ -90,7 +91,8 @@ def check_store(store: Path, identity: dict, overwrite: bool) -> StoreManifest |
             return None
         # a run killed before its first manifest write leaves at most temporaries; shard files without a
         # manifest are of unknown provenance and must not be adopted
-        others = [p.name for p in store.iterdir() if p.name != SHARDS and not p.name.startswith(f".{MANIFEST}.")]
+        others = [p.name for p in store.iterdir()
+                  if p.name not in (SHARDS, LOCK_FILE) and not p.name.startswith(f".{MANIFEST}.")]
         if (store / SHARDS).is_dir():
             others += [f"{SHARDS}/{p.name}" for p in (store / SHARDS).iterdir() if not p.name.endswith(TMP_SUFFIX)]
         if others:

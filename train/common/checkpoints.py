@@ -7,7 +7,6 @@ command handed the wrong file can say what it got.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from pipeline.core.errors import RunError
-from pipeline.core.files import atomic_write, temporary_path
+from pipeline.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +25,8 @@ def save_checkpoint(payload: dict, path: str | Path, *, keep_previous: bool = Fa
     checkpoints): the file it replaces stays as ``<name>.prev.pt``, the fallback of
     :func:`read_resume_checkpoint` should the new one be damaged later."""
     path = Path(path)
-    if not keep_previous or not path.exists():
-        atomic_write(path, lambda tmp: torch.save(payload, tmp))
-        return
-    tmp = temporary_path(path)
-    try:
-        torch.save(payload, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(path, previous_path(path))     # killed here: only the .prev file is left, and it is read
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp), keep_previous=previous_path(path) if keep_previous
+                 else None)
 
 
 def previous_path(path: str | Path) -> Path:

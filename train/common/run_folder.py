@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.core.errors import RunError
 from pipeline.core.files import atomic_write_text
+from pipeline.core.lock import LOCK_FILE, folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,15 @@ class RunFolder:
                 raise RunError(f"{self.config_path}: the run was made with different settings or inputs "
                                f"({', '.join(diff)}); use another --out")
             return old
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             raise RunError(f"{self.path}: exists and is not a {self.command} run folder; use an empty or new --out")
         self.path.mkdir(parents=True, exist_ok=True)
         write_json(self.config_path, meta)
         return None
+
+    def locked(self):
+        """While inside, this process is the folder's one writer (:func:`pipeline.core.lock.folder_lock`)."""
+        return folder_lock(self.path, self.command)
 
     def read_json(self, name: str) -> dict:
         """A JSON file of the folder (:func:`read_json`)."""

@@ -21,6 +21,7 @@ import torch
 
 from pipeline.core.errors import DataError, RunError
 from pipeline.core.files import atomic_write_text, sha256_of
+from pipeline.core.lock import LOCK_FILE, folder_lock
 from pipeline.core.version import package_version
 from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import GroundTruth
@@ -49,6 +50,7 @@ class _Context:
     gt: GroundTruth
     masks: object | None            # pipeline.data.pixel_masks.PixelMasks, or None
     mask_reason: str | None         # why there are no pixel masks
+    record: tuple[Path, dict] | None = None    # (--out, identity): written with the first output (claim_out)
 
 
 def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> dict:
@@ -71,16 +73,19 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
     context = _Context(cfg=cfg, manifest=manifest, source=source, videos=videos, counts=counts, gt=gt, masks=masks,
                        mask_reason=mask_reason)
     out = Path(cfg.out)
-    claim_out(out, evaluation_identity(cfg, targets, videos), overwrite=cfg.overwrite)
-    results = {}
-    for target in targets:
-        folder = out / target.name if target.name else out
-        results[target.name] = _evaluate_target(target, folder, context, progress)
-    if not targets[0].name:                       # one predictor: its metrics.json is in --out itself
-        return results[""]
-    summary = summarise(results)                  # seed folders (one or more): seed<S>/ and summary.json
-    write_json(out / "summary.json", summary)
-    return summary
+    with folder_lock(out, "evaluate-predictor"):
+        identity = evaluation_identity(cfg, targets, videos)
+        claim_out(out, identity, overwrite=cfg.overwrite)
+        context.record = (out, identity)
+        results = {}
+        for target in targets:
+            folder = out / target.name if target.name else out
+            results[target.name] = _evaluate_target(target, folder, context, progress)
+        if not targets[0].name:                   # one predictor: its metrics.json is in --out itself
+            return results[""]
+        summary = summarise(results)              # seed folders (one or more): seed<S>/ and summary.json
+        write_json(out / "summary.json", summary)
+        return summary
 
 
 IDENTITY_FILE = "evaluation.json"
@@ -99,13 +104,14 @@ def evaluation_identity(cfg: EvalConfig, targets, videos: list[str]) -> dict:
 def claim_out(out: Path, identity: dict, *, overwrite: bool) -> None:
     """Make ``out`` this evaluation's folder. An empty or missing folder, or one holding the same evaluation, is
     taken; one holding a different (or an unrecorded) evaluation is RunError naming the difference unless
-    ``overwrite``, which removes it whole; a folder holding anything else is never touched."""
+    ``overwrite``, which removes it whole; a folder holding anything else is never touched. Writes nothing
+    but the folder itself (:func:`record_identity` writes the record)."""
     import json
     import shutil
 
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
+    if out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         record = out / IDENTITY_FILE
         try:
             held = json.loads(record.read_text()).get("identity") if record.exists() else None
@@ -114,7 +120,7 @@ def claim_out(out: Path, identity: dict, *, overwrite: bool) -> None:
         is_evaluation = record.exists() or any((out / f).exists() for f in EVALUATION_FILES) or any(
             (d / "metrics.json").exists() for d in out.glob("seed*"))
         if not is_evaluation:
-            example = next(iter(sorted(out.iterdir()))).name
+            example = next(p for p in sorted(out.iterdir()) if p.name != LOCK_FILE).name
             raise RunError(f"--out {out}: holds files that are not an evaluation (e.g. {example}); choose another "
                            "folder")
         if held != identity and not overwrite:
@@ -127,8 +133,15 @@ def claim_out(out: Path, identity: dict, *, overwrite: bool) -> None:
                            "--out")
         if held != identity:
             log.info("--overwrite: removing the earlier evaluation in %s", out)
-            shutil.rmtree(out)
+            for item in out.iterdir():                # all but the lock this call holds
+                if item.name != LOCK_FILE:
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def record_identity(out: Path, identity: dict) -> None:
+    """Write what :func:`claim_out` compares (just before the first output file, so a predictor refused on
+    loading leaves --out as it found it)."""
     write_json(out / IDENTITY_FILE, {"kind": "evaluation-folder", "identity": identity})
 
 
@@ -279,6 +292,9 @@ def _mean(values: np.ndarray) -> float | None:
 
 
 def _write_outputs(folder: Path, metrics: dict, scored: dict, ctx: _Context, plots: bool) -> None:
+    if ctx.record is not None:
+        record_identity(*ctx.record)
+        ctx.record = None
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["video,frame,psnr,score,label,scored"]
     for video, s in scored.items():

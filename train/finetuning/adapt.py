@@ -134,22 +134,23 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
             "seeds": [], "seeds_requested": list(cfg.seeds),   # seeds: the complete seed folders
             "package_version": package_version(), "torch_version": str(torch.__version__), "results": {}}
     folder = RunFolder(Path(cfg.out), command="finetune-predictor", config_file=FINETUNE_FILE, log_file=LOG_FILE)
-    state = folder.open(meta, identity=lambda m: m.get("fingerprint", {}), resume=True) or meta
-    state.update(config=meta["config"], seeds_requested=meta["seeds_requested"], results=state.get("results", {}))
-    write_json(folder.config_path, state)
-    run = _Run(cfg=cfg, out=folder.path, split=split, counts=counts, size=size, past_frames=past_frames,
-               model=source_model, sfonet=sfonet, hashes=hashes, device=device, precision=precision,
-               progress=progress)
-    with folder.logging_to_file(log):
-        log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s/%s, %d steps, lr %g, alpha %g, "
-                 "beta %g, %dx%d, device %s, seeds %s", folder.path, cfg.loss, ",".join(cfg.used_components) or "-",
-                 cfg.shots, cfg.protocol, cfg.data_root, split, cfg.steps, cfg.lr, cfg.alpha, cfg.beta, *size,
-                 device, cfg.seeds)
-        for seed in cfg.seeds:
-            state["results"][str(seed)] = run.seed(seed)
-            state["seeds"] = sorted(int(s) for s, r in state["results"].items() if r.get("status"))
-            write_json(folder.config_path, state)
-    return state
+    with folder.locked():
+        state = folder.open(meta, identity=lambda m: m.get("fingerprint", {}), resume=True) or meta
+        state.update(config=meta["config"], seeds_requested=meta["seeds_requested"], results=state.get("results", {}))
+        write_json(folder.config_path, state)
+        run = _Run(cfg=cfg, out=folder.path, split=split, counts=counts, size=size, past_frames=past_frames,
+                   model=source_model, sfonet=sfonet, hashes=hashes, device=device, precision=precision,
+                   progress=progress)
+        with folder.logging_to_file(log):
+            log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s/%s, %d steps, lr %g, alpha %g, "
+                     "beta %g, %dx%d, device %s, seeds %s", folder.path, cfg.loss, ",".join(cfg.used_components) or "-",
+                     cfg.shots, cfg.protocol, cfg.data_root, split, cfg.steps, cfg.lr, cfg.alpha, cfg.beta, *size,
+                     device, cfg.seeds)
+            for seed in cfg.seeds:
+                state["results"][str(seed)] = run.seed(seed)
+                state["seeds"] = sorted(int(s) for s, r in state["results"].items() if r.get("status"))
+                write_json(folder.config_path, state)
+        return state
 
 
 def _draw_clips(cfg: FinetuneConfig, counts: dict[str, int], seed: int, past_frames: int) -> list[dict]:

@@ -190,14 +190,15 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
                        counts=counts, layout=source.layout)
     folder = RunFolder(Path(cfg.out), command="train-predictor", config_file=CONFIG_FILE, log_file=LOG_FILE,
                        done_files=(FINAL_FILE, METRICS_FILE))
-    if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
-        return {**folder.read_json(METRICS_FILE), "status": "already finished"}
-    with folder.logging_to_file(log):
-        log.info("train-predictor %s: %s on %s/%s, %d training clips from %d videos, %d metric clips, %dx%d, "
-                 "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
-                 len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
-                 device)
-        return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
+    with folder.locked():
+        if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
+            return {**folder.read_json(METRICS_FILE), "status": "already finished"}
+        with folder.logging_to_file(log):
+            log.info("train-predictor %s: %s on %s/%s, %d training clips from %d videos, %d metric clips, %dx%d, "
+                     "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
+                     len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
+                     device)
+            return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
 
 
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:

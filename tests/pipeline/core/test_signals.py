@@ -78,7 +78,7 @@ def test_evaluate_predictor_stops_at_once_and_leaves_no_metrics(tmp_path):
     proc = subprocess.Popen([str(BIN / "evaluate-predictor"), str(PED2), "--dataset", "ped2", "--predictor", str(pt),
                              "--out", str(out), "--eval-size", "128x96", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(out / "evaluation.json", proc)
+    _wait_for(out / ".lock", proc)                             # it holds --out: scoring is about to start
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "Traceback" not in stderr
