@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import re
 import sys
@@ -49,6 +50,10 @@ class FiniteFloat(click.FloatRange):
 POSITIVE = FiniteFloat(0, min_open=True)     # learning rates
 NON_NEGATIVE = FiniteFloat(0)                # loss weights
 MAX_PROBLEM_LINES = 50
+# errno -> the one-line reason of an output that cannot be written (the commands write atomically: no part stays)
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+               errno.EPERM: "operation not permitted"}
 
 verbose_option = click.option("-v", "--verbose", count=True, show_default=False,
                               help="More log output (-v info, -vv debug).")
@@ -94,6 +99,11 @@ def reported_errors() -> Iterator[None]:
         fail(str(err), err.exit_code)
     except WeightsError as err:
         fail(str(err), 1)
+    except OSError as err:
+        reason = DISK_ERRORS.get(err.errno)
+        if reason is None:
+            raise
+        fail(f"{err.filename or '(unnamed file)'}: {reason} ({err.strerror}); nothing partial was kept", 1)
 
 
 def field_defaults(cls) -> types.SimpleNamespace:

@@ -7,6 +7,7 @@ flushed to disk (fsync), then renamed over it, so a reader sees the old file or 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,16 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries of atomic writes (``.name.<pid>.tmp``) under ``folder``, left by killed runs; call
+    it while holding the folder's lock (:mod:`pipeline.core.lock`), when no other writer can have one open."""
+    removed = [p for p in Path(folder).rglob(".*.tmp")
+               if p.is_file() and p.name.rsplit(".", 2)[-2].isdigit()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], *, keep_previous: Path | None = None) -> None:
     """``write(tmp)`` writes the content to ``tmp``; it is then fsynced and renamed over ``path``. On an error
     the temporary file is removed and ``path`` is left as it was. ``keep_previous``: the file replaced is moved
@@ -40,7 +51,12 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, keep_previo
     path = Path(path)
     tmp = temporary_path(path)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError as err:                 # name the file being written, not its temporary (or nothing)
+            if err.filename in (None, str(tmp), tmp):
+                raise OSError(err.errno, err.strerror, str(path)) from None
+            raise
         if keep_previous is not None and path.exists():
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -55,6 +71,15 @@ def commit(tmp: str | Path, path: str | Path) -> None:
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: str | Path, produce: Callable[[io.BytesIO], None], **kwargs) -> None:
+    """``produce(buffer)`` fills an in-memory buffer (``torch.save``, ``fig.savefig``), which is then written
+    atomically (see :func:`atomic_write`): a full disk is an ``OSError`` with its errno, never a library's
+    wrapped message, and nothing partial stands under ``path``."""
+    buffer = io.BytesIO()
+    produce(buffer)
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()), **kwargs)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

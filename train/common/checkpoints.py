@@ -15,7 +15,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from pipeline.core.errors import RunError
-from pipeline.core.files import atomic_write
+from pipeline.core.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ def save_checkpoint(payload: dict, path: str | Path, *, keep_previous: bool = Fa
     checkpoints): the file it replaces stays as ``<name>.prev.pt``, the fallback of
     :func:`read_resume_checkpoint` should the new one be damaged later."""
     path = Path(path)
-    atomic_write(path, lambda tmp: torch.save(payload, tmp), keep_previous=previous_path(path) if keep_previous
-                 else None)
+    atomic_write_bytes(path, lambda buffer: torch.save(payload, buffer),
+                       keep_previous=previous_path(path) if keep_previous else None)
 
 
 def previous_path(path: str | Path) -> Path:

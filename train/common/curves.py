@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.files import atomic_write_bytes
+
 
 @dataclass
 class Panel:
@@ -33,7 +35,7 @@ def plot_panels(path: str | Path, panels: list[Panel], *, legend_max: int = 12) 
     for ax, panel in zip(axes[0], panels):
         _draw(ax, panel, legend_max)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=100, format="png"))
     plt.close(fig)
 
 

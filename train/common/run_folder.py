@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.errors import RunError
-from pipeline.core.files import atomic_write_text
+from pipeline.core.files import atomic_write_text, remove_temporaries
 from pipeline.core.lock import LOCK_FILE, folder_lock
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class RunFolder:
             if diff:
                 raise RunError(f"{self.config_path}: the run was made with different settings or inputs "
                                f"({', '.join(diff)}); use another --out")
+            for tmp in remove_temporaries(self.path):       # under the folder's lock: a killed write's leftovers
+                log.info("removed %s, left by a killed write", tmp)
             return old
         if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             raise RunError(f"{self.path}: exists and is not a {self.command} run folder; use an empty or new --out")

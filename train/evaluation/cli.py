@@ -143,5 +143,8 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
     text = markdown_table(entries, shots=shot_list, metrics=metric_list)
     click.echo(text, nl=False)
     if out is not None:
-        out.write_text(text)
+        from pipeline.core.files import atomic_write_text
+
+        with reported_errors():
+            atomic_write_text(out, text)
         click.echo(f"written: {out}")

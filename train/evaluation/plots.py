@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.core.files import atomic_write_bytes
 from train.evaluation.scoring import VideoScores, pooled_arrays
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def plot_roc(path: Path, videos: Mapping[str, VideoScores], frame_auc: float | N
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=100, format="png"))
     plt.close(fig)
     return path
 
@@ -63,7 +64,7 @@ def plot_score_curve(path: Path, v: VideoScores, video_auc: float | None) -> Pat
     ax.set(xlabel="frame", ylabel="anomaly score", xlim=(0, max(len(v.score) - 1, 1)), ylim=(-0.02, 1.02),
            title=f"video {v.video} ({auc_text}{note}); shaded: ground-truth abnormal")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=80, format="png"))
     plt.close(fig)
     return path
 
