@@ -233,7 +233,11 @@ def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
 @click.option("--shots", default="10", show_default=True, help="K values, comma list.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, comma list.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True)
-def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str, seeds: str, jobs: int):
+@click.option("--summarise-only", is_flag=True,
+              help="Run nothing: choose from the runs of the grid that have finished (a schedule missing a loss is "
+                   "shown, not chosen).")
+def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str, seeds: str, jobs: int,
+             summarise_only: bool):
     """Choose the fine-tuning schedule (steps, learning rate) on held-out training videos of the target, the same
     way for both losses: each (steps, lr) fine-tunes the pre-trained predictor with the standard and with the SOFF
     loss (paper weights) on K clips of the first three quarters of the training videos and is scored by mean PSNR
@@ -271,8 +275,9 @@ def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str
                     steps.append(_score(f"eval-{tag}", root, ft / f"seed{seed}" / "predictor.pt",
                                         out / "eval" / tag / "metrics.json", p["eval_size"], [f"ft-{tag}"],
                                         val_videos))
-    (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
-    failures = run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
+    if not summarise_only:
+        (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
+    failures = 0 if summarise_only else run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
     result = choose_schedule(out, tags)
     result.update(train_videos=train_videos, val_videos=val_videos, shots=shots, seeds=seeds)
     (run / "validation" / "schedule.json").write_text(json.dumps(result, indent=1) + "\n")
