@@ -67,7 +67,7 @@ PRESETS = {
                 "two-stage SFO-Net) not run; pixel AUC from 1,024 sampled pixels per frame; labels from the "
                 "weight-free teachers",
         label_size="128x128", sfonet_steps=100, input_size="128x128", predictor_steps=250, finetune_steps=50,
-        finetune_lr=2e-4, eval_size="128x86", seeds=(0, 1, 2), ablation_shots=(10,), strategy_ablation=False),
+        finetune_lr=0.0002, eval_size="128x86", seeds=(0, 1, 2), ablation_shots=(10,), strategy_ablation=False),
     "cpu-72": Preset(
         name="cpu-72",
         description="the first CPU experiment (72x48), kept for comparison with cpu: 47 minutes measured for "

@@ -87,6 +87,10 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
     ks = preset.get("ablation_shots", [1, 10])
     if not preset.get("ablations"):
         return ["## Ablations", "", "This preset runs no ablations.", ""]
+    if not evals:
+        return ["## Ablations (Tables 3 and 4)", "", "Not run in this results folder yet: its ablation steps have not "
+                "finished (`run-experiment` with the same options, without `--only`, runs them; finished steps are "
+                "skipped).", ""]
 
     def cell(source: dict, prefix: str, k: int, metric: str = "frame_auc") -> str:
         values = [m[metric] for n, m in source.items() for s in seeds
