@@ -78,7 +78,11 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
     (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu", "input_size": "128x128",
                                                                "eval_size": "128x86", "predictor_steps": 250,
                                                                "predictor_batch": 8}}))
-    rows = [line for line in anchor_section(anchor, run) if line.startswith("| unet3")]
+    (anchor / "copy_last.json").write_text(json.dumps({"kind": "copy-last-frame-baseline", "frame_auc": 0.9002,
+                                                        "per_video_mean_auc": 0.9}))
+    section = anchor_section(anchor, run)
+    assert "| copy the last frame (no network; `bench/copy_last_auc.py`) | – | 90.02 | 90.00 | – | – |" in section
+    rows = [line for line in section if line.startswith("| unet3")]
     assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 |",
                     "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – |"]
 
