@@ -184,7 +184,8 @@ class _Chain:
     def results_table(self) -> None:
         argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, self.p.shots)),
                 "--metrics", "frame,per-video,pixel", "--out", str(self.out / "results.md")]
-        needs = [s.name for s in self.steps if s.name.startswith("eval-") and "/main/" in s.done]
+        main = self.out / "eval" / "main"
+        needs = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]
         self.steps.append(Step("results-table", argv, str(self.out / "results.md"), needs))
 
 
