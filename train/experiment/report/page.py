@@ -179,7 +179,8 @@ def timing_section(run: Path) -> list[str]:
                else "evaluation (main table)" if name.startswith("eval-") and "-t3-" not in name and "-t4-" not in name
                else "evaluation (ablations)" if name.startswith("eval-") else name)
         groups.setdefault(key, []).append(rec)
-    lines += ["| stage | steps | failed | sum of step wall times (s) | threads each |", "|---|---|---|---|---|"]
+    lines += ["| stage | steps | not finished (failed or stopped) | sum of step wall times (s) | threads each |",
+              "|---|---|---|---|---|"]
     for key, recs in groups.items():
         lines.append(f"| {key} | {len(recs)} | {sum(r['rc'] != 0 for r in recs)} | "
                      f"{sum(r['seconds'] for r in recs):.0f} | {recs[0].get('threads', '?')} |")
@@ -238,7 +239,8 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
     preset = info.get("preset", {})
     docs = out_doc.parent
     steps = step_records(run)
-    failed = [n for n, r in steps.items() if r["rc"] != 0]
+    stopped = [n for n, r in steps.items() if r["rc"] in (130, 143)]    # SIGINT / SIGTERM, never rerun
+    failed = [n for n, r in steps.items() if r["rc"] != 0 and n not in stopped]
     where = run.relative_to(REPO) if run.is_relative_to(REPO) else run
     pair = f"{TITLES.get(info.get('source', 'ped1'))} -> {TITLES.get(info.get('target', 'ped2'))}"
     lines = [f"# Results: {pair} few-shot scene adaptation", "",
@@ -254,6 +256,9 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
              "comparison of like with like.", ""]
     if failed:
         lines += [f"**Failed steps**: {', '.join(sorted(failed))} (see `logs/` in the results folder).", ""]
+    if stopped:
+        lines += [f"**Stopped by a signal and not rerun**: {', '.join(sorted(stopped))} (their results are not on "
+                  "this page; rerunning run-experiment finishes them).", ""]
     lines += main_section(run, preset)
     lines += anchor_section(anchor, run)
     lines += difference_section(run, preset)
