@@ -1,4 +1,5 @@
-"""verify-data: check a dataset folder against its benchmark's manifest (conventions: pipeline.core.cli)."""
+"""verify-data: check a dataset folder against its manifest; make-manifest: write one for a folder of one's own videos
+(conventions: pipeline.core.cli)."""
 from __future__ import annotations
 
 import sys
@@ -6,14 +7,16 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import COMMAND_SETTINGS, EXISTING_DIR, fail, print_problems, setup_logging, verbose_option
-from pipeline.data.manifests import SPLITS, available
+from pipeline.core.cli import (COMMAND_SETTINGS, FiniteFloat, fail, print_problems,
+                               reported_errors, setup_logging, verbose_option)
+from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.manifests import SPLITS
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.argument("data_root", type=EXISTING_DIR)
-@click.option("--dataset", required=True, type=click.Choice(available()),
-              help="Which benchmark DATA_ROOT holds; its manifest says what to expect.")
+@click.argument("data_root", type=DATA_ROOT)
+@click.option("--dataset", required=True, type=DATASET,
+              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest; the manifest says what to expect.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS),
               help="Split to check (repeatable). Default: every split with frames or labels under DATA_ROOT.")
 @click.option("--decode/--no-decode", default=True,
@@ -53,7 +56,7 @@ def verify_data_command(data_root: Path, dataset: str, splits: tuple[str, ...], 
 
     for split in splits:
         if split not in manifest.splits:
-            fail(f"--split {split}: the {dataset} manifest has no such split (has {', '.join(manifest.splits)})", 2)
+            fail(f"--split {split}: the {manifest.name} manifest has no such split (has {', '.join(manifest.splits)})", 2)
         if not present(split):
             fail(f"{data_root}: holds no {split} frames or ground truth of {manifest.title} (expected for "
                   f"example {data_root}/{split}/frames/01/000.jpg)")
@@ -62,7 +65,7 @@ def verify_data_command(data_root: Path, dataset: str, splits: tuple[str, ...], 
         if not splits:
             fail(f"{data_root}: holds no {manifest.title} frames or ground truth (expected for example "
                   f"{data_root}/training/frames/01/000.jpg)")
-    click.echo(f"verify-data: {manifest.title} ({dataset}) at {data_root}")
+    click.echo(f"verify-data: {manifest.title} ({manifest.file or manifest.name}) at {data_root}")
     reports = []
     for split in splits:
         bar = tqdm(desc=f"decoding {split}", unit="frame", disable=None, leave=False, file=sys.stderr)
@@ -101,3 +104,68 @@ def _of(found: int, expected: int | None, layout: str) -> str:
     found_text = "-" if layout == "no frames" else f"{found:,}"
     return found_text if expected is None else f"{found_text}/{expected:,}"
 
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.argument("data_root", type=DATA_ROOT)
+@click.option("--name", required=True, help="Short id of the dataset (used in titles, tables and metrics).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest file to write (NAME.json); pass it as --dataset to every other command.")
+@click.option("--title", default=None, help="Readable name for titles. Default: --name.")
+@click.option("--fps", type=FiniteFloat(0, min_open=True), default=None,
+              help="Frames per second. Default: each video file's own rate; frame folders have none.")
+@click.option("--gt-file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Frame labels of the testing videos (.npz of per-video 0/1 arrays, .csv of video,start,end "
+                   "spans, or any benchmark format); checked against the videos and recorded.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@verbose_option
+def make_manifest_command(data_root: Path, name: str, out: Path, title: str | None, fps: float | None,
+                          gt_file: Path | None, overwrite: bool, verbose: int) -> None:
+    """Describe a folder of your own videos as a dataset: write its manifest to --out.
+
+    DATA_ROOT holds training/ (normal clips to adapt on) and testing/ (videos to check), each with video files
+    of any name and container OpenCV reads (.mp4, .avi, .mkv, ...) and/or folders of numbered frames (from 0 or
+    1: 000.jpg or ffmpeg's frame_00001.jpg). Every video is decoded once to count its frames and check its size;
+    the manifest records counts, sizes, frame rates and numbering, and is then the --dataset of every command.
+    DATA_ROOT may also be one video file: it is then both splits.
+
+    \b
+    Example:
+      make-manifest mycam --name mycam --out mycam.json
+      verify-data mycam --dataset mycam.json
+      finetune-predictor mycam --dataset mycam.json --predictor predictor.pt --shots 3 --out runs/mycam-ft
+    """
+    setup_logging(verbose)
+    import json
+
+    from tqdm import tqdm
+
+    from pipeline.core.files import atomic_write_text
+    from pipeline.data.manifests import manifest_json
+    from pipeline.data.scan import ScanError, scan_dataset
+
+    if out.exists() and not overwrite:
+        fail(f"--out {out}: exists; pass --overwrite to replace it", 2)
+    if not out.suffix.lower() == ".json":
+        fail(f"--out {out}: a manifest file must end in .json (that is how --dataset tells it from a benchmark "
+             "name)", 2)
+    with reported_errors():
+        bar = tqdm(desc="decoding", unit="frame", disable=None, leave=False, file=sys.stderr)
+        try:
+            manifest = scan_dataset(data_root, name=name, title=title, fps=fps, gt_file=gt_file, progress=bar.update)
+        except ScanError as err:
+            bar.close()
+            print_problems(err.problems)
+            fail(f"make-manifest: {len(err.problems)} problem(s) in {data_root}; nothing written")
+        bar.close()
+        atomic_write_text(out, json.dumps(manifest_json(manifest), indent=1) + "\n")
+    rows = [(split, s.video_count, f"{s.frame_count:,}", ", ".join(sorted({str(z) for z in s.video_sizes.values()})),
+             ", ".join(sorted({f"{r:g}" for r in s.video_fps.values() if r})) or "-",
+             ", ".join(str(n) for n in sorted(set((s.first_numbers or {}).values()))) or "-")
+            for split, s in manifest.splits.items()]
+    from pipeline.core.tables import format_table
+
+    click.echo(format_table(("split", "videos", "frames", "frame size", "fps", "first frame number"), rows))
+    for g in manifest.splits["testing"].ground_truth:
+        click.echo(f"ground truth: {g.path} ({g.format}, {g.abnormal_frames:,} abnormal frames)")
+    click.echo(f"wrote {out}  (use it as --dataset {out})")

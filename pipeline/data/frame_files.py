@@ -66,13 +66,17 @@ def decode_image(path: Path, *, grayscale: bool = False) -> np.ndarray:
 _NUMBERED = re.compile(r"([A-Za-z_-]*)(\d+)")
 
 
-def list_frame_files(folder: Path, first_number: int) -> tuple[list[Path], list[DataError]]:
+FIRST_NUMBERS = (0, 1)      # where a frame folder's numbering may start when it is detected
+
+
+def list_frame_files(folder: Path, first_number: int | None) -> tuple[list[Path], list[DataError]]:
     """The numbered image files of one video folder in frame order, and the problems found.
 
     Files are named by their number, any zero padding, optionally after a fixed prefix (``frame001.png``
-    as in some UCSD mask folders), and numbered without gaps from ``first_number``. Hidden files are
-    ignored; any other file is a problem, as are gaps, duplicates and an empty folder. On a problem
-    the returned list is still the files that were found.
+    as in some UCSD mask folders, ``frame_00001.jpg`` as ffmpeg writes), and numbered without gaps from
+    ``first_number``; ``None`` accepts a start at 0 or 1 (:func:`first_frame_number` tells which). Hidden files
+    are ignored; any other file is a problem, as are gaps, duplicates and an empty folder. On a problem the
+    returned list is still the files that were found.
     """
     problems: list[DataError] = []
     numbered: dict[int, Path] = {}
@@ -84,7 +88,7 @@ def list_frame_files(folder: Path, first_number: int) -> tuple[list[Path], list[
         if path.suffix.lower() not in IMAGE_SUFFIXES or not match or (prefixes and match.group(1) not in prefixes):
             what = "folder" if path.is_dir() else "file"
             problems.append(DataError(path, f"unexpected {what} among frames (frames are named like "
-                                            f"{first_number:03d}.jpg)"))
+                                            f"{first_number or 0:03d}.jpg)"))
             continue
         prefixes.add(match.group(1))
         number = int(match.group(2))
@@ -96,7 +100,10 @@ def list_frame_files(folder: Path, first_number: int) -> tuple[list[Path], list[
         problems.append(DataError(folder, "empty video folder (no frame files)"))
         return [], problems
     numbers = sorted(numbered)
-    if numbers[0] != first_number:
+    if first_number is None and numbers[0] not in FIRST_NUMBERS:
+        problems.append(DataError(numbered[numbers[0]], f"numbering starts at {numbers[0]}, expected 0 or 1 "
+                                                        "(the number of a video's first frame)"))
+    elif first_number is not None and numbers[0] != first_number:
         problems.append(DataError(numbered[numbers[0]], f"numbering starts at {numbers[0]}, expected "
                                                         f"{first_number} (frame 0 of this layout)"))
     for before, after in zip(numbers, numbers[1:]):
@@ -111,3 +118,8 @@ def _renumbered(path: Path, number: int) -> Path:
     """``path`` with its number replaced by ``number``, keeping prefix and zero padding."""
     prefix, digits = _NUMBERED.fullmatch(path.stem).groups()
     return path.with_name(f"{prefix}{number:0{len(digits)}d}{path.suffix}")
+
+
+def first_frame_number(files: list[Path]) -> int | None:
+    """The number in the name of a video's first frame file (0 or 1 in accepted folders), None if no files."""
+    return int(_NUMBERED.fullmatch(files[0].stem).group(2)) if files else None

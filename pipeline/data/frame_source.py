@@ -2,19 +2,25 @@
 
 Every source yields RGB uint8 frames of shape (H, W, 3) by (video id, 0-based index), whatever the layout:
 
-========== ===================================================== ======================================
-layout     on disk                                               video ids
-========== ===================================================== ======================================
-frames     ``<root>/<split>/frames/<video>/000.jpg`` (0-based)   folder names (``01``, ``01_0014``)
-videos     ``<root>/<split>/videos/<video>.avi`` (ShanghaiTech   file stems (``01_001``)
-           training) or ``<root>/<split>_videos/<video>.avi``
-ucsd       ``<root>/Train/Train001/001.tif`` (1-based),          two-digit numbers (``Train001`` -> ``01``)
-           ``<root>/Test/Test001/``; ``*_gt`` folders skipped
-video-files a folder of video files, or one video file           file stems
-========== ===================================================== ======================================
+============ ===================================================== ======================================
+layout       on disk                                               video ids
+============ ===================================================== ======================================
+frames       ``<root>/<split>/frames/<video>/000.jpg`` (numbered   folder names (``01``, ``01_0014``)
+             from 0 or 1, detected per video)
+videos       ``<root>/<split>/videos/<video>.avi`` (ShanghaiTech   file stems (``01_001``)
+             training) or ``<root>/<split>_videos/<video>.avi``
+ucsd         ``<root>/Train/Train001/001.tif`` (1-based),          two-digit numbers (``Train001`` -> ``01``)
+             ``<root>/Test/Test001/``; ``*_gt`` folders skipped
+split-folder ``<root>/<split>/`` holding video files (any name,    file stems and folder names
+             any container OpenCV reads) and/or frame folders
+             numbered from 0 or 1: a camera of one's own
+video-files  a folder of video files (and frame folders), or one   file stems; the same videos for every
+             video file                                            split
+============ ===================================================== ======================================
 
 Grayscale frames are tiled to 3 channels. A frame that cannot be read raises :class:`FrameReadError`
-naming its file; nothing is ever skipped silently.
+naming its file. Nothing is skipped silently: an entry of a split-folder or video-files folder that is neither a
+video file nor a folder of frames is logged as a warning naming it and why (:attr:`FrameSource.skipped`).
 """
 from __future__ import annotations
 
@@ -28,11 +34,12 @@ import cv2
 import numpy as np
 
 from pipeline.core.errors import DataError, FrameReadError
-from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_image, list_frame_files
+from pipeline.data.frame_files import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, decode_image, first_frame_number,
+                                       list_frame_files)
 
 log = logging.getLogger(__name__)
 
-LAYOUTS = ("frames", "videos", "ucsd", "video-files")
+LAYOUTS = ("frames", "videos", "ucsd", "split-folder", "video-files")
 UCSD_SPLIT_DIRS = {"training": "Train", "testing": "Test"}
 
 
@@ -40,9 +47,19 @@ class FrameSource(ABC):
     """Frames of one dataset split, addressed by (video id, 0-based frame index)."""
 
     layout: str
+    thread_safe = True      # reads from several threads at once are safe (image files yes, a decoder no)
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.skipped: list[tuple[Path, str]] = []   # (entry, why) of what was passed over while listing
+
+    def listing_problems(self) -> list[DataError]:
+        """Problems found while listing the videos (gaps in numbering, empty folders, stray files)."""
+        return []
+
+    def first_numbers(self) -> dict[str, int]:
+        """Video id -> the number in its first frame file's name, for videos that are frame folders."""
+        return {}
 
     @abstractmethod
     def videos(self) -> list[str]:
@@ -70,6 +87,11 @@ class FrameSource(ABC):
         for i in range(start, stop):
             yield self.read(video, i)
 
+    def stream(self, video: str) -> Iterator[np.ndarray]:
+        """Every frame of ``video`` in order, decoded once, without counting the frames first (a video file is
+        read in one pass: an hour of video starts at once)."""
+        return self.iter_frames(video)
+
     def iter_pairs(self, video: str, start: int = 0, stop: int | None = None
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Consecutive pairs ``(t, frame_t, frame_t+1)`` for t in [start, stop - 1), each frame decoded once."""
@@ -93,12 +115,13 @@ class FrameSource(ABC):
 class ImageFolderSource(FrameSource):
     """Each video is a folder of numbered image files (frames and ucsd layouts).
 
-    ``folders`` maps video id -> folder; ``first_number`` is the file number of frame 0 (0 for the frames
-    layout, 1 for UCSD). Folders are listed once, at construction; a folder whose numbering is broken is
-    kept with its problem, raised when that video is used (see :meth:`listing_problems`).
+    ``folders`` maps video id -> folder; ``first_number`` is the file number of frame 0 (1 for UCSD), or None to
+    accept 0 or 1 per folder (the frames and split-folder layouts; :meth:`first_numbers` says which each has).
+    Folders are listed once, at construction; a folder whose numbering is broken is kept with its problem, raised
+    when that video is used (see :meth:`listing_problems`).
     """
 
-    def __init__(self, root: Path, folders: dict[str, Path], *, first_number: int, layout: str, parent: Path,
+    def __init__(self, root: Path, folders: dict[str, Path], *, first_number: int | None, layout: str, parent: Path,
                  strays: tuple[Path, ...] = ()):
         super().__init__(root)
         self.layout = layout
@@ -115,6 +138,9 @@ class ImageFolderSource(FrameSource):
     def listing_problems(self) -> list[DataError]:
         """Every problem found while listing the folders (gaps, empty folders, stray files)."""
         return self._strays + [p for video in self._files for p in self._problems[video]]
+
+    def first_numbers(self) -> dict[str, int]:
+        return {v: first_frame_number(files) for v, files in self._files.items() if files}
 
     def videos(self) -> list[str]:
         return list(self._files)
@@ -152,6 +178,8 @@ class VideoFileSource(FrameSource):
     Frame counts come from decoding, not from the container header, which can be wrong; they are
     cached. Sequential reads keep the decoder open, so :meth:`iter_frames` decodes each frame once.
     """
+
+    thread_safe = False
 
     def __init__(self, root: Path, files: dict[str, Path], *, layout: str, parent: Path):
         super().__init__(root)
@@ -214,6 +242,32 @@ class VideoFileSource(FrameSource):
     def frame_path(self, video: str, index: int) -> str:
         return f"{self.video_path(video)}#{index}"
 
+    def stream(self, video: str) -> Iterator[np.ndarray]:
+        cap, n = self._capture(video), 0
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    break
+                n += 1
+                if bgr.ndim == 2:
+                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+        if n == 0:
+            raise FrameReadError(self.video_path(video), "no frame could be decoded from this video")
+        self._counts[video] = n
+
+    def fps(self, video: str) -> float | None:
+        """The frame rate the container states, or None where it states none."""
+        cap = self._capture(video)
+        try:
+            fps = float(cap.get(cv2.CAP_PROP_FPS))
+        finally:
+            cap.release()
+        return fps if fps > 0 and fps == fps else None
+
     def _capture(self, video: str) -> cv2.VideoCapture:
         path = self.video_path(video)
         cap = cv2.VideoCapture(str(path))
@@ -228,6 +282,77 @@ class VideoFileSource(FrameSource):
 
     def __del__(self):
         self._close()
+
+
+class FolderOfVideosSource(FrameSource):
+    """One folder whose entries are the videos: video files and folders of numbered frames side by side (the
+    split-folder and video-files layouts). Anything else in the folder is skipped with a warning naming it;
+    a video file and a frame folder of the same name are a problem (:meth:`listing_problems`)."""
+
+    def __init__(self, root: Path, folder: Path, *, layout: str):
+        super().__init__(root)
+        self.layout = layout
+        self.parent = folder
+        files, folders, self._clashes = {}, {}, []
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
+                files[entry.stem] = entry
+            elif entry.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+                folders[entry.name] = entry
+            elif entry.is_dir():
+                self.skipped.append((entry, "a folder without frame images, so not a video"))
+            else:
+                self.skipped.append((entry, f"not a video file (suffix {entry.suffix or 'none'!r}; videos are "
+                                            f"{', '.join(sorted(VIDEO_SUFFIXES))})"))
+        for video in sorted(files.keys() & folders.keys()):
+            self._clashes.append(DataError(folders.pop(video), f"a frame folder and the video file {files[video].name}"
+                                                              " have the same name; rename one"))
+        self._images = ImageFolderSource(root, folders, first_number=None, layout=layout, parent=folder)
+        self._files = VideoFileSource(root, files, layout=layout, parent=folder)
+        self._owner: dict[str, FrameSource] = {v: self._images for v in folders} | {v: self._files for v in files}
+        self.thread_safe = not files
+        for entry, why in self.skipped:
+            log.warning("skipped %s: %s", entry, why)
+
+    def listing_problems(self) -> list[DataError]:
+        return self._clashes + self._images.listing_problems()
+
+    def first_numbers(self) -> dict[str, int]:
+        return self._images.first_numbers()
+
+    def videos(self) -> list[str]:
+        return sorted(self._owner)
+
+    def is_video_file(self, video: str) -> bool:
+        return self._part(video) is self._files
+
+    def video_path(self, video: str) -> Path:
+        return self._files.video_path(video)
+
+    def fps(self, video: str) -> float | None:
+        return self._files.fps(video) if self.is_video_file(video) else None
+
+    def location(self, video: str) -> Path:
+        return self._owner[video].location(video) if video in self._owner else self.parent / video
+
+    def num_frames(self, video: str) -> int:
+        return self._part(video).num_frames(video)
+
+    def read(self, video: str, index: int) -> np.ndarray:
+        return self._part(video).read(video, index)
+
+    def stream(self, video: str) -> Iterator[np.ndarray]:
+        return self._part(video).stream(video)
+
+    def frame_path(self, video: str, index: int) -> str:
+        return self._part(video).frame_path(video, index)
+
+    def _part(self, video: str) -> FrameSource:
+        if video not in self._owner:
+            raise self._unknown(video)
+        return self._owner[video]
 
 
 def open_frame_source(root: str | Path, split: str, layout: str = "auto") -> FrameSource:
@@ -245,6 +370,7 @@ def open_frame_source(root: str | Path, split: str, layout: str = "auto") -> Fra
     expected = {"frames": f"{split}/frames/<video>/000.jpg",
                 "videos": f"{split}/videos/<video>.avi",
                 "ucsd": f"{UCSD_SPLIT_DIRS.get(split, '?')}/{UCSD_SPLIT_DIRS.get(split, '?')}001/001.tif",
+                "split-folder": f"{split}/<video>.mp4 or {split}/<video>/0001.jpg",
                 "video-files": "video files (.avi, .mp4, ...)"}
     wanted = expected.values() if layout == "auto" else (expected[layout],)
     raise DataError(root, f"no {split} frames found: expected " + " or ".join(wanted))
@@ -255,7 +381,7 @@ def _try_layout(root: Path, split: str, layout: str) -> FrameSource | None:
         frames = root / split / "frames"
         if frames.is_dir():
             strays = tuple(p for p in sorted(frames.iterdir()) if p.is_file() and not p.name.startswith("."))
-            return ImageFolderSource(root, _subfolders(frames), first_number=0, layout="frames", parent=frames,
+            return ImageFolderSource(root, _subfolders(frames), first_number=None, layout="frames", parent=frames,
                                      strays=strays)
     elif layout == "ucsd":
         top = root / UCSD_SPLIT_DIRS.get(split, split)
@@ -272,13 +398,28 @@ def _try_layout(root: Path, split: str, layout: str) -> FrameSource | None:
         for folder in (root / split / "videos", root / f"{split}_videos"):
             if folder.is_dir():
                 return VideoFileSource(root, _video_files(folder), layout="videos", parent=folder)
+    elif layout == "split-folder":
+        folder = root / split
+        if root.is_dir() and folder.is_dir() and _holds_videos(folder):
+            return FolderOfVideosSource(root, folder, layout="split-folder")
     elif layout == "video-files":
         if root.is_file() and root.suffix.lower() in VIDEO_SUFFIXES:
             return VideoFileSource(root.parent, {root.stem: root}, layout="video-files", parent=root.parent)
-        files = _video_files(root) if root.is_dir() else {}
-        if files:
-            return VideoFileSource(root, files, layout="video-files", parent=root)
+        if root.is_dir() and _video_files(root):
+            return FolderOfVideosSource(root, root, layout="video-files")
     return None
+
+
+def _holds_videos(folder: Path) -> bool:
+    """True if ``folder`` holds a video file or a folder with frame images (a split-folder split)."""
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
+            return True
+        if entry.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+            return True
+    return False
 
 
 def _subfolders(folder: Path) -> dict[str, Path]:
@@ -289,5 +430,5 @@ def _video_files(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES}
 
 
-__all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "open_frame_source", "LAYOUTS",
+__all__ = ["FrameSource", "ImageFolderSource", "VideoFileSource", "FolderOfVideosSource", "open_frame_source", "LAYOUTS",
            "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]

@@ -11,6 +11,9 @@ npy-concat      one ``.npy`` with all test videos concatenated in order (needs t
 npz             one ``.npz`` of per-video arrays keyed by video id
 pixel-masks     a folder of ``TestNNN_gt/MMM.png`` masks, 1-based names; a frame is abnormal if any
                 pixel of its mask is set
+csv-spans       a text file of ``video,start_frame,end_frame`` lines, 0-based and inclusive (a header line
+                and ``#`` comments allowed); videos without a line are all normal: the simplest file to
+                write for a camera of one's own
 =============== ======================================================================================
 
 Each loader returns a :class:`GroundTruth` that names its file and the file's sha256, so every score
@@ -29,7 +32,7 @@ from pipeline.core.errors import GroundTruthError
 from pipeline.core.files import sha256_of
 from pipeline.data.pixel_masks import PixelMasks
 
-FORMATS = ("mat", "m", "npy-per-video", "npy-concat", "npz", "pixel-masks")
+FORMATS = ("mat", "m", "npy-per-video", "npy-concat", "npz", "pixel-masks", "csv-spans")
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,10 @@ def detect_format(path: Path) -> str:
         if any(p.suffix == ".npy" for p in path.iterdir()):
             return "npy-per-video"
         return "pixel-masks"
-    formats = {".mat": "mat", ".m": "m", ".npy": "npy-concat", ".npz": "npz"}
+    formats = {".mat": "mat", ".m": "m", ".npy": "npy-concat", ".npz": "npz", ".csv": "csv-spans"}
     if path.suffix.lower() not in formats:
         raise GroundTruthError(path, f"unknown ground-truth format (suffix {path.suffix!r}; "
-                                     f"expected .mat, .m, .npy, .npz or a folder)")
+                                     f"expected .mat, .m, .npy, .npz, .csv or a folder)")
     return formats[path.suffix.lower()]
 
 
@@ -85,7 +88,7 @@ def load_ground_truth(path: str | Path, *, format: str = "auto",
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in FORMATS:
         raise ValueError(f"unknown ground-truth format {fmt!r} (choose from {', '.join(FORMATS)})")
-    if fmt in ("mat", "m", "npy-concat") and frame_counts is None:
+    if fmt in ("mat", "m", "npy-concat", "csv-spans") and frame_counts is None:
         raise ValueError(f"ground-truth format {fmt!r} needs the videos' frame counts")
     if fmt == "mat":
         labels = _from_intervals(path, _read_mat_intervals(path), frame_counts)
@@ -95,6 +98,8 @@ def load_ground_truth(path: str | Path, *, format: str = "auto",
         labels = _split_concatenated(path, _load_npy(path), frame_counts)
     elif fmt == "npz":
         labels = _read_npz(path)
+    elif fmt == "csv-spans":
+        labels = _read_csv_spans(path, frame_counts)
     elif fmt == "npy-per-video":
         labels = {p.stem: _load_npy(p) for p in sorted(path.glob("*.npy"))}
     else:
@@ -142,6 +147,34 @@ def _split_concatenated(path: Path, flat: np.ndarray, frame_counts: Mapping[str,
                                      f"{total:,} frames")
     ends = np.cumsum(list(frame_counts.values()))
     return {v: part for v, part in zip(frame_counts, np.split(flat, ends[:-1]))}
+
+
+def _read_csv_spans(path: Path, frame_counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+    labels = {video: np.zeros(n, np.uint8) for video, n in frame_counts.items()}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise GroundTruthError(path, f"not a readable text file ({err})") from None
+    for number, line in enumerate(lines, 1):
+        fields = [f.strip() for f in line.split("#", 1)[0].split(",")]
+        if fields == [""]:
+            continue
+        if len(fields) != 3:
+            raise GroundTruthError(path, f"line {number}: {line.strip()!r}, expected video,start_frame,end_frame")
+        video, start, end = fields
+        if not (start.isdigit() and end.isdigit()):
+            if number == 1:          # a header line
+                continue
+            raise GroundTruthError(path, f"line {number}: frames {start!r}, {end!r} are not whole numbers")
+        if video not in labels:
+            raise GroundTruthError(path, f"line {number}: no video {video!r} in the dataset (has "
+                                         f"{', '.join(list(labels)[:5])}{', ...' if len(labels) > 5 else ''})")
+        first, last, n = int(start), int(end), len(labels[video])
+        if not first <= last < n:
+            raise GroundTruthError(path, f"line {number}: span {first}-{last} (0-based, inclusive) does not fit "
+                                         f"video {video} of {n} frames")
+        labels[video][first:last + 1] = 1
+    return labels
 
 
 def _read_mat_intervals(path: Path) -> list[list[tuple[int, int]]]:

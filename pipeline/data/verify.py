@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import DataError
-from pipeline.data.frame_source import FrameSource, ImageFolderSource, open_frame_source
+from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import FORMATS, load_ground_truth
 from pipeline.data.manifests import DatasetManifest, SplitManifest
 
@@ -101,8 +101,13 @@ def _check_videos(source: FrameSource, spec: SplitManifest, manifest: DatasetMan
     report.videos_found = len(present)
     if not present:
         report.problems.append(DataError(source.root, f"no videos in the {report.split} split"))
-    if isinstance(source, ImageFolderSource):
-        report.problems += source.listing_problems()
+    report.problems += source.listing_problems()
+    report.notes += [f"{report.split}: skipped {entry}: {why}" for entry, why in source.skipped]
+    if spec.first_numbers:
+        for video, number in sorted(source.first_numbers().items()):
+            if video in spec.first_numbers and spec.first_numbers[video] != number:
+                report.problems.append(DataError(source.location(video), f"frames are numbered from {number}, the "
+                                                 f"{manifest.name} manifest says from {spec.first_numbers[video]}"))
     expected = spec.videos or {}
     strict = spec.counts_certain
     for video in sorted(set(expected) - set(present)):
@@ -155,8 +160,9 @@ def _decode_all(source: FrameSource, found: dict[str, int], manifest: DatasetMan
         return video, sizes, problems, first_of_size
 
     # Video files keep one decoder open, so they are read on one thread; image folders on several.
-    workers = threads if isinstance(source, ImageFolderSource) else 1
+    workers = threads if source.thread_safe else 1
     firsts: dict[tuple[int, int], str] = {}
+    sized = manifest.split(report.split).video_sizes     # per-video sizes (a make-manifest manifest) or None
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for video, sizes, problems, first_of_size in pool.map(one_video, list(found)):
             report.sizes.update(sizes)
@@ -164,6 +170,10 @@ def _decode_all(source: FrameSource, found: dict[str, int], manifest: DatasetMan
             report.frames_decoded += sum(sizes.values())
             for size, path in first_of_size.items():
                 firsts.setdefault(size, path)
+            if sized is not None:
+                _check_video_size(video, sizes, first_of_size, sized.get(video), manifest, report)
+    if sized is not None:
+        return
     if len(report.sizes) > 1:
         common = report.sizes.most_common(1)[0][0]
         for size, n in report.sizes.items():
@@ -176,6 +186,20 @@ def _decode_all(source: FrameSource, found: dict[str, int], manifest: DatasetMan
         if (w, h) != (manifest.frame_size.width, manifest.frame_size.height):
             report.notes.append(f"{report.split}: frames are {w}x{h}; the {manifest.name} release is "
                                 f"{manifest.frame_size} (a resized copy?)")
+
+
+def _check_video_size(video: str, sizes: Counter, first_of_size: dict, expected, manifest: DatasetManifest,
+                      report: SplitReport) -> None:
+    """Where the manifest records each video's size: one size per video, and the recorded one."""
+    if len(sizes) > 1:
+        (common, n), *others = sizes.most_common()
+        for size, m in others:
+            report.problems.append(DataError(first_of_size[size], f"mixed frame sizes inside video {video}: {m} "
+                                             f"frame(s) of {size[0]}x{size[1]}, {n} of {common[0]}x{common[1]}"))
+    elif sizes and expected is not None and next(iter(sizes)) != (expected.width, expected.height):
+        (w, h), = sizes
+        report.problems.append(DataError(first_of_size[(w, h)], f"frames are {w}x{h}, the {manifest.name} manifest "
+                                                                f"says {expected} for video {video}"))
 
 
 def _check_ground_truth(root: Path, spec: SplitManifest, counts: dict[str, int] | None,
@@ -230,18 +254,17 @@ def preflight(root: str | Path, dataset: str, split: str, videos: tuple[str, ...
     from pipeline.data.manifests import load_manifest
 
     source = open_frame_source(root, split, layout)
-    spec = load_manifest(dataset).split(split)
+    manifest = load_manifest(dataset)
+    spec = manifest.split(split)
     wanted = set(videos or source.videos())
-    problems: list[DataError] = []
-    if isinstance(source, ImageFolderSource):
-        problems += [p for p in source.listing_problems()
-                     if any(Path(p.path).is_relative_to(source.location(v)) for v in wanted)]
+    problems: list[DataError] = [p for p in source.listing_problems()
+                                 if any(Path(p.path).is_relative_to(source.location(v)) for v in wanted)]
     expected = spec.videos or {}
     for video in sorted(wanted & set(source.videos())):
         if video in expected and spec.counts_certain and not any(
                 Path(p.path).is_relative_to(source.location(video)) for p in problems):
             n = source.num_frames(video)
             if n != expected[video]:
-                problems.append(DataError(source.location(video), f"has {n} frames, the {dataset} manifest says "
+                problems.append(DataError(source.location(video), f"has {n} frames, the {manifest.name} manifest says "
                                                                   f"{expected[video]}"))
     return problems

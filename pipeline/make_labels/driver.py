@@ -262,7 +262,7 @@ def _run_tasks(client, specs: list[ShardSpec], manifest: StoreManifest, cfg: Mak
     if not specs:
         return
     gpu = any(t.device.startswith("cuda") for t in (cfg.flow_teacher, cfg.seg_teacher))
-    keys = [f"label-shard-{cfg.dataset}-{cfg.split}-{Path(s.file).stem}" for s in specs]
+    keys = [f"label-shard-{Path(cfg.dataset).stem}-{cfg.split}-{Path(s.file).stem}" for s in specs]
     futures = client.map(label_shard, specs, key=keys, retries=1, pure=False,
                          resources={"GPU": 1} if gpu else None)
     file_of = {future.key: spec.file for future, spec in zip(futures, specs)}

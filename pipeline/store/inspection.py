@@ -74,7 +74,13 @@ def _coverage_problems(store: Path, m, covered: dict[str, np.ndarray]) -> list[D
         if doubled.size:
             problems.append(DataError(store, f"video {video}: {doubled.size} pair(s) labelled twice, first t={doubled[0]}"))
     dataset, split = m.identity.get("dataset"), m.identity.get("split")
-    spec = load_manifest(dataset).split(split) if dataset else None
+    try:
+        manifest = load_manifest(dataset) if dataset else None
+    except (KeyError, ValueError) as err:   # a manifest file moved or deleted since: the store is still checked
+        problems.append(DataError(store, f"cannot check the videos against the dataset's manifest ({err.args[0]})"))
+        manifest = None
+    spec = manifest.splits.get(split) if manifest else None
+    dataset = manifest.name if manifest else dataset
     if spec and spec.videos and spec.counts_certain:
         chosen = bool(m.config.get("videos"))
         for video, n in spec.videos.items():

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
+from pipeline.data.manifests import load_manifest, manifest_source
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
@@ -107,7 +108,6 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
 
     Raises RunError for unknown videos, frame counts that differ from the manifest and videos too short.
     """
-    from pipeline.data.manifests import load_manifest
 
     have = source.videos()
     for option, names in (("--videos", cfg.videos), ("--val-videos", cfg.val_videos)):
@@ -120,12 +120,13 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
         raise RunError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
     counts = {v: source.num_frames(v) for v in sorted({*train_videos, *cfg.val_videos})}
     try:
-        expected = load_manifest(cfg.dataset).split(cfg.split)
-    except KeyError as err:
+        manifest = load_manifest(cfg.dataset)
+        expected = manifest.split(cfg.split)
+    except (KeyError, ValueError) as err:
         raise RunError(f"--dataset {cfg.dataset}: {err.args[0]}") from None
     for video, n in counts.items():
         if expected.counts_certain and expected.videos and expected.videos.get(video, n) != n:
-            raise RunError(f"{source.location(video)}: has {n} frames, the {cfg.dataset} manifest says "
+            raise RunError(f"{source.location(video)}: has {n} frames, the {manifest.name} manifest says "
                              f"{expected.videos[video]}; run verify-data")
 
     def clips(videos) -> list[tuple[str, int]]:
@@ -151,7 +152,7 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
                      "train_clips": len(train_clips), "val_clips": len(val_clips),
                      "held_out": bool(cfg.val_videos), "train_videos": sorted({v for v, _ in train_clips})},
         "data": {"root": str(Path(cfg.data_root).resolve()), "dataset": cfg.dataset, "split": cfg.split,
-                 "manifest": f"data_manifests/{cfg.dataset}.json", "layout": layout, "frame_counts": counts},
+                 "manifest": manifest_source(load_manifest(cfg.dataset)), "layout": layout, "frame_counts": counts},
         "package_version": package_version(),
         "torch_version": str(torch.__version__),
     }
@@ -266,6 +267,7 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
     write_json(out / METRICS_FILE, metrics)
     save_predictor(out / FINAL_FILE, model, input_size=cfg.input_size, config=meta,
                    extra={"metrics": metrics, "written_by": "train-predictor"})
-    plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {cfg.dataset}/{cfg.split}")
+    plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {load_manifest(cfg.dataset).title} "
+                                       f"{cfg.split} (seed {cfg.seed})")
     log.info("finished: %s %s", out / FINAL_FILE, json.dumps(metrics))
     return {**metrics, "status": "finished"}

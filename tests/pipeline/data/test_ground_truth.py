@@ -311,7 +311,7 @@ def test_missing_file_and_bad_arguments(tmp_path: Path, mat_file: Path):
         load_ground_truth(mat_file)
     with pytest.raises(ValueError, match="unknown ground-truth format 'csv'"):
         load_ground_truth(mat_file, format="csv")
-    assert set(FORMATS) == {"mat", "m", "npy-per-video", "npy-concat", "npz", "pixel-masks"}
+    assert set(FORMATS) == {"mat", "m", "npy-per-video", "npy-concat", "npz", "pixel-masks", "csv-spans"}
 
 
 def test_empty_npz_holds_no_labels(tmp_path: Path):

@@ -305,21 +305,21 @@ def test_cli_caps_the_number_of_error_lines(dataset: Path, cli, monkeypatch):
 def test_cli_missing_root_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(verify_data_command, [str(tmp_path / "nowhere"), "--dataset", "ped2"])
     assert_clean_exit(result, 2)
-    assert f"Directory '{tmp_path / 'nowhere'}' does not exist" in result.output
+    assert f"Path '{tmp_path / 'nowhere'}' does not exist" in result.output
 
 
 def test_cli_root_that_is_a_file_is_a_usage_error(tmp_path: Path):
     (tmp_path / "ped2.zip").write_bytes(b"PK")
     result = CliRunner().invoke(verify_data_command, [str(tmp_path / "ped2.zip"), "--dataset", "ped2"])
     assert_clean_exit(result, 2)
-    assert "is a file" in result.output
+    assert "is a file, not a dataset folder nor a video file" in result.output
 
 
 def test_cli_unknown_dataset_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(verify_data_command, [str(tmp_path), "--dataset", "ped3"])
     assert_clean_exit(result, 2)
-    assert "Invalid value for '--dataset': 'ped3' is not one of" in result.output
-    assert "'ped2'" in result.output
+    assert "Invalid value for '--dataset': 'ped3' is neither a benchmark (avenue, ped1, ped2" in result.output
+    assert "nor a manifest file (NAME.json, written by make-manifest)" in result.output
 
 
 def test_cli_root_without_any_data_exits_1(tmp_path: Path):

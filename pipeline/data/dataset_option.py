@@ -1,0 +1,55 @@
+"""What every command's data arguments accept: ``DATA_ROOT`` (a dataset folder or one video file) and ``--dataset`` (a
+benchmark name or a manifest file made by make-manifest)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.data.frame_files import VIDEO_SUFFIXES
+from pipeline.data.manifests import available, is_manifest_path, load_manifest
+
+
+class DatasetType(click.ParamType):
+    """``ped2`` (a shipped benchmark) or ``mycam.json`` (a manifest file). The value passed on is the name, or
+    the manifest file's absolute path, so a run folder's config names the same file from anywhere."""
+
+    name = "dataset"
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(available()) + "|MANIFEST.json]"
+
+    def convert(self, value, param, ctx) -> str:
+        text = str(value)
+        if is_manifest_path(text):
+            try:
+                load_manifest(text)
+            except ValueError as err:
+                self.fail(str(err), param, ctx)
+            return str(Path(text).resolve())
+        if text not in available():
+            self.fail(f"{text!r} is neither a benchmark ({', '.join(available())}) nor a manifest file "
+                      "(NAME.json, written by make-manifest)", param, ctx)
+        return text
+
+
+DATASET = DatasetType()
+DATASET_HELP = "Benchmark name, or the path of a manifest file written by make-manifest (your own camera)."
+
+
+class DataRootPath(click.Path):
+    """An existing dataset folder, or one video file (a dataset of that one video); any other file is a usage
+    error."""
+
+    def __init__(self):
+        super().__init__(exists=True, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if Path(path).is_file() and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+            self.fail(f"{str(path)!r} is a file, not a dataset folder nor a video file "
+                      f"({', '.join(sorted(VIDEO_SUFFIXES))})", param, ctx)
+        return path
+
+
+DATA_ROOT = DataRootPath()

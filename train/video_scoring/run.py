@@ -1,0 +1,241 @@
+"""The score-video job: calibrate on normal clips once, then stream every video through the predictor.
+
+Output folder::
+
+    DIR/calibration.json        the calibration (train.evaluation.calibration) and what it was computed from
+    DIR/summary.json            per video: frames, flagged frames, spans; the predictor and calibration hashes
+    DIR/<video>/scores.csv      frame, time_s, psnr, score, flagged (full float precision; frames from past_frames)
+    DIR/<video>/spans.json      flagged spans (start and end frame and seconds, peak score); written last
+    DIR/<video>/curve.png       the score over time, the threshold and the spans
+    DIR/<video>/overlay.mp4     frame + error heatmap + running score bar, one output frame per scored frame
+
+A video whose spans.json records the same identity (predictor, calibration, video, settings) is skipped on a
+rerun; one interrupted half-way is scored again from its start. The folder is locked while a run works in it.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.core.errors import RunError
+from pipeline.core.files import atomic_write_text, commit, remove_temporaries, sha256_of
+from pipeline.core.lock import folder_lock
+from pipeline.core.version import package_version
+from train.common.device import device_name, resolve_device
+from train.common.precision import resolve_precision
+from train.common.run_folder import read_json, write_json
+from train.common.steps import ProgressFn
+from train.evaluation.calibration import Calibration, fit_calibration, spans as flagged_spans
+from train.evaluation.stream import stream_predictions
+from train.predictors import load_predictor
+from train.video_scoring import overlay as drawing
+from train.video_scoring.config import (CALIBRATION_FILE, CURVE_FILE, OVERLAY_FILE, SCORES_FILE, SPANS_FILE,
+                                        ScoreVideoConfig)
+from train.video_scoring.inputs import VideoInput, calibration_set, resolve_predictor, resolve_videos
+
+log = logging.getLogger(__name__)
+
+PIXELS_PER_FRAME = 256      # sampled squared errors per calibration frame, for the heatmap's full scale
+DEFAULT_OVERLAY_FPS = 25.0
+
+
+class RunningScore:
+    """The calibrated score of a stream, one PSNR at a time: the same numbers as ``Calibration.scores`` over the
+    whole video (the mean of the last ``window`` z values)."""
+
+    def __init__(self, calibration: Calibration):
+        self.calibration = calibration
+        self.recent: deque = deque(maxlen=calibration.window)
+
+    def __call__(self, psnr: float) -> float:
+        self.recent.append(float(self.calibration.z(psnr)))
+        return float(np.mean(self.recent))
+
+
+def score_videos(cfg: ScoreVideoConfig, progress: ProgressFn | None = None) -> dict:
+    """Score every video ``cfg.inputs`` names; returns the summary (also written to DIR/summary.json)."""
+    model_path, adaptation = resolve_predictor(Path(cfg.predictor))
+    videos = resolve_videos(cfg.inputs, cfg.fps)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    model, payload = load_predictor(model_path, map_location="cpu")
+    model = model.to(device).eval()
+    size = tuple(int(v) for v in (cfg.eval_size or payload["input_size"]))
+    predictor = {"path": str(model_path.resolve()), "sha256": sha256_of(model_path), "arch": payload.get("arch"),
+                 "input_size": payload.get("input_size")}
+    out = Path(cfg.out)
+    with folder_lock(out, "score-video"):
+        remove_temporaries(out)
+        context = {"model": model, "size": size, "device": device, "precision": precision, "cfg": cfg,
+                   "progress": progress}
+        calibration, calibration_record = _calibration(out, adaptation, predictor, context)
+        results, started = {}, time.perf_counter()
+        for item in videos:
+            results[item.name] = _score_video(out / item.name, item, calibration, calibration_record, context)
+        summary = {"kind": "score-video-summary", "predictor": predictor, "calibration": str(out / CALIBRATION_FILE),
+                   "calibration_sha256": sha256_of(out / CALIBRATION_FILE), "false_alarm_rate": cfg.false_alarm_rate,
+                   "threshold": calibration.threshold, "eval_size": list(size), "precision": precision,
+                   "device": device_name(device), "seconds": round(time.perf_counter() - started, 3),
+                   "videos": results, "package_version": package_version(), "torch_version": str(torch.__version__)}
+        write_json(out / "summary.json", summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# calibration
+
+
+def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict) -> tuple[Calibration, dict]:
+    """The calibration of this run: read back from DIR/calibration.json when it was computed for the same
+    predictor, calibration videos and settings, else computed (every calibration frame predicted once)."""
+    cfg, model = ctx["cfg"], ctx["model"]
+    videos, where = calibration_set(cfg.calibration, adaptation, past_frames=model.past_frames)
+    identity = {"predictor_sha256": predictor["sha256"], "eval_size": list(ctx["size"]), "precision": ctx["precision"],
+                "videos": {v.name: str(v.location.resolve()) for v in videos},
+                "excluded_frames": {v.name: len(v.excluded) for v in videos if v.excluded},
+                "false_alarm_rate": cfg.false_alarm_rate, "window": cfg.window, "min_span": cfg.min_span}
+    path = out / CALIBRATION_FILE
+    if path.exists():
+        held = read_json(path)
+        if held.get("identity") == identity:
+            log.info("calibration: reusing %s", path)
+            return Calibration.from_json(held["calibration"]), held
+        log.info("calibration: %s was made for other settings; calibrating again", path)
+    psnr, pixels, rng = {}, [], np.random.default_rng(0)
+    total = sum(_frame_estimate(v) or 0 for v in videos)
+    done = 0
+    for item in videos:
+        values = []
+        for p in stream_predictions(model, item.source.stream(item.video), size=ctx["size"], batch_size=cfg.batch_size,
+                                    device=ctx["device"], precision=ctx["precision"]):
+            values.append(np.nan if p.index in item.excluded else p.psnr)
+            if p.index not in item.excluded:
+                pixels.append(rng.choice(p.error.reshape(-1), PIXELS_PER_FRAME))
+            done += 1
+            if ctx["progress"]:
+                ctx["progress"]("calibrating", done, max(total, done), None)
+        psnr[item.name] = np.concatenate([np.full(model.past_frames, np.nan), values])
+    try:
+        calibration = fit_calibration(psnr, false_alarm_rate=cfg.false_alarm_rate, window=cfg.window,
+                                      min_span=cfg.min_span, pixel_errors=np.concatenate(pixels) if pixels else None)
+    except ValueError as err:
+        raise RunError(f"calibration set ({where}): {err}") from None
+    flagged = {v: int(calibration.flags(calibration.scores(p)).sum()) for v, p in psnr.items()}
+    record = {"kind": "score-calibration", "identity": identity, "source": where,
+              "calibration": calibration.to_json(), "flagged_frames": flagged,
+              "psnr": {v: [None if np.isnan(x) else float(x) for x in p] for v, p in psnr.items()}}
+    write_json(path, record)
+    log.info("calibration on %d frames of %d video(s) (%s): PSNR %.3f +- %.3f dB, threshold %.4f at %.3g false "
+             "alarms", calibration.frames, len(videos), where, calibration.mean_psnr, calibration.std_psnr,
+             calibration.threshold, cfg.false_alarm_rate)
+    return calibration, record
+
+
+def _frame_estimate(item: VideoInput) -> int | None:
+    """Frames of a video for a progress bar: counted for frame folders, the container's claim for video files."""
+    header = getattr(item.source, "header_frame_count", None)
+    try:
+        if header is not None and getattr(item.source, "is_video_file", lambda v: True)(item.video):
+            return header(item.video) or None
+        return item.source.num_frames(item.video)
+    except (OSError, RunError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# one video
+
+
+def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calibration_record: dict,
+                 ctx: dict) -> dict:
+    cfg, model = ctx["cfg"], ctx["model"]
+    identity = {"calibration": calibration_record["identity"], "video": str(item.location.resolve()),
+                "fps": item.fps, "overlay": cfg.overlay}
+    done = folder / SPANS_FILE
+    if done.exists():
+        held = read_json(done)
+        if held.get("identity") == identity:
+            log.info("%s: scored earlier (%s); skipped", item.name, done)
+            return held["summary"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in (SPANS_FILE, SCORES_FILE, CURVE_FILE, OVERLAY_FILE):
+        (folder / stale).unlink(missing_ok=True)
+    fps = item.fps
+    if fps is None:
+        log.warning("%s: frame rate unknown (pass --fps): times are left empty, the overlay plays at %g fps",
+                    item.name, DEFAULT_OVERLAY_FPS)
+    running, started = RunningScore(calibration), time.perf_counter()
+    frames, psnrs, scores = [], [], []
+    scores_tmp, overlay_tmp = folder / f".{SCORES_FILE}.partial", folder / f".partial.{OVERLAY_FILE}"
+    writer, total = None, _frame_estimate(item)
+    top = max(2.0 * calibration.threshold, 1.0)
+    scale = calibration.pixel_scale or 1e-2
+    try:
+        with open(scores_tmp, "w", newline="") as fh:
+            rows = csv.writer(fh)
+            rows.writerow(["frame", "time_s", "psnr", "score", "flagged"])
+            for p in stream_predictions(model, item.source.stream(item.video), size=ctx["size"],
+                                        batch_size=cfg.batch_size, device=ctx["device"], precision=ctx["precision"]):
+                score = running(p.psnr)
+                flagged = score > calibration.threshold
+                seconds = p.index / fps if fps else None
+                rows.writerow([p.index, "" if seconds is None else repr(seconds), repr(p.psnr), repr(score),
+                               int(flagged)])
+                frames.append(p.index), psnrs.append(p.psnr), scores.append(score)
+                if cfg.overlay:
+                    clock = f"{seconds:.1f} s" if seconds is not None else f"frame {p.index}"
+                    picture = drawing.overlay_frame(
+                        p.frame, p.error, score=score, threshold=calibration.threshold, flagged=flagged,
+                        label=f"{item.name}  {clock}  score {score:.2f} (threshold {calibration.threshold:.2f})",
+                        pixel_scale=scale, top=top)
+                    if writer is None:
+                        writer = drawing.OverlayWriter(overlay_tmp, fps or DEFAULT_OVERLAY_FPS,
+                                                       (picture.shape[1], picture.shape[0]))
+                    writer.write(picture)
+                if ctx["progress"]:
+                    ctx["progress"](f"scoring {item.name}", p.index + 1, max(total or 0, p.index + 1), None)
+    finally:
+        if writer is not None:
+            writer.close()
+    if not frames:
+        scores_tmp.unlink(missing_ok=True)
+        raise RunError(f"{item.location}: fewer than {model.past_frames + 1} frames; nothing to score")
+    frames_arr, scores_arr = np.asarray(frames), np.asarray(scores)
+    flags = calibration.flags(scores_arr)
+    spans = flagged_spans(flags, scores_arr, min_span=calibration.min_span)
+    for span in spans:                      # spans were found on the scored frames: name the video's frames
+        for key in ("start_frame", "end_frame", "peak_frame"):
+            span[key] = int(frames_arr[span[key]])
+        if fps:
+            span["start_s"], span["end_s"] = span["start_frame"] / fps, (span["end_frame"] + 1) / fps
+    commit(scores_tmp, folder / SCORES_FILE)
+    if writer is not None:
+        commit(overlay_tmp, folder / OVERLAY_FILE)
+    x = frames_arr / fps if fps else frames_arr
+    shaded = [((s["start_frame"]) / fps, (s["end_frame"] + 1) / fps) if fps else (s["start_frame"], s["end_frame"] + 1)
+              for s in spans]
+    drawing.plot_curve(folder / CURVE_FILE, x, scores_arr, threshold=calibration.threshold, spans=shaded,
+                       title=f"{item.name}: calibrated score, {len(spans)} flagged span(s) at "
+                             f"{100 * cfg.false_alarm_rate:g}% false alarms", xlabel="time (s)" if fps else "frame")
+    seconds = time.perf_counter() - started
+    summary = {"video": str(item.location), "frames": int(frames_arr[-1] + 1), "scored_frames": len(frames),
+               "flagged_frames": int(flags.sum()), "spans": len(spans), "fps": fps,
+               "frames_per_second": round(len(frames) / max(seconds, 1e-9), 2),
+               "overlay": str(folder / OVERLAY_FILE) if writer is not None else None,
+               "overlay_codec": writer.codec if writer is not None else None}
+    atomic_write_text(done, _json({"kind": "score-video-spans", "identity": identity, "threshold": calibration.threshold,
+                                   "false_alarm_rate": cfg.false_alarm_rate, "spans": spans, "summary": summary}))
+    log.info("%s: %d frames scored, %d flagged in %d span(s)", item.name, len(frames), int(flags.sum()), len(spans))
+    return summary
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=1) + "\n"
