@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, ProgressBars, comma_list, config_from,
+from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, FiniteFloat, ProgressBars, comma_list, config_from,
                                device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
                                verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET
@@ -46,7 +46,18 @@ def _parse_list(ctx, param, value: str | None):
               help="Score only these videos, comma list (e.g. 01,02). Default: all of the split.")
 @click.option("--pixel-samples", type=click.IntRange(0), default=D.pixel_samples,
               help="Pixels per frame (fixed seeded positions) kept for the pixel-level AUC; 0 keeps all.")
-@click.option("--plots/--no-plots", default=D.plots, help="Write roc.png and curves/<video>.png.")
+@click.option("--calibration", default=D.calibration,
+              help="Normal clips for the calibrated score: auto (the training videos the fine-tune adapted on, less "
+                   "those it used; a plain predictor: DATA_ROOT's training split), none, or a DATA_ROOT, manifest "
+                   "file, folder of videos or video.")
+@click.option("--calibration-frames", type=click.IntRange(0), default=D.calibration_frames,
+              help="Calibration frames predicted at most (whole videos spread over the set); 0: all.")
+@click.option("--false-alarm-rate", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=D.false_alarm_rate,
+              help="Rate on normal calibration frames the calibrated threshold is set for.")
+@click.option("--window", type=click.IntRange(1), default=D.window, help="Frames the calibrated score averages.")
+@click.option("--heatmap-frames", type=click.IntRange(0), default=D.heatmap_frames,
+              help="Error heatmaps per video (highest, middle, lowest score), with --plots.")
+@click.option("--plots/--no-plots", default=D.plots, help="Write roc.png, curves/<video>.png and heatmaps/.")
 @click.option("--overwrite", is_flag=True, default=D.overwrite,
               help="Replace an --out that holds a different evaluation, whole (without it, that is an error; a "
                    "rerun of the same evaluation always rewrites it).")
@@ -82,11 +93,11 @@ def _print_result(result: dict, out: Path) -> None:
     from pipeline.core.tables import format_table
 
     if result.get("kind") == "predictor-evaluation-summary":
-        rows = [(seed, _pct(result["frame_auc"]["values"][seed]), _pct(result["per_video_mean_auc"]["values"][seed]),
-                 _pct(result["pixel_auc"]["values"][seed])) for seed in result["seeds"]]
-        rows.append(("mean ± std", *(f"{_pct(result[k]['mean'])} ± {_pct(result[k]['std'])}"
-                                     for k in ("frame_auc", "per_video_mean_auc", "pixel_auc"))))
-        click.echo(format_table(("seed", "frame AUC %", "per-video AUC %", "pixel AUC %"), rows))
+        keys = ("frame_auc", "frame_auc_raw", "frame_auc_calibrated", "per_video_mean_auc", "pixel_auc")
+        rows = [(seed, *(_pct(result[k]["values"][seed]) for k in keys)) for seed in result["seeds"]]
+        rows.append(("mean ± std", *(f"{_pct(result[k]['mean'])} ± {_pct(result[k]['std'])}" for k in keys)))
+        click.echo(format_table(("seed", "frame AUC % (min-max)", "raw", "calibrated", "per-video AUC %",
+                                 "pixel AUC %"), rows))
         click.echo(f"summary: {out / 'summary.json'}; per seed: "
                    + ", ".join(str(out / seed / "metrics.json") for seed in result["seeds"]))
         return
@@ -100,6 +111,16 @@ def _print_result(result: dict, out: Path) -> None:
     click.echo(f"frame AUC (pooled): {_pct(result['frame_auc'])}%   per-video mean AUC: "
                f"{_pct(result['per_video_mean_auc'])}%   pixel AUC: "
                f"{_pct(result['pixel_auc']) + '%' if result['pixel_auc'] is not None else '- (' + str(result['pixel_auc_reason']) + ')'}")
+    protocols = result["protocols"]
+    calibrated = protocols["calibrated"]
+    click.echo(f"frame AUC by score: min-max per video {_pct(protocols['minmax']['frame_auc'])}%   raw PSNR "
+               f"{_pct(protocols['raw']['frame_auc'])}%   calibrated "
+               + (f"{_pct(calibrated['frame_auc'])}% (threshold {calibrated['threshold']:.3f}: "
+                  f"{_pct(calibrated['false_alarm_rate_test'])}% of normal test frames flagged, "
+                  f"{_pct(calibrated['detection_rate_test'])}% of abnormal)" if calibrated.get("threshold") is not None
+                  else f"- ({calibrated.get('reason')})"))
+    for video, frames in result.get("adapted_frames_scored", {}).items():
+        click.echo(f"WARNING video {video}: {len(frames)} scored frame(s) were used for fine-tuning", err=True)
     if result["single_class_videos"]:
         click.echo(f"single-class videos (left out of the per-video mean): {', '.join(result['single_class_videos'])}")
     click.echo(f"ground truth: {result['ground_truth']['path']} (sha256 {result['ground_truth']['sha256'][:12]})")

@@ -22,3 +22,8 @@ class EvalConfig:
     layout: str = "auto"
     plots: bool = True
     overwrite: bool = False                       # replace an --out holding a different evaluation
+    calibration: str = "auto"                     # auto | none | DATA_ROOT, manifest or videos of normal clips
+    calibration_frames: int = 600                 # frames the calibration predicts at most (0: every one)
+    false_alarm_rate: float = 0.01                # the calibrated threshold's rate on normal calibration frames
+    window: int = 3                               # frames the calibrated score averages (causal)
+    heatmap_frames: int = 3                       # error heatmaps written per video (with plots)

@@ -30,7 +30,7 @@ from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import plain, write_json
 from train.common.steps import ProgressFn
-from train.evaluation import plots as eval_plots, scoring, targets as eval_inputs
+from train.evaluation import plots as eval_plots, protocols, scoring, targets as eval_inputs
 from train.evaluation.config import EvalConfig
 from train.evaluation.predict import VideoResult, predict_video
 from train.predictors import load_predictor
@@ -179,12 +179,60 @@ def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn |
             progress(f"scoring {target.name}".strip(), done, total, None)
     seconds = time.perf_counter() - started
     metrics, scored = _metrics(target, raw, ctx, size=size, past=model.past_frames, models=models)
+    calibration, record = None, {"reason": "per-video models: each test video has its own model"}
+    if not target.per_video:
+        locations = {v: Path(source.location(v)) for v in videos}
+        calibration, record = protocols.fit_for_target(model, cfg, target, locations, size=size, device=device,
+                                                       precision=precision, progress=progress)
+    metrics["protocols"] = protocols.protocol_metrics(scored, calibration, record)
+    metrics["frame_auc_raw"] = metrics["protocols"]["raw"]["frame_auc"]
+    metrics["frame_auc_calibrated"] = metrics["protocols"]["calibrated"]["frame_auc"]
+    adapted = protocols.adapted_frames_scored(target, source, videos, model.past_frames)
+    for video, frames in adapted.items():
+        log.warning("%s: frames %s of video %s are scored but were used for fine-tuning (%s); their scores are "
+                    "optimistic", target.name or cfg.predictor, protocols.frame_ranges(frames), video,
+                    target.run.get("adaptation_json"))
+    metrics["adapted_frames_scored"] = adapted
     metrics["arch"] = payload.get("arch", getattr(model, "arch", None))
     metrics["timing"] = {"seconds": round(seconds, 3), "frames_per_second": round(total / max(seconds, 1e-9), 2),
                          "device": device_name(device), "batch_size": cfg.batch_size}
     metrics["precision"] = precision
-    _write_outputs(folder, metrics, scored, ctx, cfg.plots)
+    calibrated = protocols.calibrated_scores(scored, calibration)
+    if cfg.plots and cfg.heatmap_frames and target.predictor is not None and not target.per_video:
+        _record_once(ctx)
+        metrics["heatmaps"] = _heatmaps(folder, model, scored, calibrated, ctx, size=size, device=device,
+                                        precision=precision, scale=(calibration.pixel_scale if calibration else None),
+                                        title=_plot_title(ctx, metrics))
+    _write_outputs(folder, metrics, scored, ctx, cfg.plots, calibrated)
     return metrics
+
+
+def _heatmaps(folder: Path, model, scored: dict, calibrated: dict, ctx: _Context, *, size, device, precision, scale,
+              title: str) -> list[str]:
+    """A few error heatmaps per video: the frames of highest, middle and lowest score (calibrated, else min-max)."""
+    written = []
+    for video, s in scored.items():
+        score = calibrated.get(video, s.score)
+        frames = np.flatnonzero(s.scored)
+        if not len(frames):
+            continue
+        order = frames[np.argsort(-np.nan_to_num(score[frames], nan=-np.inf), kind="stable")]
+        picks = list(dict.fromkeys(int(order[i]) for i in np.linspace(0, len(order) - 1, ctx.cfg.heatmap_frames)
+                                   .round().astype(int)))
+        full = scale or max(float(np.nanpercentile(10 ** (-s.psnr[frames] / 10), 99)) * 20, 1e-4)
+        written += [str(p.relative_to(folder)) for p in protocols.write_heatmaps(
+            folder, model, ctx.source, video, sorted(picks), size=size, device=device, precision=precision,
+            scale=full, title=title)]
+    return written
+
+
+def _plot_title(ctx: _Context, metrics: dict) -> str:
+    """What a picture of this evaluation is of: dataset and split, method, K and seed."""
+    run = metrics.get("run") or {}
+    what = f"{ctx.manifest.title} {metrics['split']}"
+    if run.get("known"):
+        return f"{what}: {metrics.get('arch')} {run.get('method')}, K={run.get('shots')}, seed {run.get('seed')}"
+    return f"{what}: {metrics.get('arch')} pre-trained (K=0)"
 
 
 def _load(path: Path, device: torch.device):
@@ -291,24 +339,34 @@ def _mean(values: np.ndarray) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
-def _write_outputs(folder: Path, metrics: dict, scored: dict, ctx: _Context, plots: bool) -> None:
+def _record_once(ctx: _Context) -> None:
+    """Write --out's identity record before its first output file (once per call)."""
     if ctx.record is not None:
         record_identity(*ctx.record)
         ctx.record = None
+
+
+def _write_outputs(folder: Path, metrics: dict, scored: dict, ctx: _Context, plots: bool,
+                   calibrated: dict[str, np.ndarray]) -> None:
+    _record_once(ctx)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ["video,frame,psnr,score,label,scored"]
+    lines = ["video,frame,psnr,score,label,scored,calibrated_score"]
+
+    def text(value) -> str:    # repr: the shortest text that reads back to the same float64 (AUCs recompute)
+        return "" if np.isnan(value) else repr(float(value))
+
     for video, s in scored.items():
+        cal = calibrated.get(video)
         for t in range(len(s.labels)):
-            # repr: the shortest text that reads back to the same float64, so every AUC can be recomputed
-            p = "" if np.isnan(s.psnr[t]) else repr(float(s.psnr[t]))
-            score = "" if np.isnan(s.score[t]) else repr(float(s.score[t]))
-            lines.append(f"{video},{t},{p},{score},{int(s.labels[t])},{int(s.scored[t])}")
+            lines.append(f"{video},{t},{text(s.psnr[t])},{text(s.score[t])},{int(s.labels[t])},{int(s.scored[t])},"
+                         f"{'' if cal is None else text(cal[t])}")
     atomic_write_text(folder / "scores.csv", "\n".join(lines) + "\n")
     if plots:
-        title = f"{ctx.manifest.title} {metrics['split']}"
+        title = _plot_title(ctx, metrics)
         roc = eval_plots.plot_roc(folder / "roc.png", scored, metrics["frame_auc"], title)
         curves = eval_plots.plot_score_curves(folder / "curves", scored,
-                                              {v: m["auc"] for v, m in metrics["per_video"].items()})
+                                              {v: m["auc"] for v, m in metrics["per_video"].items()}, title=title,
+                                              fps={v: ctx.manifest.video_fps(ctx.cfg.split, v) for v in scored})
         metrics["plots"] = {"roc": roc.name if roc else None, "curves": [str(p.relative_to(folder)) for p in curves]}
     write_json(folder / "metrics.json", metrics)
 
@@ -325,5 +383,6 @@ def summarise(results: dict[str, dict]) -> dict:
     return {"kind": "predictor-evaluation-summary", "dataset": first["dataset"], "split": first["split"],
             "seeds": list(results), "run": {k: v for k, v in first["run"].items() if k != "seed"},
             "frame_auc": stats("frame_auc"), "per_video_mean_auc": stats("per_video_mean_auc"),
-            "pixel_auc": stats("pixel_auc"), "eval_size": first["eval_size"],
+            "pixel_auc": stats("pixel_auc"), "frame_auc_raw": stats("frame_auc_raw"),
+            "frame_auc_calibrated": stats("frame_auc_calibrated"), "eval_size": first["eval_size"],
             "ground_truth": first["ground_truth"]}

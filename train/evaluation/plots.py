@@ -45,6 +45,7 @@ def plot_roc(path: Path, videos: Mapping[str, VideoScores], frame_auc: float | N
     ax.plot(fpr, tpr, lw=1.5, label=f"AUC {100 * frame_auc:.2f}%")
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.title.set_fontsize(8)
     ax.legend(loc="lower right")
     fig.tight_layout()
     atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=100, format="png"))
@@ -52,25 +53,31 @@ def plot_roc(path: Path, videos: Mapping[str, VideoScores], frame_auc: float | N
     return path
 
 
-def plot_score_curve(path: Path, v: VideoScores, video_auc: float | None) -> Path:
-    """Anomaly score per frame of one video (left-out frames blank) with abnormal spans shaded, to ``path``."""
+def plot_score_curve(path: Path, v: VideoScores, video_auc: float | None, *, title: str = "",
+                     fps: float | None = None) -> Path:
+    """Anomaly score per frame of one video (left-out frames blank) with abnormal spans shaded, to ``path``; over
+    seconds where ``fps`` is known. ``title`` names the run (dataset, method, K, seed)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 2.4))
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    unit = 1.0 / fps if fps else 1.0
     for start, end in abnormal_spans(v.labels):
-        ax.axvspan(start - 0.5, end - 0.5, color="tab:red", alpha=0.2, lw=0)
-    ax.plot(np.arange(len(v.score)), v.score, lw=1.2, color="tab:blue")
+        ax.axvspan((start - 0.5) * unit, (end - 0.5) * unit, color="tab:red", alpha=0.2, lw=0)
+    ax.plot(np.arange(len(v.score)) * unit, v.score, lw=1.2, color="tab:blue")
     auc_text = "single class" if video_auc is None else f"AUC {100 * video_auc:.2f}%"
     note = ", constant PSNR" if v.constant else ""
-    ax.set(xlabel="frame", ylabel="anomaly score", xlim=(0, max(len(v.score) - 1, 1)), ylim=(-0.02, 1.02),
-           title=f"video {v.video} ({auc_text}{note}); shaded: ground-truth abnormal")
+    ax.set(xlabel="time (s)" if fps else "frame", ylabel="anomaly score (min-max)",
+           xlim=(0, max(len(v.score) - 1, 1) * unit), ylim=(-0.02, 1.02),
+           title=f"{title + chr(10) if title else ''}video {v.video} ({auc_text}{note}); shaded: ground-truth abnormal")
+    ax.title.set_fontsize(9)
     fig.tight_layout()
-    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=80, format="png"))
+    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=90, format="png"))
     plt.close(fig)
     return path
 
 
-def plot_score_curves(folder: Path, videos: Mapping[str, VideoScores],
-                      aucs: Mapping[str, float | None]) -> list[Path]:
+def plot_score_curves(folder: Path, videos: Mapping[str, VideoScores], aucs: Mapping[str, float | None], *,
+                      title: str = "", fps: Mapping[str, float | None] | None = None) -> list[Path]:
     """One ``<folder>/<video>.png`` per video (folder created)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [plot_score_curve(folder / f"{name}.png", v, aucs.get(name)) for name, v in videos.items()]
+    return [plot_score_curve(folder / f"{name}.png", v, aucs.get(name), title=title, fps=(fps or {}).get(name))
+            for name, v in videos.items()]

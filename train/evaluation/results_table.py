@@ -19,7 +19,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer"}
-METRICS = {"frame": "frame_auc", "per-video": "per_video_mean_auc", "pixel": "pixel_auc"}
+METRICS = {"frame": "frame_auc", "per-video": "per_video_mean_auc", "pixel": "pixel_auc", "raw": "frame_auc_raw",
+           "calibrated": "frame_auc_calibrated"}
+OPTIONAL = ("raw", "calibrated")     # absent from metrics.json files written before they existed
 PAPER_SHOTS = (0, 1, 10)
 PRETRAINED = "pre-trained"
 SHARED_K0 = "†"
@@ -63,7 +65,7 @@ def collect(paths: Iterable[str | Path]) -> list[Entry]:
     return entries
 
 
-REQUIRED = ("dataset", "arch", "run", *METRICS.values())     # what every evaluate-predictor metrics.json holds
+REQUIRED = ("dataset", "arch", "run", *(v for k, v in METRICS.items() if k not in OPTIONAL))  # in every metrics.json
 REQUIRED_RUN = ("method", "shots", "protocol", "seed")        # and its run, when it is a fine-tune
 
 

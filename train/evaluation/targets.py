@@ -97,6 +97,7 @@ class Target:
     per_video: dict[str, Path] = field(default_factory=dict)
     exclude: dict[str, list[int]] = field(default_factory=dict)
     run: dict = field(default_factory=dict)
+    adaptation: dict | None = None       # the seed folder's adaptation.json (None for a plain predictor file)
 
     def model_path(self, video: str) -> Path:
         if video in self.per_video:
@@ -191,7 +192,7 @@ def _seed_target(folder: Path, *, dataset: str, split: str, name: str, predictor
         raise RunError(f"{folder}: per-video protocol but no per_video/<video>.pt and no predictor.pt")
     if protocol == "scene" and single is None:
         raise RunError(f"{folder}: no predictor.pt")
-    return Target(name, single, per_video if protocol == "per-video" else {}, exclude, run)
+    return Target(name, single, per_video if protocol == "per-video" else {}, exclude, run, adaptation)
 
 
 def _model_files(folder: Path, adaptation: dict) -> tuple[dict[str, Path], Path | None]:

@@ -1,34 +1,14 @@
-"""What score-video reads: the videos to score, the predictor (a .pt file or a fine-tune seed folder) and the
-calibration set (normal clips of the same camera that fine-tuning did not adapt on)."""
+"""What score-video reads: the videos to score and the predictor (a .pt file or a fine-tune seed folder); the
+calibration set is :mod:`train.evaluation.video_inputs`'s."""
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.errors import DataError, RunError
-from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from pipeline.data.frame_source import (FolderOfVideosSource, FrameSource, ImageFolderSource, VideoFileSource,
-                                        open_frame_source)
-from pipeline.data.manifests import is_manifest_path, load_manifest
+from pipeline.core.errors import RunError
 from train.common.run_folder import read_json
-
-log = logging.getLogger(__name__)
+from train.evaluation.video_inputs import VideoInput, videos_at
 
 ADAPTATION_FILE, MODEL_FILE = "adaptation.json", "predictor.pt"
-
-
-@dataclass
-class VideoInput:
-    """One video to read: ``name`` (its output folder), the ``source`` and ``video`` id that read it, where it
-    lies, its frame rate (None where unknown) and the frames to leave out of a calibration (adapted on)."""
-
-    name: str
-    source: FrameSource
-    video: str
-    location: Path
-    fps: float | None
-    excluded: set[int] = field(default_factory=set)
 
 
 def resolve_predictor(path: Path) -> tuple[Path, dict | None]:
@@ -55,7 +35,7 @@ def resolve_videos(paths, fps: float | None) -> list[VideoInput]:
     or a dataset folder (its testing/ split). Two videos of the same name are a RunError."""
     found: list[VideoInput] = []
     for path in map(Path, paths):
-        found += _videos_at(path, fps)
+        found += videos_at(path, fps)
     names: dict[str, Path] = {}
     for item in found:
         if item.name in names:
@@ -65,100 +45,3 @@ def resolve_videos(paths, fps: float | None) -> list[VideoInput]:
     if not found:
         raise RunError(f"{', '.join(map(str, paths))}: no videos to score")
     return found
-
-
-def _videos_at(path: Path, fps: float | None) -> list[VideoInput]:
-    if not path.exists():
-        raise DataError(path, "does not exist")
-    if path.is_file():
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise DataError(path, f"not a video file (suffix {path.suffix or 'none'!r}; videos are "
-                                  f"{', '.join(sorted(VIDEO_SUFFIXES))})")
-        return _inputs(VideoFileSource(path.parent, {path.stem: path}, layout="video-files", parent=path.parent), fps)
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file()):
-        source = ImageFolderSource(path.parent, {path.name: path}, first_number=None, layout="frames",
-                                   parent=path.parent)
-        return _inputs(source, fps)
-    if (path / "testing").is_dir():
-        return _inputs(open_frame_source(path, "testing"), fps)
-    source = FolderOfVideosSource(path, path, layout="video-files")
-    if not source.videos():
-        raise DataError(path, "holds no video files or frame folders to score")
-    return _inputs(source, fps)
-
-
-def _inputs(source: FrameSource, fps: float | None) -> list[VideoInput]:
-    problems = source.listing_problems()
-    if problems:
-        raise problems[0]
-    out = []
-    for video in source.videos():
-        own = source.fps(video) if hasattr(source, "fps") else None
-        out.append(VideoInput(video, source, video, Path(source.location(video)), fps or own))
-    return out
-
-
-def calibration_set(calibration: str | None, adaptation: dict | None, *, past_frames: int) -> tuple[list[VideoInput], str]:
-    """(the normal videos to calibrate on, a sentence saying where they come from).
-
-    ``calibration``: a DATA_ROOT (its training split), a manifest file (its data root's training split), a
-    folder of videos or one video; None: the training split the fine-tune run adapted on. Videos fine-tuning
-    adapted on are left out; where every video was, only their adapted frames (and the ``past_frames`` after
-    each, whose inputs they are) are, with a warning.
-    """
-    if calibration is None:
-        if not adaptation or not adaptation.get("root"):
-            raise RunError("no calibration set: pass --calibration DATA_ROOT_OR_MANIFEST (normal clips of this "
-                           "camera; the predictor is not a fine-tune seed folder that names its data)")
-        root, split = Path(adaptation["root"]), adaptation.get("split", "training")
-        videos, where = _split_videos(root, split), f"{split} videos of {root} (the fine-tune's data)"
-    elif is_manifest_path(calibration):
-        try:
-            manifest = load_manifest(calibration)
-        except (KeyError, ValueError) as err:
-            raise RunError(f"--calibration {calibration}: {err.args[0]}") from None
-        if not manifest.data_root:
-            raise RunError(f"--calibration {calibration}: the manifest does not name its data folder (give the "
-                           "DATA_ROOT instead)")
-        root = Path(manifest.data_root)
-        videos, where = _split_videos(root, "training"), f"training videos of {manifest.name} at {root}"
-    else:
-        path = Path(calibration)
-        if path.is_dir() and (path / "training").exists():
-            videos, where = _split_videos(path, "training"), f"training videos of {path}"
-        else:
-            videos, where = _videos_at(path, None), f"videos at {path}"
-    return _leave_out_adapted(videos, adaptation, past_frames), where
-
-
-def _split_videos(root: Path, split: str) -> list[VideoInput]:
-    try:
-        return _inputs(open_frame_source(root, split), None)
-    except DataError as err:
-        raise RunError(f"calibration set: {err}") from None
-
-
-def _leave_out_adapted(videos: list[VideoInput], adaptation: dict | None, past_frames: int) -> list[VideoInput]:
-    if not adaptation or not adaptation.get("clips"):
-        return videos
-    adapted_root = Path(adaptation.get("root", ""))
-    try:
-        source = open_frame_source(adapted_root, adaptation.get("split", "training"))
-        where = {str(c["video"]): Path(source.location(str(c["video"]))).resolve() for c in adaptation["clips"]}
-    except (DataError, OSError, KeyError):
-        log.warning("cannot open %s to find the adapted clips; calibrating on every video given", adapted_root)
-        return videos
-    frames: dict[Path, set[int]] = {}
-    for clip in adaptation["clips"]:
-        frames.setdefault(where[str(clip["video"])], set()).update(int(f) for f in clip["frames"])
-    untouched = [v for v in videos if v.location.resolve() not in frames]
-    if untouched:
-        if len(untouched) < len(videos):
-            log.info("calibration leaves out %d video(s) fine-tuning adapted on", len(videos) - len(untouched))
-        return untouched
-    log.warning("every calibration video was adapted on; calibrating on their other frames (adapted frames and "
-                "the %d after each left out)", past_frames)
-    for item in videos:
-        adapted = frames[item.location.resolve()]
-        item.excluded = {f + d for f in adapted for d in range(past_frames + 1)}
-    return videos

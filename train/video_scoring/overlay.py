@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.errors import RunError
+from train.evaluation.heatmap import error_heatmap
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +28,6 @@ def display_size(width: int, height: int) -> tuple[int, int]:
     scale = min(max(1.0, MIN_WIDTH / width), MAX_WIDTH / width) if width > MAX_WIDTH or width < MIN_WIDTH else 1.0
     w, h = int(round(width * scale)), int(round(height * scale))
     return w + w % 2, h + h % 2
-
-
-def heatmap(frame: np.ndarray, error: np.ndarray, scale: float) -> np.ndarray:
-    """``frame`` (H, W, 3) RGB uint8 with ``error`` ((h, w) squared error on [0, 1]; full heat at ``scale``)
-    resized over it: -> (H, W, 3) RGB uint8."""
-    h, w = frame.shape[:2]
-    heat = np.clip(cv2.resize(error, (w, h), interpolation=cv2.INTER_LINEAR) / scale, 0.0, 1.0)
-    colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    alpha = (0.65 * heat)[..., None]
-    return (frame * (1 - alpha) + colour * alpha).astype(np.uint8)
 
 
 def score_bar(width: int, *, score: float, threshold: float, flagged: bool, label: str,
@@ -57,7 +48,7 @@ def overlay_frame(frame: np.ndarray, error: np.ndarray, *, score: float, thresho
     """One output frame, RGB uint8 (h + BAR_HEIGHT, w, 3) at :func:`display_size`; a red border while flagged."""
     w, h = display_size(frame.shape[1], frame.shape[0])
     shown = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if w < frame.shape[1] else cv2.INTER_LINEAR)
-    shown = heatmap(shown, error, pixel_scale)
+    shown = error_heatmap(shown, error, pixel_scale)
     if flagged:
         cv2.rectangle(shown, (1, 1), (w - 2, h - 2), (255, 0, 0), 3)
     return np.concatenate([shown, score_bar(w, score=score, threshold=threshold, flagged=flagged, label=label,

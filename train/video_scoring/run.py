@@ -31,17 +31,17 @@ from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import read_json, write_json
 from train.common.steps import ProgressFn
-from train.evaluation.calibration import Calibration, fit_calibration, spans as flagged_spans
+from train.evaluation.calibration import Calibration, spans as flagged_spans
 from train.evaluation.stream import stream_predictions
 from train.predictors import load_predictor
 from train.video_scoring import overlay as drawing
 from train.video_scoring.config import (CALIBRATION_FILE, CURVE_FILE, OVERLAY_FILE, SCORES_FILE, SPANS_FILE,
                                         ScoreVideoConfig)
-from train.video_scoring.inputs import VideoInput, calibration_set, resolve_predictor, resolve_videos
+from train.evaluation.video_inputs import VideoInput, calibration_set, frame_estimate, measure_calibration
+from train.video_scoring.inputs import resolve_predictor, resolve_videos
 
 log = logging.getLogger(__name__)
 
-PIXELS_PER_FRAME = 256      # sampled squared errors per calibration frame, for the heatmap's full scale
 DEFAULT_OVERLAY_FPS = 25.0
 
 
@@ -107,25 +107,10 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict)
             log.info("calibration: reusing %s", path)
             return Calibration.from_json(held["calibration"]), held
         log.info("calibration: %s was made for other settings; calibrating again", path)
-    psnr, pixels, rng = {}, [], np.random.default_rng(0)
-    total = sum(_frame_estimate(v) or 0 for v in videos)
-    done = 0
-    for item in videos:
-        values = []
-        for p in stream_predictions(model, item.source.stream(item.video), size=ctx["size"], batch_size=cfg.batch_size,
-                                    device=ctx["device"], precision=ctx["precision"]):
-            values.append(np.nan if p.index in item.excluded else p.psnr)
-            if p.index not in item.excluded:
-                pixels.append(rng.choice(p.error.reshape(-1), PIXELS_PER_FRAME))
-            done += 1
-            if ctx["progress"]:
-                ctx["progress"]("calibrating", done, max(total, done), None)
-        psnr[item.name] = np.concatenate([np.full(model.past_frames, np.nan), values])
-    try:
-        calibration = fit_calibration(psnr, false_alarm_rate=cfg.false_alarm_rate, window=cfg.window,
-                                      min_span=cfg.min_span, pixel_errors=np.concatenate(pixels) if pixels else None)
-    except ValueError as err:
-        raise RunError(f"calibration set ({where}): {err}") from None
+    calibration, psnr = measure_calibration(
+        model, videos, size=ctx["size"], batch_size=cfg.batch_size, device=ctx["device"], precision=ctx["precision"],
+        false_alarm_rate=cfg.false_alarm_rate, window=cfg.window, min_span=cfg.min_span, progress=ctx["progress"],
+        where=where)
     flagged = {v: int(calibration.flags(calibration.scores(p)).sum()) for v, p in psnr.items()}
     record = {"kind": "score-calibration", "identity": identity, "source": where,
               "calibration": calibration.to_json(), "flagged_frames": flagged,
@@ -135,17 +120,6 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict)
              "alarms", calibration.frames, len(videos), where, calibration.mean_psnr, calibration.std_psnr,
              calibration.threshold, cfg.false_alarm_rate)
     return calibration, record
-
-
-def _frame_estimate(item: VideoInput) -> int | None:
-    """Frames of a video for a progress bar: counted for frame folders, the container's claim for video files."""
-    header = getattr(item.source, "header_frame_count", None)
-    try:
-        if header is not None and getattr(item.source, "is_video_file", lambda v: True)(item.video):
-            return header(item.video) or None
-        return item.source.num_frames(item.video)
-    except (OSError, RunError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,7 +147,7 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
     running, started = RunningScore(calibration), time.perf_counter()
     frames, psnrs, scores = [], [], []
     scores_tmp, overlay_tmp = folder / f".{SCORES_FILE}.partial", folder / f".partial.{OVERLAY_FILE}"
-    writer, total = None, _frame_estimate(item)
+    writer, total = None, frame_estimate(item)
     top = max(2.0 * calibration.threshold, 1.0)
     scale = calibration.pixel_scale or 1e-2
     try:

@@ -83,8 +83,8 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
     assert metrics["run"]["method"] == "pre-trained" and metrics["run"]["shots"] == 0
     assert metrics["predictor"]["sha256"] == hashlib.sha256(tiny_pt.read_bytes()).hexdigest()
     rows = (out / "scores.csv").read_text().splitlines()
-    assert rows[0] == "video,frame,psnr,score,label,scored" and len(rows) == 1 + 510
-    assert rows[1] == "01,0,,,0,0" and rows[5].startswith("01,4,") and rows[5].endswith(",0,1")
+    assert rows[0] == "video,frame,psnr,score,label,scored,calibrated_score" and len(rows) == 1 + 510
+    assert rows[1] == "01,0,,,0,0," and rows[5].startswith("01,4,") and ",0,1," in rows[5]
     cells = [r.split(",") for r in rows[1:]]
     assert sum(int(c[4]) for c in cells if c[5] == "1") == sum(m["abnormal_scored"] for m in metrics["per_video"].values())
     assert all(c[5] == "0" for c in cells if int(c[1]) < 4) and all(c[5] == "1" for c in cells if int(c[1]) >= 4)
@@ -101,6 +101,30 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
         wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
         assert abs(wins / (len(pos) * len(neg)) - metrics["frame_auc"]) < 1e-9
     assert _is_png(out / "roc.png") and all(_is_png(out / "curves" / f"{v}.png") for v in ("01", "02", "03"))
+    # the other two protocols, recomputed from the same file: raw -PSNR pooled, and the calibrated score from the
+    # calibration's statistics (z-score of PSNR, mean of the last `window` frames)
+    protocols = metrics["protocols"]
+    assert protocols["minmax"]["frame_auc"] == metrics["frame_auc"]
+    c = protocols["calibrated"]["calibration"]
+    assert protocols["calibrated"]["source"].startswith("training videos of") and c["frames"] <= 600 + 180
+    assert all(Path(f).parent.parent.name == "training" for f in protocols["calibrated"]["video_files"].values())
+    calibrated = []
+    for video, psnrs in by_video.items():
+        z = (c["mean_psnr"] - np.array(psnrs)) / c["std_psnr"]
+        calibrated += [z[max(0, i - c["window"] + 1):i + 1].mean() for i in range(len(z))]
+    assert np.allclose([float(x[6]) for x in scored], calibrated, rtol=0, atol=1e-9)
+    raw = -np.concatenate(list(by_video.values()))
+    for scores, key in ((raw, "raw"), (np.array(calibrated), "calibrated")):
+        pos, neg = scores[labels == 1], scores[labels == 0]
+        wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+        assert abs(wins / (len(pos) * len(neg)) - protocols[key]["frame_auc"]) < 1e-9
+        assert metrics[f"frame_auc_{key}"] == protocols[key]["frame_auc"]
+    flagged = np.array(calibrated) > protocols["calibrated"]["threshold"]
+    assert protocols["calibrated"]["false_alarm_rate_test"] == pytest.approx(flagged[labels == 0].mean())
+    assert protocols["calibrated"]["detection_rate_test"] == pytest.approx(flagged[labels == 1].mean())
+    assert "frame AUC by score: min-max per video" in result.output
+    assert len(metrics["heatmaps"]) == 9 and all(_is_png(out / h) for h in metrics["heatmaps"])
+    assert metrics["adapted_frames_scored"] == {}
 
 
 @pytest.mark.real_data
