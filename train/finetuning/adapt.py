@@ -42,7 +42,7 @@ from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_step
 from train.common.workers import worker_errors
 from train.finetuning.config import (ADAPTATION_FILE, FINETUNE_FILE, LOG_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE,
                                      RERUN_CHANGES, FinetuneConfig)
-from train.finetuning.kshot import protocol_split, sample_clips
+from train.finetuning.kshot import named_clips, protocol_split, sample_clips
 from train.finetuning.soff_loss import check_components, soff_loss, standard_loss
 from train.predictors import load_predictor, save_predictor
 from train.sfonet.checkpoint import load_frozen_sfonet
@@ -154,10 +154,17 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
 
 
 def _draw_clips(cfg: FinetuneConfig, counts: dict[str, int], seed: int, past_frames: int) -> list[dict]:
+    """The K clips drawn with ``seed`` and every clip of the stretches ``--clips`` names (each clip once)."""
     try:
-        return sample_clips(counts, shots=cfg.shots, protocol=cfg.protocol, seed=seed, past_frames=past_frames)
+        named = named_clips(counts, cfg.clips, past_frames=past_frames)
+    except KShotError as err:
+        raise RunError(str(err)) from None
+    try:
+        drawn = sample_clips(counts, shots=cfg.shots, protocol=cfg.protocol, seed=seed, past_frames=past_frames)
     except KShotError as err:
         raise RunError(f"--shots {cfg.shots}: {err}") from None
+    seen = {(c["video"], c["start"]) for c in drawn}
+    return drawn + [c for c in named if (c["video"], c["start"]) not in seen]
 
 
 def _frame_counts(source, wanted: tuple[str, ...]) -> dict[str, int]:

@@ -63,6 +63,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="Frame size for fine-tuning. Default: the size the predictor was trained at.")
 @click.option("--videos", default=",".join(D.videos), show_default=False, callback=comma_list_callback,
               help="Only these videos of the protocol's split, comma list (default: all).")
+@click.option("--clips", default=",".join(D.clips), show_default=False, callback=comma_list_callback,
+              help="Also adapt on exactly these stretches of the training videos, comma list of VIDEO (all of it) "
+                   "or VIDEO:START-END (frames, 0-based, inclusive), e.g. gate:0-299,night: every clip inside.")
 @click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader processes reading the clips.")
 @verbose_option
 def finetune_predictor_command(verbose: int, **options) -> None:

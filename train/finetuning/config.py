@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.finetuning.kshot import PROTOCOLS
+from train.finetuning.kshot import PROTOCOLS, parse_clip_spec
 
 ALPHA, BETA = 0.5, 1.0          # Eq. (10); the issue and ARCHITECTURE.md fix these values
 COMPONENTS = ("flow", "seg")    # SFO-Net terms of the soff loss: flow -> L_o, seg -> L_s
@@ -37,6 +37,7 @@ class FinetuneConfig:
     precision: str = "auto"                      # auto | fp32 | bf16 | fp16 (train.common.precision)
     input_size: tuple[int, int] | None = None    # (w, h); None: the predictor's training size
     videos: tuple[str, ...] = ()                  # restrict the protocol's split to these videos
+    clips: tuple[str, ...] = ()                   # VIDEO[:START-END] stretches adapted on, beside the K drawn
     workers: int = 0
     layout: str = "auto"
 
@@ -53,6 +54,10 @@ class FinetuneConfig:
             raise ValueError("shots must be >= 0, steps, batch size and learning rate positive, workers >= 0")
         if self.alpha < 0 or self.beta < 0:
             raise ValueError(f"--alpha {self.alpha} / --beta {self.beta}: the loss weights must be >= 0")
+        for spec in self.clips:
+            parse_clip_spec(spec)
+        if self.clips and self.protocol != "scene":
+            raise ValueError("--clips names stretches of the training videos: use it with --protocol scene")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds {self.seeds!r}: give one or more distinct seeds")
 

@@ -40,6 +40,45 @@ def clip_record(video: str, start: int, past_frames: int) -> dict:
     return {"video": str(video), "start": int(start), "frames": list(range(int(start), int(start) + past_frames + 1))}
 
 
+def parse_clip_spec(spec: str) -> tuple[str, int | None, int | None]:
+    """``"gate"`` -> ("gate", None, None) (the whole video); ``"gate:120-300"`` -> ("gate", 120, 300), frames
+    0-based and inclusive. ValueError quoting the spec for anything else."""
+    video, sep, stretch = str(spec).strip().rpartition(":")
+    if not sep:
+        video, stretch = stretch, ""
+    if not video:
+        raise ValueError(f"--clips {spec!r}: name a video, as VIDEO or VIDEO:START-END")
+    if not stretch:
+        return video, None, None
+    first, dash, last = stretch.partition("-")
+    if not (dash and first.strip().isdigit() and last.strip().isdigit()) or int(first) > int(last):
+        raise ValueError(f"--clips {spec!r}: the stretch must be START-END, frames 0-based with START <= END "
+                         "(e.g. gate:120-300)")
+    return video, int(first), int(last)
+
+
+def named_clips(counts: Mapping[str, int], specs, *, past_frames: int = 4) -> list[dict]:
+    """Every clip of ``past_frames + 1`` frames lying inside the stretches ``specs`` names (``VIDEO`` or
+    ``VIDEO:START-END``, see :func:`parse_clip_spec`): a clip at each start, so each frame of a stretch from its
+    ``past_frames``-th on is a target once. KShotError for an unknown video, a stretch outside its video or one
+    shorter than a clip."""
+    out: dict[tuple[str, int], dict] = {}
+    for spec in specs:
+        video, first, last = parse_clip_spec(spec)
+        if video not in counts:
+            known = ", ".join(list(counts)[:6]) + (", ..." if len(counts) > 6 else "")
+            raise KShotError(f"--clips {spec}: no video {video!r} in the training split (have {known})")
+        n = int(counts[video])
+        first, last = (0, n - 1) if first is None else (first, last)
+        if last >= n:
+            raise KShotError(f"--clips {spec}: frame {last} is outside video {video} of {n} frames (0-based)")
+        if last - first < past_frames:
+            raise KShotError(f"--clips {spec}: {last - first + 1} frames, fewer than one clip of {past_frames + 1}")
+        for start in range(first, last - past_frames + 1):
+            out.setdefault((video, start), clip_record(video, start, past_frames))
+    return list(out.values())
+
+
 def sample_clips(counts: Mapping[str, int], *, shots: int, protocol: str, seed: int,
                  past_frames: int = 4) -> list[dict]:
     """The K-shot clips of a run.

@@ -68,3 +68,23 @@ def test_scene_clips_on_ped2_are_not_test_frames():
         assert len(used) == 50 and not used & test_files
 
 
+
+
+def test_clip_specs_name_videos_and_stretches():
+    from train.finetuning.kshot import named_clips, parse_clip_spec
+
+    assert parse_clip_spec("gate") == ("gate", None, None)
+    assert parse_clip_spec("gate:120-300") == ("gate", 120, 300)
+    assert parse_clip_spec("cam:a:0-9") == ("cam:a", 0, 9)
+    for bad in ("gate:300-120", "gate:12", ":0-4", "gate:x-9"):
+        with pytest.raises(ValueError, match="--clips"):
+            parse_clip_spec(bad)
+    counts = {"gate": 20, "night": 7}
+    clips = named_clips(counts, ["gate:5-12", "night", "gate:10-14"])
+    starts = [(c["video"], c["start"]) for c in clips]
+    assert starts == [("gate", s) for s in range(5, 9)] + [("night", s) for s in range(3)] + [("gate", 9), ("gate", 10)]
+    assert clips[0]["frames"] == [5, 6, 7, 8, 9]
+    for spec, message in (("dusk", "no video 'dusk'"), ("gate:15-20", "frame 20 is outside video gate of 20"),
+                          ("gate:3-5", "3 frames, fewer than one clip of 5")):
+        with pytest.raises(KShotError, match=message):
+            named_clips(counts, [spec])
