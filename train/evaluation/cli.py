@@ -134,10 +134,14 @@ def _print_result(result: dict, out: Path) -> None:
 @click.option("--shots", default=None, show_default=False,
               help="K columns, comma list (e.g. 0,1,10, the paper's). Default: every K found.")
 @click.option("--metrics", "metric_names", default="frame",
-              help=f"Comma list of {', '.join(METRICS)}: a column group per metric.")
+              help=f"Comma list of {', '.join(METRICS)}: a column group per metric (raw and calibrated: the frame "
+                   "AUC under the other two scores).")
+@click.option("--group-by-data", is_flag=True,
+              help="Evaluations of one dataset on different data (root, labels, size, videos) become separate rows; "
+                   "without it they are refused, never pooled.")
 @verbose_option
 def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: str | None, metric_names: str,
-                          verbose: int) -> None:
+                          group_by_data: bool, verbose: int) -> None:
     """Print a Markdown table of the evaluate-predictor results found under FOLDERS (every metrics.json), in the
     layout of the SOFF paper's Tables 1-3: a row per dataset and method, a column per K, cells mean ± std of the
     AUC in % over seeds.
@@ -147,7 +151,7 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
       results-table eval/ --shots 0,1,10 --metrics frame,pixel --out results.md
     """
     setup_logging(verbose)
-    from train.evaluation.results_table import collect, markdown_table
+    from train.evaluation.results_table import check_poolable, collect, group_by_data as grouped, markdown_table
 
     try:
         shot_list = [int(s) for s in shots.split(",") if s.strip()] if shots else None
@@ -160,6 +164,8 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
                                  param_hint="--metrics")
     with reported_errors():
         entries = collect(folders)
+        entries = grouped(entries) if group_by_data else entries
+        check_poolable(entries)
     if not entries:
         fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
     text = markdown_table(entries, shots=shot_list, metrics=metric_list)

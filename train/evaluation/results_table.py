@@ -39,10 +39,12 @@ class Entry:
     seed: int | None
     aucs: dict[str, float | None]
     path: str
+    data: tuple = ()        # (data root, ground-truth sha256, eval size, videos): what the AUCs were computed on
+    group: str = ""         # a label of ``data`` when rows are grouped by it (--group-by-data)
 
     @property
     def row(self) -> tuple[str, str, str, str]:
-        return self.dataset, self.arch, self.method, self.protocol
+        return self.dataset + self.group, self.arch, self.method, self.protocol
 
 
 def collect(paths: Iterable[str | Path]) -> list[Entry]:
@@ -86,9 +88,70 @@ def _entry(file: Path, metrics: dict) -> Entry:
     arch = metrics["arch"]
     shots = run.get("shots") if run.get("known") else 0
     method = run.get("method") if run.get("known") else PRETRAINED
+    data = (metrics.get("root"), (metrics.get("ground_truth") or {}).get("sha256"),
+            tuple(metrics.get("eval_size") or ()), tuple(metrics.get("videos") or ()), _source_predictor(metrics))
     return Entry(dataset=metrics.get("title") or metrics.get("dataset", "?"), arch=ARCH_NAMES.get(arch, arch),
                  method=method or PRETRAINED, protocol=run.get("protocol") or "-", shots=int(shots or 0),
-                 seed=run.get("seed"), aucs={k: metrics.get(key) for k, key in METRICS.items()}, path=str(file))
+                 seed=run.get("seed"), aucs={k: metrics.get(key) for k, key in METRICS.items()}, path=str(file),
+                 data=data)
+
+
+DATA_FIELDS = ("data root", "ground-truth sha256", "evaluation size", "video list",
+               "pre-trained predictor (sha256)")
+
+
+def _source_predictor(metrics: dict) -> str | None:
+    """The sha256 of the pre-trained predictor an evaluation comes from: the fine-tune run's source (its
+    finetune.json), or the evaluated file itself for a K = 0 evaluation."""
+    run = metrics.get("run") or {}
+    if run.get("known") and run.get("finetune_json"):
+        try:
+            return json.loads(Path(run["finetune_json"]).read_text()).get("predictor_sha256")
+        except (OSError, ValueError):
+            return None
+    return (metrics.get("predictor") or {}).get("sha256")
+
+
+def check_poolable(entries: Sequence[Entry]) -> None:
+    """DataError unless every row's evaluations (all its K and seeds, and the shared K = 0 of its dataset and
+    architecture) were computed on the same data root, ground truth, evaluation size and videos: the one file of
+    each side is named with the first difference."""
+    from pipeline.core.errors import DataError
+
+    by_row: dict[tuple, list[Entry]] = {}
+    for e in entries:
+        by_row.setdefault(e.row[:2], []).append(e)
+    for row in by_row.values():
+        first = row[0]
+        for other in row[1:]:
+            if other.data != first.data:
+                i = next(i for i, (a, b) in enumerate(zip(first.data, other.data)) if a != b)
+                a, b = first.data[i], other.data[i]
+                if i == 3:
+                    a, b = f"{len(a)} videos ({', '.join(a[:4])}...)", f"{len(b)} videos ({', '.join(b[:4])}...)"
+                raise DataError(other.path, f"would be pooled with {first.path}, but the {DATA_FIELDS[i]} differs "
+                                            f"({b} here, {a} there); give results-table one experiment, or pass "
+                                            "--group-by-data for a row per data")
+
+
+def group_by_data(entries: Sequence[Entry]) -> list[Entry]:
+    """The entries with a label of their data in the row name where a dataset was evaluated on several."""
+    from dataclasses import replace
+
+    keys: dict[str, list[tuple]] = {}
+    for e in entries:
+        if e.data not in keys.setdefault(e.dataset, []):
+            keys[e.dataset].append(e.data)
+    out = []
+    for e in entries:
+        if len(keys[e.dataset]) == 1:
+            out.append(e)
+            continue
+        root, sha, size, videos, source = e.data
+        label = (f" [{Path(root or '?').name}, {'x'.join(map(str, size))}, {len(videos)} videos, gt {str(sha)[:8]}, "
+                 f"from predictor {str(source)[:8]}]")
+        out.append(replace(e, group=label))
+    return out
 
 
 def cell(values: Sequence[float], *, mark: str = "") -> str:
@@ -144,7 +207,9 @@ def markdown_table(entries: Sequence[Entry], *, shots: Sequence[int] | None = No
     headers, rows, shared = table_rows(entries, shots=shots, metrics=metrics)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    names = {"frame": "pooled frame-level AUC", "per-video": "per-video mean AUC", "pixel": "pixel-level AUC"}
+    names = {"frame": "pooled frame-level AUC", "per-video": "per-video mean AUC", "pixel": "pixel-level AUC",
+             "raw": "frame-level AUC of raw PSNR (no normalisation)",
+             "calibrated": "frame-level AUC of the calibrated score"}
     notes = [f"AUC (%), mean ± std over seeds (n runs): {', '.join(names[m] for m in metrics)}. "
              f"K = 0: the pre-trained predictor, no fine-tuning."]
     if shared:

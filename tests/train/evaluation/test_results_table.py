@@ -18,13 +18,35 @@ from train.evaluation.results_table import cell, collect, markdown_table
 # results table
 
 
-def _fake_metrics(folder, *, method, shots, seed, frame, arch="unet3", known=True):
+def _fake_metrics(folder, *, method, shots, seed, frame, arch="unet3", known=True, **data):
     folder.mkdir(parents=True)
     metrics = {"kind": "predictor-evaluation", "dataset": "ped2", "title": "UCSD Ped2", "arch": arch,
                "frame_auc": frame, "per_video_mean_auc": frame - 0.1, "pixel_auc": None,
                "run": {"method": method, "shots": shots, "seed": seed, "protocol": "scene" if known else None,
-                       "known": known}}
+                       "known": known}, **data}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_results_table_refuses_to_pool_different_data_and_groups_it_when_asked(tmp_path):
+    """Two cameras' evaluations of one dataset name, or one evaluated at another size, are never seeds of one cell."""
+    same = {"root": "/data/ped2", "ground_truth": {"sha256": "ab" * 32}, "eval_size": [128, 86],
+            "videos": ["01", "02"], "predictor": {"sha256": "cd" * 32}}
+    _fake_metrics(tmp_path / "a/seed0", method="SOFF", shots=1, seed=0, frame=0.90, **same)
+    _fake_metrics(tmp_path / "a/seed1", method="SOFF", shots=1, seed=1, frame=0.92, **same)
+    assert CliRunner().invoke(results_table_command, [str(tmp_path / "a")]).exit_code == 0
+    for field, value, name in (("eval_size", [256, 172], "evaluation size"), ("root", "/data/mycam", "data root"),
+                               ("videos", ["01"], "video list"),
+                               ("ground_truth", {"sha256": "ef" * 32}, "ground-truth sha256")):
+        _fake_metrics(tmp_path / field / "seed2", method="SOFF", shots=1, seed=2, frame=0.10,
+                      **{**same, field: value})
+        result = CliRunner().invoke(results_table_command, [str(tmp_path / "a"), str(tmp_path / field)])
+        assert result.exit_code == 1 and f"but the {name} differs" in result.output, result.output
+        assert str(tmp_path / field / "seed2" / "metrics.json") in result.output and "(n=3)" not in result.output
+    grouped = CliRunner().invoke(results_table_command, [str(tmp_path / "a"), str(tmp_path / "eval_size"),
+                                                         "--group-by-data"])
+    assert grouped.exit_code == 0, grouped.output
+    assert "128x86, 2 videos" in grouped.output and "256x172, 2 videos" in grouped.output
+    assert "91.00 ± 1.41 (n=2)" in grouped.output and "10.00 (n=1)" in grouped.output
 
 
 def test_results_table_layout(tmp_path):

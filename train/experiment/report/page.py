@@ -29,10 +29,11 @@ TITLES = {"ped1": "Ped1", "ped2": "Ped2", "avenue": "Avenue", "shanghaitech": "S
 
 
 def main_section(run: Path, preset: dict) -> list[str]:
-    from train.evaluation.results_table import collect, markdown_table
+    from train.evaluation.results_table import check_poolable, collect, markdown_table
 
     shots = preset.get("shots", [0, 1, 10])
     entries = collect([run / "eval" / "main"])
+    check_poolable(entries)
     lines = ["## K-shot table (Ped1 -> Ped2, scene protocol)", "",
              f"*{TEACHER_NOTE}*", ""]
     if not entries:
