@@ -19,10 +19,12 @@ from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, fail, print_probl
               help="Draw pair PAIR (frames PAIR -> PAIR+1) of VIDEO: frame, flow colours, mask, boxes.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG file for --render.")
+@click.option("--scale", type=click.IntRange(1, 16), default=None, show_default=False,
+              help="Draw --render's panels this many times the label size. Default: at least 480 pixels wide.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (and problems) as JSON.")
 @verbose_option
-def inspect_labels_command(store: Path, verify: bool, render: str | None, out: Path | None, as_json: bool,
-                           verbose: int) -> None:
+def inspect_labels_command(store: Path, verify: bool, render: str | None, out: Path | None, scale: int | None,
+                           as_json: bool, verbose: int) -> None:
     """Summarise the label store STORE; optionally verify it or render one pair's labels.
 
     \b
@@ -48,7 +50,7 @@ def inspect_labels_command(store: Path, verify: bool, render: str | None, out: P
         import cv2
 
         with reported_errors():
-            picture = render_pair(store, video, int(pair))
+            picture = render_pair(store, video, int(pair), scale=scale)
         out.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
     if as_json:
@@ -90,6 +92,9 @@ def _print_store_summary(s: dict, verify: bool, problems: list) -> None:
              ", ".join(f"{k} {v[:12]}" for k, v in (t["weights"] or {}).items()) or "none")
             for kind, t in s["teachers"].items()]
     click.echo(format_table(("teacher", "name", "version", "options", "weights sha256"), rows))
+    names = [f"{v} ({n})" for v, n in s["video_frames"].items()]
+    shown = ", ".join(names[:24]) + (f", ... and {len(names) - 24} more (--json lists all)" if len(names) > 24 else "")
+    click.echo(f"videos (frames): {shown}")
     click.echo(f"data: {s['data_root']}  created {s['created_utc']}  updated {s['updated_utc']}")
     print_problems(problems)
     if verify:

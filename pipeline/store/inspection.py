@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import h5py
 import numpy as np
 
@@ -25,7 +26,7 @@ def store_summary(store: Path) -> dict:
     return {
         "store": str(store), "dataset": m.identity.get("dataset"), "split": m.identity.get("split"),
         "schema_version": m.identity.get("schema_version"), "label_size": m.identity.get("label_size"),
-        "videos": len(m.videos), "frames": sum(m.videos.values()),
+        "videos": len(m.videos), "frames": sum(m.videos.values()), "video_frames": dict(m.videos),
         "pairs_done": sum(s.pairs for s in m.shards if s.status == "done"),
         "pairs_planned": sum(s.pairs for s in m.shards),
         "shards": dict(states), "bytes_on_disk": sum(s.bytes for s in m.shards if s.status == "done"),
@@ -93,8 +94,17 @@ def _coverage_problems(store: Path, m, covered: dict[str, np.ndarray]) -> list[D
     return problems
 
 
-def render_pair(store: Path, video: str, t: int) -> np.ndarray:
-    """A picture of pair t -> t+1 of ``video``: frame t+1 with boxes, flow colours, mask overlay."""
+MIN_RENDER_WIDTH = 480     # pixels: small label sizes are scaled up to this, so that titles and boxes can be read
+
+
+def render_scale(width: int) -> int:
+    """The whole-number scale that draws three panels of ``width`` pixels at least MIN_RENDER_WIDTH wide."""
+    return max(1, -(-MIN_RENDER_WIDTH // (3 * width + 8)))
+
+
+def render_pair(store: Path, video: str, t: int, *, scale: int | None = None) -> np.ndarray:
+    """A picture of pair t -> t+1 of ``video``: frame t+1 with boxes, flow colours, mask overlay, each panel drawn
+    ``scale`` times the label size (default: :func:`render_scale`, at least 480 pixels in all)."""
     m = read_store_manifest(store)
     entry = next((s for s in m.shards if s.video == video and s.first_frame <= t < s.last_frame
                   and s.status == "done"), None)
@@ -108,7 +118,14 @@ def render_pair(store: Path, video: str, t: int) -> np.ndarray:
         a, b = f["box_offsets"][i + 1:i + 3]
         boxes, scores, classes = f["boxes"][a:b], f["box_scores"][a:b], f["box_classes"][a:b]
         teachers = json.loads(f.attrs["teachers"])
+    k = scale or render_scale(frame.shape[1])
+    if k > 1:                                       # nearest neighbour: a label pixel stays a block of pixels
+        frame = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(mask, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+        boxes = boxes * k
     flow_panel = flow_to_rgb(flow)
+    if k > 1:
+        flow_panel = cv2.resize(flow_panel, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
     legend = wheel_legend(min(48, flow_panel.shape[0] // 3))
     flow_panel[-legend.shape[0]:, -legend.shape[1]:] = legend
     peak = float(np.hypot(flow[0], flow[1]).max())

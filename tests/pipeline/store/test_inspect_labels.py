@@ -117,7 +117,7 @@ def test_verify_finds_a_flipped_byte_only_a_full_read_sees(damaged: Path):
 def test_render_writes_three_panels(ped2_label_store: LabelRun, tmp_path: Path):
     store = store_of(ped2_label_store)
     out = tmp_path / "pictures" / "pair.png"
-    result = console("inspect-labels", store, "--render", "01:40", "--out", out)
+    result = console("inspect-labels", store, "--render", "01:40", "--out", out, "--scale", "1")
     assert result.returncode == 0, result.stderr
     assert f"rendered 01:40 -> {out}" in result.stdout
     picture = cv2.imread(str(out), cv2.IMREAD_COLOR)
@@ -125,7 +125,7 @@ def test_render_writes_three_panels(ped2_label_store: LabelRun, tmp_path: Path):
     panels = [picture[16:, i * 132:i * 132 + 128] for i in range(3)]
     assert (picture[16:, 128:132] == 255).all() and (picture[16:, 260:264] == 255).all()  # white gaps
     # panel 1 is frame 41 (pair 40 -> 41) with boxes drawn over it; panel 3 is frame 41 with the mask overlaid
-    rgb = render_pair(store, "01", 40)
+    rgb = render_pair(store, "01", 40, scale=1)
     assert np.array_equal(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB), rgb)  # PNG is lossless, channels in order
     assert not np.array_equal(panels[0], panels[1]) and not np.array_equal(panels[1], panels[2])
     from pipeline.store.reader import LabelStoreReader
@@ -158,3 +158,21 @@ def test_render_needs_out_and_a_store(ped2_label_store: LabelRun, tmp_path: Path
     result = console("inspect-labels", tmp_path / "empty")
     assert result.returncode == 1
     assert result.stderr.startswith(f"ERROR {tmp_path / 'empty'}: not a label store"), result.stderr
+
+
+def test_render_is_legible_by_default_and_the_summary_lists_the_videos(ped2_label_store: LabelRun, tmp_path: Path):
+    """128x128 labels draw at twice their size (the picture at least 480 pixels wide), each label pixel a 2x2
+    block of the same colour as at --scale 1 (frames and flow; titles and box lines are drawn at the new size)."""
+    store = store_of(ped2_label_store)
+    result = console("inspect-labels", store, "--render", "01:40", "--out", tmp_path / "pair.png")
+    assert result.returncode == 0, result.stderr
+    picture = cv2.imread(str(tmp_path / "pair.png"), cv2.IMREAD_COLOR)
+    assert picture.shape == (16 + 256, 3 * 256 + 2 * 4, 3) and picture.shape[1] >= 480
+    small = render_pair(store, "01", 40, scale=1)
+    flow_small, flow_big = small[16:, 132:260], cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)[16:, 260:516]
+    assert np.array_equal(flow_big[::2, ::2][:80, :80], flow_small[:80, :80])   # (the wheel legend: bottom right)
+    assert np.array_equal(flow_big[1::2, 1::2][:80, :80], flow_small[:80, :80])
+    summary = console("inspect-labels", store)
+    assert "videos (frames): 01 (120), 08 (120)" in summary.stdout, summary.stdout
+    as_json = json.loads(console("inspect-labels", store, "--json").stdout)
+    assert as_json["video_frames"] == {"01": 120, "08": 120} and as_json["videos"] == 2
