@@ -30,13 +30,16 @@ DEMO_OUT ?= demo-out
 # the weight-free teachers on the embedded dask cluster, train-sfonet (three stages), train-predictor (unet3),
 # K = 0 / 1 / 10 fine-tuning on Ped2 with the standard and the SOFF loss, evaluate-predictor on Ped2 test videos
 # 01 and 05, and the K-shot table (printed, and in $(DEMO_OUT)/ped1_to_ped2/results.md). Then the label store
-# is verified and one pair drawn.
+# is verified and one pair drawn, and Ped2 test video 02 is scored as a user's video would be (score-video: no
+# labels, calibrated on the Ped2 training videos the fine-tune did not use): its spans.json, curve.png, overlay.mp4.
 demo: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset demo --out $(DEMO_OUT)/ped1_to_ped2 --datasets $(DATASETS)
 	$(BIN)/inspect-labels $(DEMO_OUT)/ped1_to_ped2/labels/ped1-training --verify --render 01:60 \
 	    --out $(DEMO_OUT)/ped1-01-pair60.png
+	$(BIN)/score-video $(DATASETS)/ped2/testing/frames/02 --out $(DEMO_OUT)/score-video \
+	    --predictor $(DEMO_OUT)/ped1_to_ped2/ft/main/unet3-soff-k10-s0/seed0 --calibration-frames 600 --device cpu
 
 # The paper's experiment at half its side (issue 12): `make experiment` runs the cpu preset (128x128 training,
 # 128x86 Ped2 evaluation; planned for 100 minutes on 2 cores, plus about 20 for the schedule check and 15 for the

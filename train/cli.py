@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.core.cli import COMMAND_SETTINGS
-from pipeline.data.cli import verify_data_command
+from pipeline.data.cli import make_manifest_command, verify_data_command
 from pipeline.make_labels.cli import make_labels_command
 from pipeline.store.cli import inspect_labels_command
 from train.evaluation.cli import evaluate_predictor_command, results_table_command
@@ -13,12 +13,14 @@ from train.experiment.cli import run_experiment_command
 from train.finetuning.cli import finetune_predictor_command
 from train.predictor_training.cli import train_predictor_command
 from train.sfonet_training.cli import train_sfonet_command
+from train.video_scoring.cli import score_video_command
 
-WORKFLOW = {"verify-data": verify_data_command, "make-labels": make_labels_command,
+WORKFLOW = {"make-manifest": make_manifest_command, "verify-data": verify_data_command,
+            "make-labels": make_labels_command,
             "inspect-labels": inspect_labels_command, "train-sfonet": train_sfonet_command,
             "train-predictor": train_predictor_command, "finetune-predictor": finetune_predictor_command,
             "evaluate-predictor": evaluate_predictor_command, "results-table": results_table_command,
-            "run-experiment": run_experiment_command}
+            "score-video": score_video_command, "run-experiment": run_experiment_command}
 
 
 class _InWorkflowOrder(click.Group):
@@ -32,10 +34,12 @@ def soff_command() -> None:
 
     \b
     The workflow, in order:
+      make-manifest                                a folder of your own videos as a dataset
       verify-data, make-labels, inspect-labels    a source dataset into a label store
       train-sfonet                                 SFO-Net from the store (three stages)
       train-predictor                              a frame predictor on the source's normal videos
       finetune-predictor                           K-shot fine-tuning on the new scene (SOFF or standard loss)
       evaluate-predictor, results-table            scores, AUCs, the K-shot table
+      score-video                                  calibrated scores, flagged spans, an annotated video
       run-experiment                               all of it for a (source, target) pair
     """

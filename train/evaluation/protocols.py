@@ -21,7 +21,7 @@ from pipeline.core.errors import DataError, RunError
 from pipeline.data.frame_source import open_frame_source
 from train.evaluation import scoring
 from train.evaluation.calibration import Calibration
-from train.evaluation.video_inputs import VideoInput, calibration_set, measure_calibration
+from train.evaluation.video_inputs import VideoInput, calibration_set, measure_calibration, within_budget
 
 log = logging.getLogger(__name__)
 
@@ -56,35 +56,7 @@ def calibration_videos(cfg, target, eval_locations: dict[str, Path], past_frames
         log.warning("calibration leaves out %d video(s) that are also evaluated", len(videos) - len(kept))
     if not kept:
         return None, f"every calibration video ({where}) is also evaluated"
-    return _within_budget(kept, cfg.calibration_frames), where
-
-
-def _within_budget(videos: list[VideoInput], budget: int) -> list[VideoInput]:
-    """Whole videos, evenly spread over the list, until ``budget`` frames (0: every video)."""
-    if not budget:
-        return videos
-    chosen, frames = [], 0
-    order = sorted(range(len(videos)), key=lambda i: _spread_rank(i, len(videos)))
-    for i in order:
-        if frames >= budget:
-            break
-        chosen.append(i)
-        try:
-            frames += videos[i].source.num_frames(videos[i].video)
-        except DataError:
-            frames += budget
-    return [videos[i] for i in sorted(chosen)]
-
-
-def _spread_rank(i: int, n: int) -> float:
-    """Rank of item ``i`` of ``n`` in a van der Corput order: 0, n/2, n/4, 3n/4, ... (evenly spread first)."""
-    position, rank, step = i / max(n, 1), 0.0, 0.5
-    for _ in range(16):
-        bit = position >= 0.5
-        rank += step if bit else 0.0
-        position = (position - 0.5 * bit) * 2
-        step /= 2
-    return rank
+    return within_budget(kept, cfg.calibration_frames), where
 
 
 def fit_for_target(model, cfg, target, eval_locations, *, size, device, precision, progress=None) -> tuple:

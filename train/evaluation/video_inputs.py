@@ -167,3 +167,31 @@ def frame_estimate(item: VideoInput) -> int | None:
         return item.source.num_frames(item.video)
     except (OSError, DataError, ValueError):
         return None
+
+
+def within_budget(videos: list[VideoInput], budget: int) -> list[VideoInput]:
+    """Whole videos, evenly spread over the list, until ``budget`` frames (0: every video)."""
+    if not budget:
+        return videos
+    chosen, frames = [], 0
+    order = sorted(range(len(videos)), key=lambda i: _spread_rank(i, len(videos)))
+    for i in order:
+        if frames >= budget:
+            break
+        chosen.append(i)
+        try:
+            frames += videos[i].source.num_frames(videos[i].video)
+        except DataError:
+            frames += budget
+    return [videos[i] for i in sorted(chosen)]
+
+
+def _spread_rank(i: int, n: int) -> float:
+    """Rank of item ``i`` of ``n`` in a van der Corput order: 0, n/2, n/4, 3n/4, ... (evenly spread first)."""
+    position, rank, step = i / max(n, 1), 0.0, 0.5
+    for _ in range(16):
+        bit = position >= 0.5
+        rank += step if bit else 0.0
+        position = (position - 0.5 * bit) * 2
+        step /= 2
+    return rank

@@ -25,6 +25,8 @@ D = field_defaults(ScoreVideoConfig)
               help="Normal clips of the same camera to calibrate on: a DATA_ROOT (its training/), a manifest file "
                    "from make-manifest, a folder of videos or one video. Default: the training videos the "
                    "fine-tune seed folder adapted on, less those it used.")
+@click.option("--calibration-frames", type=click.IntRange(0), default=D.calibration_frames,
+              help="Calibration frames predicted at most (whole videos spread over the set); 0: all.")
 @click.option("--false-alarm-rate", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=D.false_alarm_rate,
               help="Fraction of normal calibration frames allowed above the threshold (0.01 = 1%).")
 @click.option("--fps", type=FiniteFloat(0, min_open=True), default=D.fps,

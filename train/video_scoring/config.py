@@ -15,6 +15,7 @@ class ScoreVideoConfig:
     predictor: str
     out: str
     calibration: str | None = None          # DATA_ROOT, manifest or video of normal clips; None: the fine-tune's
+    calibration_frames: int = 0              # frames the calibration predicts at most (whole videos); 0: all
     false_alarm_rate: float = 0.01
     window: int = 3                          # frames the score averages (causal)
     min_span: int = 3                        # shortest flagged span kept, frames

@@ -37,7 +37,8 @@ from train.predictors import load_predictor
 from train.video_scoring import overlay as drawing
 from train.video_scoring.config import (CALIBRATION_FILE, CURVE_FILE, OVERLAY_FILE, SCORES_FILE, SPANS_FILE,
                                         ScoreVideoConfig)
-from train.evaluation.video_inputs import VideoInput, calibration_set, frame_estimate, measure_calibration
+from train.evaluation.video_inputs import (VideoInput, calibration_set, frame_estimate, measure_calibration,
+                                          within_budget)
 from train.video_scoring.inputs import resolve_predictor, resolve_videos
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict)
     predictor, calibration videos and settings, else computed (every calibration frame predicted once)."""
     cfg, model = ctx["cfg"], ctx["model"]
     videos, where = calibration_set(cfg.calibration, adaptation, past_frames=model.past_frames)
+    videos = within_budget(videos, cfg.calibration_frames)
     identity = {"predictor_sha256": predictor["sha256"], "eval_size": list(ctx["size"]), "precision": ctx["precision"],
                 "videos": {v.name: str(v.location.resolve()) for v in videos},
                 "excluded_frames": {v.name: len(v.excluded) for v in videos if v.excluded},
