@@ -193,11 +193,19 @@ def timing_section(run: Path) -> list[str]:
                         "machine with python -m train.experiment.validation run)", extra)]:
         if not recs:
             continue
-        t0 = min(time.mktime(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")) for r in recs)
-        t1 = max(time.mktime(time.strptime(r["end"], "%Y-%m-%dT%H:%M:%SZ")) for r in recs)
+        spans = sorted((time.mktime(time.strptime(r["start"], "%Y-%m-%dT%H:%M:%SZ")),
+                        time.mktime(time.strptime(r["end"], "%Y-%m-%dT%H:%M:%SZ"))) for r in recs)
+        t0, t1 = spans[0][0], max(end for _, end in spans)
+        busy, reach = 0.0, t0
+        for start, end in spans:          # the union of the steps' intervals: time with a step running
+            busy += max(0.0, end - max(start, reach))
+            reach = max(reach, end)
+        paused = (t1 - t0) - busy
         lines += ["", f"{what}: first step started {min(r['start'] for r in recs)}, last ended "
-                  f"{max(r['end'] for r in recs)} (UTC), **{(t1 - t0) / 60:.1f} minutes elapsed**; sum of the steps' "
-                  f"wall times {sum(r['seconds'] for r in recs):.0f} s (they run in parallel)."]
+                  f"{max(r['end'] for r in recs)} (UTC), **{busy / 60:.1f} minutes with a step running**"
+                  + (f" ({(t1 - t0) / 60:.1f} elapsed, of which {paused / 60:.1f} with none: the chain was stopped "
+                     "and resumed later)" if paused > 60 else "")
+                  + f"; sum of the steps' wall times {sum(r['seconds'] for r in recs):.0f} s (they run in parallel)."]
     info = read_json(run / "preset.json") or {}
     lines += ["", f"Machine: {info.get('cores', '?')} CPU cores, {info.get('jobs', '?')} steps at once, each with "
               "torch limited to cores / jobs threads.", ""]
