@@ -25,3 +25,26 @@ def on_device_option(name: str, default: str, *, what: str):
                         help=f"Hold {what} on the device and gather the batches there (the same batches, bit for "
                              f"bit). auto: when they fit in 1/{GPU_BANK_SHARE} of the GPU's memory, or in "
                              f"{CPU_BANK_BYTES >> 30} GiB on the CPU.")
+
+
+def calibration_options(defaults):
+    """``--calibration-frames``, ``--false-alarm-rate`` and ``--window``: how the calibrated score
+    (train.evaluation.calibration) is fitted, with the command's dataclass ``defaults``."""
+    from pipeline.core.cli import FiniteFloat
+
+    options = [
+        click.option("--calibration-frames", type=click.IntRange(0), default=defaults.calibration_frames,
+                     help="Calibration frames predicted at most (whole videos spread over the set); 0: all."),
+        click.option("--false-alarm-rate", type=FiniteFloat(0, 1, min_open=True, max_open=True),
+                     default=defaults.false_alarm_rate,
+                     help="Fraction of normal calibration frames allowed above the threshold (0.01 = 1%)."),
+        click.option("--window", type=click.IntRange(1), default=defaults.window,
+                     help="Frames the calibrated score averages (the current one and those before it)."),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply

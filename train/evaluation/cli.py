@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, FiniteFloat, ProgressBars, comma_list, config_from,
+from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, ProgressBars, comma_list, config_from,
                                device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
                                verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET
 from pipeline.data.manifests import SPLITS
-from train.common.options import precision_option
+from train.common.options import calibration_options, precision_option
 from train.evaluation.config import EvalConfig
 from train.evaluation.results_table import METRICS
 
@@ -50,11 +50,7 @@ def _parse_list(ctx, param, value: str | None):
               help="Normal clips for the calibrated score: auto (the training videos the fine-tune adapted on, less "
                    "those it used; a plain predictor: DATA_ROOT's training split), none, or a DATA_ROOT, manifest "
                    "file, folder of videos or video.")
-@click.option("--calibration-frames", type=click.IntRange(0), default=D.calibration_frames,
-              help="Calibration frames predicted at most (whole videos spread over the set); 0: all.")
-@click.option("--false-alarm-rate", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=D.false_alarm_rate,
-              help="Rate on normal calibration frames the calibrated threshold is set for.")
-@click.option("--window", type=click.IntRange(1), default=D.window, help="Frames the calibrated score averages.")
+@calibration_options(D)
 @click.option("--heatmap-frames", type=click.IntRange(0), default=D.heatmap_frames,
               help="Error heatmaps per video (highest, middle, lowest score), with --plots.")
 @click.option("--plots/--no-plots", default=D.plots, help="Write roc.png, curves/<video>.png and heatmaps/.")

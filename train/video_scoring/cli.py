@@ -8,7 +8,7 @@ import click
 
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, FiniteFloat, ProgressBars, config_from, device_option,
                                field_defaults, reported_errors, setup_logging, size_callback, verbose_option)
-from train.common.options import precision_option
+from train.common.options import calibration_options, precision_option
 from train.video_scoring.config import ScoreVideoConfig
 
 D = field_defaults(ScoreVideoConfig)
@@ -25,14 +25,9 @@ D = field_defaults(ScoreVideoConfig)
               help="Normal clips of the same camera to calibrate on: a DATA_ROOT (its training/), a manifest file "
                    "from make-manifest, a folder of videos or one video. Default: the training videos the "
                    "fine-tune seed folder adapted on, less those it used.")
-@click.option("--calibration-frames", type=click.IntRange(0), default=D.calibration_frames,
-              help="Calibration frames predicted at most (whole videos spread over the set); 0: all.")
-@click.option("--false-alarm-rate", type=FiniteFloat(0, 1, min_open=True, max_open=True), default=D.false_alarm_rate,
-              help="Fraction of normal calibration frames allowed above the threshold (0.01 = 1%).")
+@calibration_options(D)
 @click.option("--fps", type=FiniteFloat(0, min_open=True), default=D.fps,
               help="Frames per second. Default: each video's own (frame folders have none).")
-@click.option("--window", type=click.IntRange(1), default=D.window,
-              help="Frames the score averages (the current one and those before it).")
 @click.option("--min-span", type=click.IntRange(1), default=D.min_span, help="Shortest flagged span kept, frames.")
 @click.option("--eval-size", default=D.eval_size, callback=size_callback(minimum=1, unset=("", "default")),
               metavar="WxH", show_default=False, help="Size frames are scored at. Default: the predictor's input size.")

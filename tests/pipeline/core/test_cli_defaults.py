@@ -17,6 +17,8 @@ from train.predictor_training.cli import train_predictor_command
 from train.predictor_training.config import TrainPredictorConfig
 from train.sfonet_training.cli import train_sfonet_command
 from train.sfonet_training.config import TrainConfig
+from train.video_scoring.cli import score_video_command
+from train.video_scoring.config import ScoreVideoConfig
 
 # field -> why it has no option of the same name
 NO_OPTION = {
@@ -26,6 +28,7 @@ NO_OPTION = {
     "warmup_frames": "fixed by the store identity (60 frames spread over the video)",
     "flow_teacher": "built from --flow-teacher, --flow-option, --weights-dir and --gpus",
     "seg_teacher": "built from --seg-teacher, --seg-option, --weights-dir and --gpus",
+    "inputs": "the VIDEO_OR_FOLDER arguments",
 }
 
 
@@ -44,10 +47,11 @@ def _commands(tmp_path):
          [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out]),
         (make_labels_command, MakeLabelsConfig,
          [str(folder), "--dataset", "ped2", "--split", "training", "--out", out]),
+        (score_video_command, ScoreVideoConfig, [str(folder), "--predictor", str(model), "--out", out]),
     ]
 
 
-@pytest.mark.parametrize("number", range(5))
+@pytest.mark.parametrize("number", range(6))
 def test_every_option_default_is_its_fields_default(tmp_path, number):
     command, config, args = _commands(tmp_path)[number]
     ctx = command.make_context(command.name, list(args))
