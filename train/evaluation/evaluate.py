@@ -286,7 +286,8 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
     adaptation_left_out = sum(len([f for f in target.exclude.get(v, []) if f >= past]) for v in raw)
     frame_auc = scoring.frame_auc(scored)
     metrics = {
-        "kind": "predictor-evaluation", "dataset": cfg.dataset, "title": ctx.manifest.title, "split": cfg.split,
+        "kind": "predictor-evaluation", "dataset": cfg.dataset, "dataset_name": ctx.manifest.name,
+        "title": ctx.manifest.title, "split": cfg.split,
         "root": str(Path(cfg.root).resolve()), "videos": list(raw),
         "frame_auc": frame_auc, "frame_auc_percent": None if frame_auc is None else round(100 * frame_auc, 2),
         "per_video_mean_auc": per_video.mean, "single_class_videos": per_video.single_class,

@@ -32,6 +32,7 @@ import torch
 from pipeline.core.errors import DataError, KShotError, RunError
 from pipeline.core.files import sha256_of
 from pipeline.core.version import package_version
+from pipeline.data.manifests import load_manifest
 from train.common.checkpoints import read_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import resolve_device
@@ -227,7 +228,8 @@ class _Run:
             rel = MODEL_FILE if video is None else f"{PER_VIDEO_DIR}/{video}.pt"
             curves[video or "scene"] = self._model(seed, tag, video, group, folder / rel)
             models[video or "*"] = rel
-        _plot_curves(folder / PLOT_FILE, curves, f"seed {seed}: {cfg.loss} loss, K = {cfg.shots}, {cfg.protocol}")
+        title = load_manifest(cfg.dataset).title
+        _plot_curves(folder / PLOT_FILE, curves, f"{title}: {cfg.loss} loss, K = {cfg.shots}, {cfg.protocol}, seed {seed}")
         finals = {k: c[-1]["total"] for k, c in curves.items() if c}
         result = {"status": "done", "models": len(models), "seconds": round(time.monotonic() - t0, 2),
                   "final_loss": sum(finals.values()) / len(finals) if finals else None}
