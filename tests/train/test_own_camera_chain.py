@@ -9,7 +9,6 @@ its errors stay the frame differences, so where the spans must fall is known."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-import pipeline.data.frame_source
+import pipeline.data.sources
 from helpers.datasets import (H, W, frame_rgb, gray_frame, gray_level, make_frames_layout, make_ucsd_layout,
                               make_videos_layout, write_avi, write_image)
 from pipeline.core.errors import DataError, FrameReadError
@@ -68,13 +68,13 @@ def test_frames_layout_jpeg_matches_opencv_decode(tmp_path: Path):
 def test_iter_pairs_yields_every_consecutive_pair_and_decodes_each_frame_once(frames_dataset: Path,
                                                                                monkeypatch):
     calls: Counter = Counter()
-    real_decode = pipeline.data.frame_source.decode_image
+    real_decode = pipeline.data.sources.decode_image
 
     def counting_decode(path, *args, **kwargs):
         calls[Path(path).name] += 1
         return real_decode(path, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.data.frame_source, "decode_image", counting_decode)
+    monkeypatch.setattr(pipeline.data.sources, "decode_image", counting_decode)
     source = open_frame_source(frames_dataset, "testing")
     pairs = list(source.iter_pairs("01"))
     assert [t for t, _, _ in pairs] == [0, 1, 2, 3]
