@@ -134,6 +134,8 @@ class _Chain:
                 "--pixel-samples", str(p.pixel_samples), *self.dev, "--plots" if plots else "--no-plots"]
         if data.eval_videos:
             argv += ["--videos", ",".join(data.eval_videos)]
+        if p.calibration_frames is not None:
+            argv += ["--calibration-frames", str(p.calibration_frames)]
         self.steps.append(Step(name, argv, str(folder / "metrics.json"), needs))
 
     def finetune(self, tag: str, arch: str, loss: str, k: int, seed: int, group: str, sfonet: str,

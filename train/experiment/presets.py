@@ -32,6 +32,7 @@ class Preset:
     eval_size: str = "72x48"
     eval_videos: int | None = None          # N evenly spaced test videos of the target; None: all
     pixel_samples: int = 1024
+    calibration_frames: int | None = None   # frames the calibrated score predicts; None: evaluate-predictor's 600
     ablation_shots: tuple[int, ...] = (1, 10)
     ablation_seeds: tuple[int, ...] = (0,)
     ablations: bool = True
@@ -48,14 +49,15 @@ PRESETS = {
                 "seed 0, 3 fine-tuning steps, 2 target test videos, no ablations: checks the chain, not the method",
         source_videos=2, label_size="48x32", sfonet_steps=3, sfonet_batch=4, sfonet_val_pairs=8,
         input_size="48x32", predictor_steps=5, predictor_batch=4, predictor_val_clips=8, shots=(0, 1), seeds=(0,),
-        finetune_steps=3, finetune_batch=1, eval_size="48x32", eval_videos=2, pixel_samples=256, ablations=False),
+        finetune_steps=3, finetune_batch=1, eval_size="48x32", eval_videos=2, pixel_samples=256, ablations=False,
+        calibration_frames=60),
     "demo": Preset(
         name="demo", description="make demo: the whole chain in a few minutes on 2 CPU cores, one seed",
         reduced="6 source videos, 72x48 frames, 10 SFO-Net steps a stage, 40 predictor steps of batch 8, seed 0, "
                 "20 fine-tuning steps, 2 target test videos, no ablations: shows the chain working, the numbers "
                 "mean little",
         source_videos=6, sfonet_steps=10, sfonet_val_pairs=16, predictor_steps=40, predictor_val_clips=16,
-        seeds=(0,), finetune_steps=20, eval_videos=2, pixel_samples=512, ablations=False),
+        seeds=(0,), finetune_steps=20, eval_videos=2, pixel_samples=512, ablations=False, calibration_frames=300),
     "cpu": Preset(
         name="cpu",
         description="the experiment at half the paper's side on 2 CPU cores, 2 jobs of 1 thread (planned to fit "
