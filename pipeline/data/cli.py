@@ -165,7 +165,7 @@ def make_manifest_command(data_root: Path, name: str, out: Path, title: str | No
             for split, s in manifest.splits.items()]
     from pipeline.core.tables import format_table
 
-    click.echo(format_table(("split", "videos", "frames", "frame size", "fps", "first frame number"), rows))
+    click.echo(format_table(("split", "videos", "frames", "frame size", "fps", "frame folders numbered from"), rows))
     for g in manifest.splits["testing"].ground_truth:
         click.echo(f"ground truth: {g.path} ({g.format}, {g.abnormal_frames:,} abnormal frames)")
     click.echo(f"wrote {out}  (use it as --dataset {out})")

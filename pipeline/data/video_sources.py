@@ -14,6 +14,7 @@ from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.data.sources import FrameSource, ImageFolderSource
 
 log = logging.getLogger(__name__)
+_WARNED: set[Path] = set()
 
 
 class VideoFileSource(FrameSource):
@@ -158,7 +159,9 @@ class FolderOfVideosSource(FrameSource):
         self._owner: dict[str, FrameSource] = {v: self._images for v in folders} | {v: self._files for v in files}
         self.thread_safe = not files
         for entry, why in self.skipped:
-            log.warning("skipped %s: %s", entry, why)
+            if entry not in _WARNED:        # a folder listed again in the same process is not warned about again
+                _WARNED.add(entry)
+                log.warning("skipped %s: %s", entry, why)
 
     def listing_problems(self) -> list[DataError]:
         return self._clashes + self._images.listing_problems()
