@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.data.frame_files import VIDEO_SUFFIXES
+from pipeline.data.file_kinds import VIDEO_SUFFIXES
 from pipeline.data.manifests import available, is_manifest_path, load_manifest
 
 

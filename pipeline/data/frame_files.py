@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 
 from pipeline.core.errors import DataError, FrameReadError
+from pipeline.data.file_kinds import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".mpg", ".mpeg", ".m4v", ".webm"})
 
 _MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 from pipeline.core.errors import DataError
-from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from pipeline.data.file_kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.data.sources import FrameSource, ImageFolderSource
 from pipeline.data.video_sources import FolderOfVideosSource, VideoFileSource
 

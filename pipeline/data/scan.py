@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.core.errors import DataError
-from pipeline.data.frame_files import VIDEO_SUFFIXES
+from pipeline.data.file_kinds import VIDEO_SUFFIXES
 from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import load_ground_truth
 from pipeline.data.manifests import SPLITS, DatasetManifest, GroundTruthFile, Size, SplitManifest

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.errors import DataError, FrameReadError
-from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from pipeline.data.file_kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.data.sources import FrameSource, ImageFolderSource
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import DataError, RunError
-from pipeline.data.frame_files import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from pipeline.data.file_kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.data.frame_source import (FolderOfVideosSource, FrameSource, ImageFolderSource, VideoFileSource,
                                         open_frame_source)
 from pipeline.data.manifests import is_manifest_path, load_manifest
