@@ -104,12 +104,18 @@ def fit_calibration(psnr_by_video: Mapping[str, np.ndarray], *, false_alarm_rate
                           "videos": tuple(psnr_by_video)})
 
 
-def spans(flags, scores, *, min_span: int = 1, fps: float | None = None) -> list[dict]:
+def spans(flags, scores, *, min_span: int = 1, fps: float | None = None, merge_gap: int = 0) -> list[dict]:
     """Runs of consecutive flagged frames: ``start_frame``, ``end_frame`` (inclusive, 0-based), their times in
     seconds where ``fps`` is known (start of the first frame, end of the last), ``frames`` and the ``peak_score``
-    with its frame. Runs shorter than ``min_span`` frames are left out."""
-    flags = np.asarray(flags, bool)
+    with its frame. Two runs at most ``merge_gap`` unflagged frames apart are one span (a short dip does not cut
+    an event in two); spans shorter than ``min_span`` frames are then left out."""
+    flags = np.asarray(flags, bool).copy()
     scores = np.asarray(scores, np.float64)
+    if merge_gap > 0 and flags.any():
+        on = np.flatnonzero(flags)
+        for before, after in zip(on[:-1], on[1:]):
+            if 1 < after - before <= merge_gap + 1:
+                flags[before:after] = True
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
     out = []
     for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):

@@ -29,6 +29,8 @@ D = field_defaults(ScoreVideoConfig)
 @click.option("--fps", type=FiniteFloat(0, min_open=True), default=D.fps,
               help="Frames per second. Default: each video's own (frame folders have none).")
 @click.option("--min-span", type=click.IntRange(1), default=D.min_span, help="Shortest flagged span kept, frames.")
+@click.option("--merge-gap", type=click.IntRange(0), default=D.merge_gap,
+              help="Flagged runs at most this many unflagged frames apart form one span.")
 @click.option("--eval-size", default=D.eval_size, callback=size_callback(minimum=1, unset=("", "default")),
               metavar="WxH", show_default=False, help="Size frames are scored at. Default: the predictor's input size.")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frames predicted per forward pass.")

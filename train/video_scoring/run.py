@@ -132,7 +132,7 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
                  ctx: dict) -> dict:
     cfg, model = ctx["cfg"], ctx["model"]
     identity = {"calibration": calibration_record["identity"], "video": str(item.location.resolve()),
-                "fps": item.fps, "overlay": cfg.overlay}
+                "fps": item.fps, "overlay": cfg.overlay, "merge_gap": cfg.merge_gap}
     done = folder / SPANS_FILE
     if done.exists():
         held = read_json(done)
@@ -184,7 +184,7 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
         raise RunError(f"{item.location}: fewer than {model.past_frames + 1} frames; nothing to score")
     frames_arr, scores_arr = np.asarray(frames), np.asarray(scores)
     flags = calibration.flags(scores_arr)
-    spans = flagged_spans(flags, scores_arr, min_span=calibration.min_span)
+    spans = flagged_spans(flags, scores_arr, min_span=calibration.min_span, merge_gap=cfg.merge_gap)
     for span in spans:                      # spans were found on the scored frames: name the video's frames
         for key in ("start_frame", "end_frame", "peak_frame"):
             span[key] = int(frames_arr[span[key]])

@@ -54,6 +54,10 @@ def test_spans_are_runs_of_flags_with_times_and_peaks():
     assert [(s["start_frame"], s["end_frame"], s["peak_frame"]) for s in found] == [(1, 3, 3), (8, 11, 11)]
     assert found[0]["start_s"] == 0.25 and found[0]["end_s"] == 1.0 and found[1]["frames"] == 4
     assert len(spans(flags, scores, min_span=1)) == 3 and "start_s" not in spans(flags, scores)[0]
+    # a dip of up to merge_gap frames does not cut a span: 1-3 and 5 join over the one-frame gap, 8-11 stays apart
+    merged = spans(flags, scores, min_span=3, merge_gap=1)
+    assert [(s["start_frame"], s["end_frame"], s["frames"]) for s in merged] == [(1, 5, 5), (8, 11, 4)]
+    assert [(s["start_frame"], s["end_frame"]) for s in spans(flags, scores, merge_gap=2)] == [(1, 11)]
 
 
 class ListSource:
