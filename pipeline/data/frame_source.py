@@ -31,7 +31,7 @@ from pathlib import Path
 from pipeline.core.errors import DataError
 from pipeline.data.file_kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pipeline.data.sources import FrameSource, ImageFolderSource
-from pipeline.data.video_sources import FolderOfVideosSource, VideoFileSource
+from pipeline.data.video_sources import FolderOfVideosSource, VideoFileSource, entry_kind
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +95,9 @@ def _try_layout(root: Path, split: str, layout: str) -> FrameSource | None:
 
 
 def _holds_videos(folder: Path) -> bool:
-    """True if ``folder`` holds a video file or a folder with frame images (a split-folder split)."""
-    for entry in folder.iterdir():
-        if entry.name.startswith("."):
-            continue
-        if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
-            return True
-        if entry.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
-            return True
-    return False
+    """True if ``folder`` holds a video file or a folder with frame images (a split-folder split); checked
+    before a source is made, so that a folder of something else is not warned about entry by entry."""
+    return any(entry_kind(e) for e in folder.iterdir() if not e.name.startswith("."))
 
 
 def _subfolders(folder: Path) -> dict[str, Path]:

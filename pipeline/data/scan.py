@@ -137,8 +137,7 @@ def _scan_split(source: FrameSource, split: str, fps: float | None, problems: li
             problems.append(DataError(first_of[other], f"mixed frame sizes inside video {video}: {m} frame(s) of "
                                                        f"{other}, {n} of {size}"))
         counts[video], video_sizes[video] = frames, size
-        rate = getattr(source, "fps", None)
-        video_fps[video] = fps or (rate(video) if rate else None)
+        video_fps[video] = fps or source.fps(video)
     first_numbers = source.first_numbers()
     return SplitManifest(name=split, video_count=len(counts), frame_count=sum(counts.values()), counts_certain=True,
                          counts_source=f"decoded by make-manifest ({source.layout} layout)", videos=counts,

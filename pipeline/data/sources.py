@@ -61,6 +61,15 @@ class FrameSource(ABC):
         read in one pass: an hour of video starts at once)."""
         return self.iter_frames(video)
 
+    def fps(self, video: str) -> float | None:
+        """The frame rate ``video`` states (a video file's container), None where it states none."""
+        return None
+
+    def frame_count_estimate(self, video: str) -> int | None:
+        """Frames of ``video`` for a progress bar, without decoding it: counted for frame folders, the
+        container's claim for video files (may be off, or None)."""
+        return self.num_frames(video)
+
     def iter_pairs(self, video: str, start: int = 0, stop: int | None = None
                    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Consecutive pairs ``(t, frame_t, frame_t+1)`` for t in [start, stop - 1), each frame decoded once."""

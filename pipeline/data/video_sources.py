@@ -53,6 +53,9 @@ class VideoFileSource(FrameSource):
         finally:
             cap.release()
 
+    def frame_count_estimate(self, video: str) -> int | None:
+        return self._counts.get(video) or self.header_frame_count(video) or None
+
     def num_frames(self, video: str) -> int:
         if video not in self._counts:
             cap, n = self._capture(video), 0
@@ -129,6 +132,16 @@ class VideoFileSource(FrameSource):
         self._close()
 
 
+def entry_kind(entry: Path) -> str | None:
+    """What one entry of a folder of videos is: "video file", "frame folder" (a folder holding frame images), or
+    None (anything else, skipped)."""
+    if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
+        return "video file"
+    if entry.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+        return "frame folder"
+    return None
+
+
 class FolderOfVideosSource(FrameSource):
     """One folder whose entries are the videos: video files and folders of numbered frames side by side (the
     split-folder and video-files layouts). Anything else in the folder is skipped with a warning naming it;
@@ -142,9 +155,10 @@ class FolderOfVideosSource(FrameSource):
         for entry in sorted(folder.iterdir()):
             if entry.name.startswith("."):
                 continue
-            if entry.is_file() and entry.suffix.lower() in VIDEO_SUFFIXES:
+            kind = entry_kind(entry)
+            if kind == "video file":
                 files[entry.stem] = entry
-            elif entry.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in entry.iterdir()):
+            elif kind == "frame folder":
                 folders[entry.name] = entry
             elif entry.is_dir():
                 self.skipped.append((entry, "a folder without frame images, so not a video"))
@@ -172,14 +186,14 @@ class FolderOfVideosSource(FrameSource):
     def videos(self) -> list[str]:
         return sorted(self._owner)
 
-    def is_video_file(self, video: str) -> bool:
-        return self._part(video) is self._files
-
     def video_path(self, video: str) -> Path:
         return self._files.video_path(video)
 
     def fps(self, video: str) -> float | None:
-        return self._files.fps(video) if self.is_video_file(video) else None
+        return self._part(video).fps(video)
+
+    def frame_count_estimate(self, video: str) -> int | None:
+        return self._part(video).frame_count_estimate(video)
 
     def location(self, video: str) -> Path:
         return self._owner[video].location(video) if video in self._owner else self.parent / video

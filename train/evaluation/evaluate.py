@@ -219,6 +219,8 @@ def _heatmaps(folder: Path, model, scored: dict, calibrated: dict, ctx: _Context
         order = frames[np.argsort(-np.nan_to_num(score[frames], nan=-np.inf), kind="stable")]
         picks = list(dict.fromkeys(int(order[i]) for i in np.linspace(0, len(order) - 1, ctx.cfg.heatmap_frames)
                                    .round().astype(int)))
+        # full heat: the calibration's 99.9th-percentile pixel error; without a calibration, 20x this video's
+        # 99th-percentile frame MSE (MSE = 10^(-PSNR/10)), since pixel errors peak far above their frame's mean
         full = scale or max(float(np.nanpercentile(10 ** (-s.psnr[frames] / 10), 99)) * 20, 1e-4)
         written += [str(p.relative_to(folder)) for p in protocols.write_heatmaps(
             folder, model, ctx.source, video, sorted(picks), size=size, device=device, precision=precision,

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import DataError, RunError
-from pipeline.data.frame_source import open_frame_source
 from train.evaluation import scoring
 from train.evaluation.calibration import Calibration
-from train.evaluation.video_inputs import VideoInput, calibration_set, measure_calibration, within_budget
+from train.evaluation.video_inputs import (VideoInput, adapted_frames, calibration_set, measure_calibration,
+                                          within_budget)
 
 log = logging.getLogger(__name__)
 
@@ -104,21 +104,12 @@ def adapted_frames_scored(target, source, videos: list[str], past_frames: int) -
     """Test frames (video -> sorted frames from ``past_frames`` on) that the target's fine-tune adapted on: the
     same video file or folder in the adaptation's split, whatever the split's name. Not left out of the scores
     (per-video adaptation frames already are): named, so that the reader knows."""
-    adaptation = target.adaptation or {}
-    if not adaptation.get("clips") or adaptation.get("protocol") == "per-video":
+    if (target.adaptation or {}).get("protocol") == "per-video":
         return {}
-    try:
-        adapted = open_frame_source(adaptation.get("root", ""), adaptation.get("split", "training"))
-        location = {str(c["video"]): Path(adapted.location(str(c["video"]))).resolve() for c in adaptation["clips"]}
-    except (DataError, OSError, KeyError):
-        return {}
-    here = {Path(source.location(v)).resolve(): v for v in videos}
-    found: dict[str, set[int]] = {}
-    for clip in adaptation["clips"]:
-        video = here.get(location[str(clip["video"])])
-        if video is not None:
-            found.setdefault(video, set()).update(int(f) for f in clip["frames"] if int(f) >= past_frames)
-    return {v: sorted(f) for v, f in found.items() if f}
+    adapted = adapted_frames(target.adaptation) or {}
+    found = {v: sorted(f for f in adapted.get(Path(source.location(v)).resolve(), ()) if f >= past_frames)
+             for v in videos}
+    return {v: f for v, f in found.items() if f}
 
 
 def frame_ranges(frames: list[int]) -> str:

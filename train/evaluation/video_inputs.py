@@ -61,8 +61,7 @@ def _inputs(source: FrameSource, fps: float | None) -> list[VideoInput]:
         raise problems[0]
     out = []
     for video in source.videos():
-        own = source.fps(video) if hasattr(source, "fps") else None
-        out.append(VideoInput(video, source, video, Path(source.location(video)), fps or own))
+        out.append(VideoInput(video, source, video, Path(source.location(video)), fps or source.fps(video)))
     return out
 
 
@@ -106,19 +105,31 @@ def _split_videos(root: Path, split: str) -> list[VideoInput]:
         raise RunError(f"calibration set: {err}") from None
 
 
-def _leave_out_adapted(videos: list[VideoInput], adaptation: dict | None, past_frames: int) -> list[VideoInput]:
+def adapted_frames(adaptation: dict | None) -> dict[Path, set[int]] | None:
+    """The frames a fine-tune adapted on, by the resolved file or folder of their video (so that the same video
+    is found under another root, split or name): {} without clips, None when the adaptation's data cannot be
+    opened."""
     if not adaptation or not adaptation.get("clips"):
-        return videos
-    adapted_root = Path(adaptation.get("root", ""))
+        return {}
     try:
-        source = open_frame_source(adapted_root, adaptation.get("split", "training"))
-        where = {str(c["video"]): Path(source.location(str(c["video"]))).resolve() for c in adaptation["clips"]}
+        source = open_frame_source(adaptation.get("root", ""), adaptation.get("split", "training"))
+        frames: dict[Path, set[int]] = {}
+        for clip in adaptation["clips"]:
+            where = Path(source.location(str(clip["video"]))).resolve()
+            frames.setdefault(where, set()).update(int(f) for f in clip["frames"])
     except (DataError, OSError, KeyError):
-        log.warning("cannot open %s to find the adapted clips; calibrating on every video given", adapted_root)
+        return None
+    return frames
+
+
+def _leave_out_adapted(videos: list[VideoInput], adaptation: dict | None, past_frames: int) -> list[VideoInput]:
+    frames = adapted_frames(adaptation)
+    if frames is None:
+        log.warning("cannot open %s to find the adapted clips; calibrating on every video given",
+                    adaptation.get("root"))
         return videos
-    frames: dict[Path, set[int]] = {}
-    for clip in adaptation["clips"]:
-        frames.setdefault(where[str(clip["video"])], set()).update(int(f) for f in clip["frames"])
+    if not frames:
+        return videos
     untouched = [v for v in videos if v.location.resolve() not in frames]
     if untouched:
         if len(untouched) < len(videos):
@@ -159,12 +170,10 @@ def measure_calibration(model, videos: list[VideoInput], *, size: tuple[int, int
 
 
 def frame_estimate(item: VideoInput) -> int | None:
-    """Frames of a video for a progress bar: counted for frame folders, the container's claim for video files."""
-    header = getattr(item.source, "header_frame_count", None)
+    """Frames of a video for a progress bar (:meth:`FrameSource.frame_count_estimate`); None where even that
+    fails (the error comes again, named, when the video is read)."""
     try:
-        if header is not None and getattr(item.source, "is_video_file", lambda v: True)(item.video):
-            return header(item.video) or None
-        return item.source.num_frames(item.video)
+        return item.source.frame_count_estimate(item.video)
     except (OSError, DataError, ValueError):
         return None
 

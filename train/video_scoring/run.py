@@ -18,13 +18,14 @@ import csv
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.core.errors import RunError
-from pipeline.core.files import atomic_write_text, commit, remove_temporaries, sha256_of
+from pipeline.core.files import commit, remove_temporaries, sha256_of
 from pipeline.core.lock import folder_lock
 from pipeline.core.version import package_version
 from train.common.device import device_name, resolve_device
@@ -44,6 +45,23 @@ from train.video_scoring.inputs import resolve_predictor, resolve_videos
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAY_FPS = 25.0
+
+
+@dataclass
+class _Job:
+    """What scoring every video of one call shares: the model at its size, device and precision, and the options."""
+
+    cfg: ScoreVideoConfig
+    model: torch.nn.Module
+    size: tuple[int, int]
+    device: torch.device
+    precision: str
+    progress: ProgressFn | None
+
+    def predictions(self, item: VideoInput):
+        """The stream of predictions over one video (train.evaluation.stream)."""
+        return stream_predictions(self.model, item.source.stream(item.video), size=self.size,
+                                  batch_size=self.cfg.batch_size, device=self.device, precision=self.precision)
 
 
 class RunningScore:
@@ -73,12 +91,11 @@ def score_videos(cfg: ScoreVideoConfig, progress: ProgressFn | None = None) -> d
     out = Path(cfg.out)
     with folder_lock(out, "score-video"):
         remove_temporaries(out)
-        context = {"model": model, "size": size, "device": device, "precision": precision, "cfg": cfg,
-                   "progress": progress}
-        calibration, calibration_record = _calibration(out, adaptation, predictor, context)
+        job = _Job(cfg, model, size, device, precision, progress)
+        calibration, calibration_record = _calibration(out, adaptation, predictor, job)
         results, started = {}, time.perf_counter()
         for item in videos:
-            results[item.name] = _score_video(out / item.name, item, calibration, calibration_record, context)
+            results[item.name] = _score_video(out / item.name, item, calibration, calibration_record, job)
         summary = {"kind": "score-video-summary", "predictor": predictor, "calibration": str(out / CALIBRATION_FILE),
                    "calibration_sha256": sha256_of(out / CALIBRATION_FILE), "false_alarm_rate": cfg.false_alarm_rate,
                    "threshold": calibration.threshold, "eval_size": list(size), "precision": precision,
@@ -92,13 +109,13 @@ def score_videos(cfg: ScoreVideoConfig, progress: ProgressFn | None = None) -> d
 # calibration
 
 
-def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict) -> tuple[Calibration, dict]:
+def _calibration(out: Path, adaptation: dict | None, predictor: dict, job: _Job) -> tuple[Calibration, dict]:
     """The calibration of this run: read back from DIR/calibration.json when it was computed for the same
     predictor, calibration videos and settings, else computed (every calibration frame predicted once)."""
-    cfg, model = ctx["cfg"], ctx["model"]
+    cfg, model = job.cfg, job.model
     videos, where = calibration_set(cfg.calibration, adaptation, past_frames=model.past_frames)
     videos = within_budget(videos, cfg.calibration_frames)
-    identity = {"predictor_sha256": predictor["sha256"], "eval_size": list(ctx["size"]), "precision": ctx["precision"],
+    identity = {"predictor_sha256": predictor["sha256"], "eval_size": list(job.size), "precision": job.precision,
                 "videos": {v.name: str(v.location.resolve()) for v in videos},
                 "excluded_frames": {v.name: len(v.excluded) for v in videos if v.excluded},
                 "false_alarm_rate": cfg.false_alarm_rate, "window": cfg.window, "min_span": cfg.min_span}
@@ -110,8 +127,8 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict)
             return Calibration.from_json(held["calibration"]), held
         log.info("calibration: %s was made for other settings; calibrating again", path)
     calibration, psnr = measure_calibration(
-        model, videos, size=ctx["size"], batch_size=cfg.batch_size, device=ctx["device"], precision=ctx["precision"],
-        false_alarm_rate=cfg.false_alarm_rate, window=cfg.window, min_span=cfg.min_span, progress=ctx["progress"],
+        model, videos, size=job.size, batch_size=cfg.batch_size, device=job.device, precision=job.precision,
+        false_alarm_rate=cfg.false_alarm_rate, window=cfg.window, min_span=cfg.min_span, progress=job.progress,
         where=where)
     flagged = {v: int(calibration.flags(calibration.scores(p)).sum()) for v, p in psnr.items()}
     record = {"kind": "score-calibration", "identity": identity, "source": where,
@@ -129,8 +146,8 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, ctx: dict)
 
 
 def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calibration_record: dict,
-                 ctx: dict) -> dict:
-    cfg, model = ctx["cfg"], ctx["model"]
+                 job: _Job) -> dict:
+    cfg = job.cfg
     identity = {"calibration": calibration_record["identity"], "video": str(item.location.resolve()),
                 "fps": item.fps, "overlay": cfg.overlay, "merge_gap": cfg.merge_gap}
     done = folder / SPANS_FILE
@@ -147,7 +164,7 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
         log.warning("%s: frame rate unknown (pass --fps): times are left empty, the overlay plays at %g fps",
                     item.name, DEFAULT_OVERLAY_FPS)
     running, started = RunningScore(calibration), time.perf_counter()
-    frames, psnrs, scores = [], [], []
+    frames, scores = [], []
     scores_tmp, overlay_tmp = folder / f".{SCORES_FILE}.partial", folder / f".partial.{OVERLAY_FILE}"
     writer, total = None, frame_estimate(item)
     top = max(2.0 * calibration.threshold, 1.0)
@@ -156,16 +173,15 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
         with open(scores_tmp, "w", newline="") as fh:
             rows = csv.writer(fh)
             rows.writerow(["frame", "time_s", "psnr", "score", "flagged"])
-            for p in stream_predictions(model, item.source.stream(item.video), size=ctx["size"],
-                                        batch_size=cfg.batch_size, device=ctx["device"], precision=ctx["precision"]):
+            for p in job.predictions(item):
                 score = running(p.psnr)
                 flagged = score > calibration.threshold
-                seconds = p.index / fps if fps else None
-                rows.writerow([p.index, "" if seconds is None else repr(seconds), repr(p.psnr), repr(score),
-                               int(flagged)])
-                frames.append(p.index), psnrs.append(p.psnr), scores.append(score)
+                at = p.index / fps if fps else None
+                rows.writerow([p.index, "" if at is None else repr(at), repr(p.psnr), repr(score), int(flagged)])
+                frames.append(p.index)
+                scores.append(score)
                 if cfg.overlay:
-                    clock = f"{seconds:.1f} s" if seconds is not None else f"frame {p.index}"
+                    clock = f"{at:.1f} s" if at is not None else f"frame {p.index}"
                     picture = drawing.overlay_frame(
                         p.frame, p.error, score=score, threshold=calibration.threshold, flagged=flagged,
                         label=f"{item.name}  {clock}  score {score:.2f} (threshold {calibration.threshold:.2f})",
@@ -174,14 +190,14 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
                         writer = drawing.OverlayWriter(overlay_tmp, fps or DEFAULT_OVERLAY_FPS,
                                                        (picture.shape[1], picture.shape[0]))
                     writer.write(picture)
-                if ctx["progress"]:
-                    ctx["progress"](f"scoring {item.name}", p.index + 1, max(total or 0, p.index + 1), None)
+                if job.progress:
+                    job.progress(f"scoring {item.name}", p.index + 1, max(total or 0, p.index + 1), None)
     finally:
         if writer is not None:
             writer.close()
     if not frames:
         scores_tmp.unlink(missing_ok=True)
-        raise RunError(f"{item.location}: fewer than {model.past_frames + 1} frames; nothing to score")
+        raise RunError(f"{item.location}: fewer than {job.model.past_frames + 1} frames; nothing to score")
     frames_arr, scores_arr = np.asarray(frames), np.asarray(scores)
     flags = calibration.flags(scores_arr)
     spans = flagged_spans(flags, scores_arr, min_span=calibration.min_span, merge_gap=cfg.merge_gap)
@@ -205,13 +221,7 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
                "frames_per_second": round(len(frames) / max(seconds, 1e-9), 2),
                "overlay": str(folder / OVERLAY_FILE) if writer is not None else None,
                "overlay_codec": writer.codec if writer is not None else None}
-    atomic_write_text(done, _json({"kind": "score-video-spans", "identity": identity, "threshold": calibration.threshold,
-                                   "false_alarm_rate": cfg.false_alarm_rate, "spans": spans, "summary": summary}))
+    write_json(done, {"kind": "score-video-spans", "identity": identity, "threshold": calibration.threshold,
+                      "false_alarm_rate": cfg.false_alarm_rate, "spans": spans, "summary": summary})
     log.info("%s: %d frames scored, %d flagged in %d span(s)", item.name, len(frames), int(flags.sum()), len(spans))
     return summary
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, indent=1) + "\n"
