@@ -9,14 +9,14 @@ import click
 
 from pipeline.core.cli import (COMMAND_SETTINGS, FiniteFloat, fail, print_problems,
                                reported_errors, setup_logging, verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
-              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest; the manifest says what to expect.")
+              help=DATASET_HELP + " The manifest says what to expect.")
 @click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS),
               help="Split to check (repeatable). Default: every split with frames or labels under DATA_ROOT.")
 @click.option("--decode/--no-decode", default=True,

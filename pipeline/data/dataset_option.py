@@ -34,7 +34,7 @@ class DatasetType(click.ParamType):
 
 
 DATASET = DatasetType()
-DATASET_HELP = "Benchmark name, or the path of a manifest file written by make-manifest (your own camera)."
+DATASET_HELP = "Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest."
 
 
 class DataRootPath(click.Path):

@@ -59,6 +59,9 @@ def scan_dataset(root: Path, *, name: str, title: str | None = None, fps: float 
     sizes: Counter = Counter()
     rates: set[float] = set()
     for split in SPLITS:
+        if single and splits:       # one video file is both splits: decoded once
+            splits[split] = dataclasses.replace(next(iter(splits.values())), name=split)
+            continue
         source = open_frame_source(root, split) if single else _open_split(root, split, problems)
         if source is None:
             continue

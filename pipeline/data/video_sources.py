@@ -83,9 +83,7 @@ class VideoFileSource(FrameSource):
         self._open = (video, cap, position + 1)
         if not ok or bgr is None:
             raise FrameReadError(self.frame_path(video, index), "frame could not be decoded")
-        if bgr.ndim == 2:
-            bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return _rgb(bgr)
 
     def frame_path(self, video: str, index: int) -> str:
         return f"{self.video_path(video)}#{index}"
@@ -98,9 +96,7 @@ class VideoFileSource(FrameSource):
                 if not ok or bgr is None:
                     break
                 n += 1
-                if bgr.ndim == 2:
-                    bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield _rgb(bgr)
         finally:
             cap.release()
         if n == 0:
@@ -130,6 +126,13 @@ class VideoFileSource(FrameSource):
 
     def __del__(self):
         self._close()
+
+
+def _rgb(bgr: np.ndarray) -> np.ndarray:
+    """A decoded OpenCV frame (BGR, or grayscale (H, W)) as RGB uint8 (H, W, 3)."""
+    if bgr.ndim == 2:
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def entry_kind(entry: Path) -> str | None:

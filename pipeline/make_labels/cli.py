@@ -11,7 +11,7 @@ import click
 
 from pipeline.core.cli import (COMMAND_SETTINGS, comma_list_callback, fail, field_defaults, print_problems, reported_errors,
                                setup_logging, verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from pipeline.make_labels.config import MakeLabelsConfig, TeacherSpec
 
@@ -50,7 +50,7 @@ def _parse_size(ctx, param, value: str):
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
-              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest.")
+              help=DATASET_HELP)
 @click.option("--split", required=True, type=click.Choice(SPLITS), help="Which split to label.")
 @click.option("--out", "store", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Label store folder (created; an existing store of the same run is resumed).")

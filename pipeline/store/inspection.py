@@ -118,14 +118,11 @@ def render_pair(store: Path, video: str, t: int, *, scale: int | None = None) ->
         a, b = f["box_offsets"][i + 1:i + 3]
         boxes, scores, classes = f["boxes"][a:b], f["box_scores"][a:b], f["box_classes"][a:b]
         teachers = json.loads(f.attrs["teachers"])
-    k = scale or render_scale(frame.shape[1])
+    flow_panel, k = flow_to_rgb(flow), scale or render_scale(frame.shape[1])
     if k > 1:                                       # nearest neighbour: a label pixel stays a block of pixels
-        frame = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
-        mask = cv2.resize(mask, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+        frame, mask, flow_panel = (cv2.resize(a, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+                                   for a in (frame, mask, flow_panel))
         boxes = boxes * k
-    flow_panel = flow_to_rgb(flow)
-    if k > 1:
-        flow_panel = cv2.resize(flow_panel, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
     legend = wheel_legend(min(48, flow_panel.shape[0] // 3))
     flow_panel[-legend.shape[0]:, -legend.shape[1]:] = legend
     peak = float(np.hypot(flow[0], flow[1]).max())

@@ -16,9 +16,11 @@ Flagged frames that follow each other form spans; a span shorter than ``min_span
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+
+from train.evaluation.scoring import runs_of_ones
 
 SIGMA_FLOOR_DB = 1e-6       # a calibration set of identical PSNRs still gives finite scores
 
@@ -87,8 +89,8 @@ def fit_calibration(psnr_by_video: Mapping[str, np.ndarray], *, false_alarm_rate
     """
     if not 0 < false_alarm_rate < 1:
         raise ValueError(f"false-alarm rate {false_alarm_rate}: must be between 0 and 1 (0.01 is 1%)")
-    pooled = np.concatenate([np.asarray(p, np.float64) for p in psnr_by_video.values()]) if psnr_by_video else []
-    pooled = np.asarray(pooled)[~np.isnan(pooled)] if len(pooled) else np.zeros(0)
+    pooled = np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in psnr_by_video.values()] or [np.zeros(0)])
+    pooled = pooled[~np.isnan(pooled)]
     if pooled.size < 2:
         raise ValueError(f"{pooled.size} calibration frame(s): need at least 2 predicted normal frames")
     mean, std = float(pooled.mean()), max(float(pooled.std()), SIGMA_FLOOR_DB)
@@ -100,8 +102,7 @@ def fit_calibration(psnr_by_video: Mapping[str, np.ndarray], *, false_alarm_rate
     scale = None
     if pixel_errors is not None and np.size(pixel_errors):
         scale = max(float(np.quantile(np.asarray(pixel_errors, np.float64), 0.999)), 1e-6)
-    return Calibration(**{**asdict(partial), "threshold": threshold, "pixel_scale": scale,
-                          "videos": tuple(psnr_by_video)})
+    return replace(partial, threshold=threshold, pixel_scale=scale)
 
 
 def spans(flags, scores, *, min_span: int = 1, fps: float | None = None, merge_gap: int = 0) -> list[dict]:
@@ -116,9 +117,8 @@ def spans(flags, scores, *, min_span: int = 1, fps: float | None = None, merge_g
         for before, after in zip(on[:-1], on[1:]):
             if 1 < after - before <= merge_gap + 1:
                 flags[before:after] = True
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
     out = []
-    for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+    for start, stop in runs_of_ones(flags):
         if stop - start < min_span:
             continue
         peak = int(start + np.nanargmax(scores[start:stop]))

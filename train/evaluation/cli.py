@@ -9,7 +9,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, ProgressBars, comma_list, config_from,
                                device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
                                verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from train.common.options import calibration_options, precision_option
 from train.evaluation.config import EvalConfig
@@ -25,7 +25,7 @@ def _parse_list(ctx, param, value: str | None):
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
-              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest; the manifest names the ground truth and the evaluation size.")
+              help=DATASET_HELP + " The manifest names the ground truth and the evaluation size.")
 @click.option("--predictor", required=True, type=click.Path(path_type=Path),
               help="A predictor .pt (train-predictor), a fine-tune seed folder (adaptation.json) or a fine-tune run "
                    "folder with seed folders (each evaluated; mean and std over seeds).")

@@ -1,5 +1,5 @@
 """Plots of an evaluation (matplotlib, Agg backend): the pooled ROC curve and per-video anomaly-score curves with
-the ground-truth abnormal spans shaded."""
+the ground-truth abnormal spans shaded; score-video's calibrated-score curve with its flagged spans."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.files import atomic_write_bytes
-from train.evaluation.scoring import VideoScores, pooled_arrays
+from train.evaluation.scoring import VideoScores, pooled_arrays, runs_of_ones
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +21,6 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def abnormal_spans(labels) -> list[tuple[int, int]]:
-    """[start, end) runs of 1s in a 0/1 array (T,): e.g. [0, 1, 1, 0, 1] -> [(1, 3), (4, 5)]."""
-    labels = np.asarray(labels).astype(np.int8).reshape(-1)
-    edges = np.diff(np.concatenate([[0], labels, [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def plot_roc(path: Path, videos: Mapping[str, VideoScores], frame_auc: float | None, title: str) -> Path | None:
@@ -60,7 +53,7 @@ def plot_score_curve(path: Path, v: VideoScores, video_auc: float | None, *, tit
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 2.8))
     unit = 1.0 / fps if fps else 1.0
-    for start, end in abnormal_spans(v.labels):
+    for start, end in runs_of_ones(v.labels):
         ax.axvspan((start - 0.5) * unit, (end - 0.5) * unit, color="tab:red", alpha=0.2, lw=0)
     ax.plot(np.arange(len(v.score)) * unit, v.score, lw=1.2, color="tab:blue")
     auc_text = "single class" if video_auc is None else f"AUC {100 * video_auc:.2f}%"
@@ -81,3 +74,23 @@ def plot_score_curves(folder: Path, videos: Mapping[str, VideoScores], aucs: Map
     folder.mkdir(parents=True, exist_ok=True)
     return [plot_score_curve(folder / f"{name}.png", v, aucs.get(name), title=title, fps=(fps or {}).get(name))
             for name, v in videos.items()]
+
+
+def plot_calibrated_curve(path: Path, times: np.ndarray, scores: np.ndarray, *, threshold: float,
+                          spans: list[tuple[float, float]], title: str, xlabel: str) -> Path:
+    """score-video's curve.png: the calibrated score over time (or frames), the threshold as a dashed line and the
+    flagged spans shaded (``spans``: (start, end) in the units of ``times``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for start, end in spans:
+        ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
+    ax.plot(times, scores, color="tab:blue", lw=1, label="score")
+    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
+    if spans:
+        ax.axvspan(np.nan, np.nan, color="tab:red", alpha=0.2, lw=0, label=f"flagged ({len(spans)} spans)")
+    ax.set(title=title, xlabel=xlabel, ylabel="calibrated score")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, format="png", dpi=110))
+    plt.close(fig)
+    return path

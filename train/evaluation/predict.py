@@ -8,11 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pipeline.core.errors import RunError
 from pipeline.core.prefetch import prefetch
-from train.common.precision import autocast
 from train.evaluation import scoring
-from train.predictors.clips import to_model_frames
+from train.evaluation.stream import model_windows, predict_window
 
 
 @dataclass
@@ -23,20 +21,6 @@ class VideoResult:
     psnr: np.ndarray
     errors: np.ndarray | None = None
     masks: np.ndarray | None = None
-
-
-def _windows(source, video: str, size: tuple[int, int], past: int, batch: int):
-    """Yield (t0, t1, window): targets t0..t1-1 and the frames t0-past .. t1-1 as (past + t1 - t0, 3, h, w) in
-    [-1, 1]; each frame is read and converted once."""
-    n = source.num_frames(video)
-    carry = None
-    for t0 in range(past, n, batch):
-        t1 = min(t0 + batch, n)
-        first = t0 - past if carry is None else t0
-        new = to_model_frames(np.stack([source.read(video, i) for i in range(first, t1)]), size)
-        window = new if carry is None else torch.cat([carry, new])
-        carry = window[-past:]
-        yield t0, t1, window
 
 
 @torch.inference_mode()
@@ -50,29 +34,24 @@ def predict_video(model, source, video: str, *, size: tuple[int, int], batch_siz
     if masks is not None:
         result.errors = np.zeros((n, len(index)), np.float32)
         result.masks = np.zeros((n, len(index)), np.uint8)
-    windows = prefetch(_windows(source, video, size, past, batch_size))
+    frames = (source.read(video, i) for i in range(n))         # read by index, on the prefetch thread
+    windows = prefetch(model_windows(frames, past=past, batch=batch_size, size=size))
     with closing(windows):
-        _predict_windows(model, windows, result, past=past, size=size, device=device, masks=masks, index=index,
+        _predict_windows(model, windows, result, size=size, device=device, masks=masks, index=index,
                          video=video, precision=precision)
     return result
 
 
-def _predict_windows(model, windows, result: VideoResult, *, past, size, device, masks, index, video,
+def _predict_windows(model, windows, result: VideoResult, *, size, device, masks, index, video,
                      precision) -> None:
-    """Fill ``result`` from the (t0, t1, window) batches of :func:`_windows` (targets t0 .. t1 - 1)."""
+    """Fill ``result`` from the (targets, window) batches of :func:`~train.evaluation.stream.model_windows`."""
     import cv2
 
     flat_index = None if index is None else index.cpu().numpy()
-    for t0, t1, window in windows:
-        window = window.to(device, non_blocking=True)
-        clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(t1 - t0)])
-        try:
-            with autocast(device, precision):
-                predicted = model(clips)
-        except ValueError as err:
-            raise RunError(f"--eval-size {size[0]}x{size[1]}: {err}") from None
-        pred01 = ((predicted.float() + 1) / 2).clamp(0, 1)
-        real01 = ((window[past:].float() + 1) / 2).clamp(0, 1)
+    for targets, window in windows:
+        t0, t1 = targets[0][0], targets[-1][0] + 1
+        pred01, real01 = predict_window(model, window.to(device, non_blocking=True), device=device,
+                                        precision=precision)
         squared = (pred01 - real01) ** 2                               # (B, 3, h, w)
         result.psnr[t0:t1] = scoring.psnr_from_mse(squared.mean((1, 2, 3)).double().cpu().numpy())
         if masks is not None:

@@ -132,18 +132,15 @@ def write_heatmaps(folder: Path, model, source, video: str, frames: list[int], *
     import cv2
 
     from pipeline.core.files import atomic_write_bytes
-    from train.common.precision import autocast
     from train.evaluation.heatmap import error_heatmap
+    from train.evaluation.stream import predict_window
     from train.predictors.clips import to_model_frames
 
     past, written = model.past_frames, []
     (folder / "heatmaps").mkdir(parents=True, exist_ok=True)
     for t in frames:
         window = to_model_frames(np.stack([source.read(video, i) for i in range(t - past, t + 1)]), size).to(device)
-        with autocast(device, precision):
-            predicted = model(window[:past].flatten(0, 1)[None])
-        pred = ((predicted[0].float() + 1) / 2).clamp(0, 1)
-        real = ((window[past].float() + 1) / 2).clamp(0, 1)
+        (pred,), (real,) = predict_window(model, window, device=device, precision=precision)
         error = ((pred - real) ** 2).mean(0).cpu().numpy()
         real8 = (real.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         pred8 = (pred.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
@@ -154,7 +151,7 @@ def write_heatmaps(folder: Path, model, source, video: str, frames: list[int], *
         gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
         strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
         header = np.full((22, strip.shape[1], 3), 255, np.uint8)
-        psnr = 10 * np.log10(1 / max(float(error.mean()), scoring.MSE_FLOOR))
+        psnr = float(scoring.psnr_from_mse(error.mean()))
         cv2.putText(header, f"{title}  video {video} frame {t}: frame | prediction | error  (PSNR {psnr:.2f} dB)",
                     (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
         image = np.concatenate([header, strip])

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,20 @@ PRETRAINED = "pre-trained"
 SHARED_K0 = "†"
 
 
+class EvalData(NamedTuple):
+    """What an evaluation's AUCs were computed on; evaluations pool into one row only where these are equal."""
+
+    root: str | None
+    gt_sha256: str | None
+    eval_size: tuple
+    videos: tuple
+    source_predictor: str | None        # sha256 of the pre-trained predictor (the fine-tune's source)
+
+
+DATA_FIELDS = {"root": "data root", "gt_sha256": "ground-truth sha256", "eval_size": "evaluation size",
+               "videos": "video list", "source_predictor": "pre-trained predictor (sha256)"}
+
+
 @dataclass(frozen=True)
 class Entry:
     """One evaluation (one seed): AUCs in [0, 1] or None; ``path`` is its metrics.json."""
@@ -39,7 +54,7 @@ class Entry:
     seed: int | None
     aucs: dict[str, float | None]
     path: str
-    data: tuple = ()        # (data root, ground-truth sha256, eval size, videos): what the AUCs were computed on
+    data: EvalData | None = None    # what the AUCs were computed on
     group: str = ""         # a label of ``data`` when rows are grouped by it (--group-by-data)
 
     @property
@@ -88,16 +103,13 @@ def _entry(file: Path, metrics: dict) -> Entry:
     arch = metrics["arch"]
     shots = run.get("shots") if run.get("known") else 0
     method = run.get("method") if run.get("known") else PRETRAINED
-    data = (metrics.get("root"), (metrics.get("ground_truth") or {}).get("sha256"),
-            tuple(metrics.get("eval_size") or ()), tuple(metrics.get("videos") or ()), _source_predictor(metrics))
+    data = EvalData(metrics.get("root"), (metrics.get("ground_truth") or {}).get("sha256"),
+                    tuple(metrics.get("eval_size") or ()), tuple(metrics.get("videos") or ()),
+                    _source_predictor(metrics))
     return Entry(dataset=metrics.get("title") or metrics.get("dataset", "?"), arch=ARCH_NAMES.get(arch, arch),
                  method=method or PRETRAINED, protocol=run.get("protocol") or "-", shots=int(shots or 0),
                  seed=run.get("seed"), aucs={k: metrics.get(key) for k, key in METRICS.items()}, path=str(file),
                  data=data)
-
-
-DATA_FIELDS = ("data root", "ground-truth sha256", "evaluation size", "video list",
-               "pre-trained predictor (sha256)")
 
 
 def _source_predictor(metrics: dict) -> str | None:
@@ -114,8 +126,8 @@ def _source_predictor(metrics: dict) -> str | None:
 
 def check_poolable(entries: Sequence[Entry]) -> None:
     """DataError unless every row's evaluations (all its K and seeds, and the shared K = 0 of its dataset and
-    architecture) were computed on the same data root, ground truth, evaluation size and videos: the one file of
-    each side is named with the first difference."""
+    architecture) were computed on the same :class:`EvalData`: the one file of each side is named with the first
+    difference."""
     from pipeline.core.errors import DataError
 
     by_row: dict[tuple, list[Entry]] = {}
@@ -125,11 +137,11 @@ def check_poolable(entries: Sequence[Entry]) -> None:
         first = row[0]
         for other in row[1:]:
             if other.data != first.data:
-                i = next(i for i, (a, b) in enumerate(zip(first.data, other.data)) if a != b)
-                a, b = first.data[i], other.data[i]
-                if i == 3:
+                name = next(n for n in EvalData._fields if getattr(first.data, n) != getattr(other.data, n))
+                a, b = getattr(first.data, name), getattr(other.data, name)
+                if name == "videos":
                     a, b = f"{len(a)} videos ({', '.join(a[:4])}...)", f"{len(b)} videos ({', '.join(b[:4])}...)"
-                raise DataError(other.path, f"would be pooled with {first.path}, but the {DATA_FIELDS[i]} differs "
+                raise DataError(other.path, f"would be pooled with {first.path}, but the {DATA_FIELDS[name]} differs "
                                             f"({b} here, {a} there); give results-table one experiment, or pass "
                                             "--group-by-data for a row per data")
 
@@ -147,9 +159,9 @@ def group_by_data(entries: Sequence[Entry]) -> list[Entry]:
         if len(keys[e.dataset]) == 1:
             out.append(e)
             continue
-        root, sha, size, videos, source = e.data
-        label = (f" [{Path(root or '?').name}, {'x'.join(map(str, size))}, {len(videos)} videos, gt {str(sha)[:8]}, "
-                 f"from predictor {str(source)[:8]}]")
+        d = e.data
+        label = (f" [{Path(d.root or '?').name}, {'x'.join(map(str, d.eval_size))}, {len(d.videos)} videos, gt "
+                 f"{str(d.gt_sha256)[:8]}, from predictor {str(d.source_predictor)[:8]}]")
         out.append(replace(e, group=label))
     return out
 

@@ -174,6 +174,13 @@ def per_video_auc(videos: Mapping[str, VideoScores]) -> PerVideoAUC:
     return PerVideoAUC(float(np.mean(defined)) if defined else None, aucs, single)
 
 
+def runs_of_ones(flags) -> list[tuple[int, int]]:
+    """[start, end) runs of 1s (or True) in a 0/1 array (T,): e.g. [0, 1, 1, 0, 1] -> [(1, 3), (4, 5)]."""
+    flags = np.asarray(flags).astype(np.int8).reshape(-1)
+    edges = np.diff(np.concatenate([[0], flags, [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
 def pixel_sample_index(height: int, width: int, max_pixels: int, *, seed: int = 0) -> np.ndarray:
     """Flat pixel indices (sorted int64) to keep from every (height, width) map for the pixel-level AUC.
 

@@ -1,6 +1,9 @@
 """A predictor run over a stream of frames of unknown length: each frame from ``past_frames`` on is predicted from
 the frames before it, and its PSNR and per-pixel error map come out as soon as its batch is done. Memory holds one
-batch and the ``past_frames`` before it, whatever the video's length (an hour of video, or a live camera)."""
+batch and the ``past_frames`` before it, whatever the video's length (an hour of video, or a live camera).
+
+Its two pieces, the batching (:func:`model_windows`) and the prediction of one batch (:func:`predict_window`), are
+also evaluate-predictor's (:mod:`train.evaluation.predict`) and its heatmaps' (:mod:`train.evaluation.protocols`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pipeline.core.errors import RunError
 from pipeline.core.prefetch import prefetch
 from train.common.precision import autocast
 from train.evaluation import scoring
@@ -28,9 +32,11 @@ class FramePrediction:
     error: np.ndarray
 
 
-def _batches(frames: Iterable[np.ndarray], past: int, batch: int, size) -> Iterator[tuple[list, torch.Tensor]]:
-    """(targets, window): up to ``batch`` target frames as (index, frame) and the model frames of the ``past``
-    frames before them followed by the targets, (past + B, 3, h, w) in [-1, 1]."""
+def model_windows(frames: Iterable[np.ndarray], *, past: int, batch: int, size
+                  ) -> Iterator[tuple[list[tuple[int, np.ndarray]], torch.Tensor]]:
+    """(targets, window) batches over ``frames`` (RGB uint8, in order): up to ``batch`` target frames as (index,
+    frame), and the model frames of the ``past`` frames before them followed by the targets, (past + B, 3, h, w)
+    in [-1, 1] at ``size`` (w, h). Each frame is converted once; nothing is yielded for ``past`` frames or fewer."""
     carry: torch.Tensor | None = None      # model frames of the last ``past`` frames
     pending: list[tuple[int, np.ndarray]] = []
     head: list[np.ndarray] = []            # the first ``past`` frames, which have no prediction
@@ -49,21 +55,32 @@ def _batches(frames: Iterable[np.ndarray], past: int, batch: int, size) -> Itera
         yield pending, torch.cat([carry, to_model_frames(np.stack([f for _, f in pending]), size)])
 
 
+def predict_window(model, window: torch.Tensor, *, device: torch.device, precision: str
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, target) for a :func:`model_windows` window already on ``device``: frame ``past + i`` predicted
+    from the ``past`` frames before it, both (B, 3, h, w) float32 on [0, 1]. A size the model cannot take is a
+    RunError naming --eval-size."""
+    past = model.past_frames
+    clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(len(window) - past)])
+    try:
+        with autocast(device, precision):
+            predicted = model(clips)
+    except ValueError as err:
+        w, h = window.shape[-1], window.shape[-2]
+        raise RunError(f"--eval-size {w}x{h}: {err}") from None
+    return ((predicted.float() + 1) / 2).clamp(0, 1), ((window[past:].float() + 1) / 2).clamp(0, 1)
+
+
 @torch.inference_mode()
 def stream_predictions(model, frames: Iterable[np.ndarray], *, size: tuple[int, int], batch_size: int,
                        device: torch.device, precision: str = "fp32") -> Iterator[FramePrediction]:
     """Predict every frame of ``frames`` (RGB uint8, in order) from the ``model.past_frames`` before it, at ``size``
     (w, h); decoding runs one batch ahead on a thread. A stream shorter than ``past_frames + 1`` yields nothing."""
-    past = model.past_frames
-    batches = prefetch(_batches(frames, past, batch_size, size))
+    batches = prefetch(model_windows(frames, past=model.past_frames, batch=batch_size, size=size))
     with closing(batches):
         for targets, window in batches:
-            window = window.to(device, non_blocking=True)
-            clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(len(targets))])
-            with autocast(device, precision):
-                predicted = model(clips)
-            pred01 = ((predicted.float() + 1) / 2).clamp(0, 1)
-            real01 = ((window[past:].float() + 1) / 2).clamp(0, 1)
+            pred01, real01 = predict_window(model, window.to(device, non_blocking=True), device=device,
+                                            precision=precision)
             squared = ((pred01 - real01) ** 2).mean(1)                      # (B, h, w)
             psnr = scoring.psnr_from_mse(squared.mean((1, 2)).double().cpu().numpy())
             errors = squared.cpu().numpy()

@@ -10,8 +10,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError, RunError
 from pipeline.data.file_kinds import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from pipeline.data.frame_source import (FolderOfVideosSource, FrameSource, ImageFolderSource, VideoFileSource,
-                                        open_frame_source)
+from pipeline.data.frame_source import FolderOfVideosSource, FrameSource, ImageFolderSource, open_frame_source
 from pipeline.data.manifests import is_manifest_path, load_manifest
 from train.common.steps import ProgressFn
 from train.evaluation.calibration import Calibration, fit_calibration
@@ -36,13 +35,15 @@ class VideoInput:
 
 
 def videos_at(path: Path, fps: float | None) -> list[VideoInput]:
+    """The videos ``path`` holds: one video file, one frame folder, a dataset folder (its testing/ split) or a
+    folder of video files and frame folders; ``fps`` overrides each video's own rate. DataError if none."""
     if not path.exists():
         raise DataError(path, "does not exist")
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
             raise DataError(path, f"not a video file (suffix {path.suffix or 'none'!r}; videos are "
                                   f"{', '.join(sorted(VIDEO_SUFFIXES))})")
-        return _inputs(VideoFileSource(path.parent, {path.stem: path}, layout="video-files", parent=path.parent), fps)
+        return _inputs(open_frame_source(path, "testing", layout="video-files"), fps)
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file()):
         source = ImageFolderSource(path.parent, {path.name: path}, first_number=None, layout="frames",
                                    parent=path.parent)
@@ -59,10 +60,8 @@ def _inputs(source: FrameSource, fps: float | None) -> list[VideoInput]:
     problems = source.listing_problems()
     if problems:
         raise problems[0]
-    out = []
-    for video in source.videos():
-        out.append(VideoInput(video, source, video, Path(source.location(video)), fps or source.fps(video)))
-    return out
+    return [VideoInput(video, source, video, Path(source.location(video)), fps or source.fps(video))
+            for video in source.videos()]
 
 
 def calibration_set(calibration: str | None, adaptation: dict | None, *, past_frames: int) -> tuple[list[VideoInput], str]:

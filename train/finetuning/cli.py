@@ -10,7 +10,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, NON_NEGATIVE, OUT_DIR, POSITIVE,
                                ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
                                reported_errors, setup_logging, size_callback, verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from train.common.options import precision_option
 from train.finetuning.config import COMPONENTS, LOSSES, FinetuneConfig
 from train.finetuning.kshot import PROTOCOLS
@@ -28,7 +28,7 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
-              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest.")
+              help=DATASET_HELP)
 @click.option("--predictor", required=True, type=EXISTING_FILE,
               help="The pre-trained predictor.pt (train-predictor) to adapt.")
 @click.option("--sfonet", type=EXISTING_FILE, default=D.sfonet,

@@ -9,7 +9,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, ProgressBars, comma_list_callback,
                                config_from, device_option, field_defaults, reported_errors, setup_logging,
                                size_callback, verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET
+from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from train.common.options import on_device_option, precision_option
 from train.predictor_training.config import TrainPredictorConfig
@@ -20,7 +20,7 @@ D = field_defaults(TrainPredictorConfig)
 @click.command(context_settings=COMMAND_SETTINGS)
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
-              help="Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest.")
+              help=DATASET_HELP)
 @click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose (normal) videos train.")
 @click.option("--arch", default=D.arch, metavar="NAME",
               help="Predictor: unet3 (the paper's UNet-3layer, Liu et al.'s generator) or unet4 (one more level); "

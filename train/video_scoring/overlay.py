@@ -1,4 +1,4 @@
-"""The annotated video and the score curve of score-video.
+"""The annotated video of score-video (its score curve: :func:`train.evaluation.plots.plot_calibrated_curve`).
 
 ``overlay.mp4``: per scored frame, the frame as read, the prediction error drawn over it as a heatmap (blue ->
 red, transparent where the error is small) and a bar under it with the running score against the threshold (red
@@ -78,28 +78,3 @@ class OverlayWriter:
 
     def close(self) -> None:
         self._writer.release()
-
-
-def plot_curve(path: Path, times: np.ndarray, scores: np.ndarray, *, threshold: float, spans: list[tuple[float, float]],
-               title: str, xlabel: str) -> None:
-    """curve.png: the score over time (or frames), the threshold as a dashed line and the flagged spans shaded
-    (``spans``: (start, end) in the units of ``times``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipeline.core.files import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    for start, end in spans:
-        ax.axvspan(start, end, color="tab:red", alpha=0.2, lw=0)
-    ax.plot(times, scores, color="tab:blue", lw=1, label="score")
-    ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
-    if spans:
-        ax.axvspan(np.nan, np.nan, color="tab:red", alpha=0.2, lw=0, label=f"flagged ({len(spans)} spans)")
-    ax.set(title=title, xlabel=xlabel, ylabel="calibrated score")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, format="png", dpi=110))
-    plt.close(fig)

@@ -33,13 +33,14 @@ from train.common.precision import resolve_precision
 from train.common.run_folder import read_json, write_json
 from train.common.steps import ProgressFn
 from train.evaluation.calibration import Calibration, spans as flagged_spans
+from train.evaluation.plots import plot_calibrated_curve
 from train.evaluation.stream import stream_predictions
+from train.evaluation.video_inputs import (VideoInput, calibration_set, frame_estimate, measure_calibration,
+                                          within_budget)
 from train.predictors import load_predictor
 from train.video_scoring import overlay as drawing
 from train.video_scoring.config import (CALIBRATION_FILE, CURVE_FILE, OVERLAY_FILE, SCORES_FILE, SPANS_FILE,
                                         ScoreVideoConfig)
-from train.evaluation.video_inputs import (VideoInput, calibration_set, frame_estimate, measure_calibration,
-                                          within_budget)
 from train.video_scoring.inputs import resolve_predictor, resolve_videos
 
 log = logging.getLogger(__name__)
@@ -198,25 +199,20 @@ def _score_video(folder: Path, item: VideoInput, calibration: Calibration, calib
     if not frames:
         scores_tmp.unlink(missing_ok=True)
         raise RunError(f"{item.location}: fewer than {job.model.past_frames + 1} frames; nothing to score")
-    frames_arr, scores_arr = np.asarray(frames), np.asarray(scores)
-    flags = calibration.flags(scores_arr)
-    spans = flagged_spans(flags, scores_arr, min_span=calibration.min_span, merge_gap=cfg.merge_gap)
-    for span in spans:                      # spans were found on the scored frames: name the video's frames
-        for key in ("start_frame", "end_frame", "peak_frame"):
-            span[key] = int(frames_arr[span[key]])
-        if fps:
-            span["start_s"], span["end_s"] = span["start_frame"] / fps, (span["end_frame"] + 1) / fps
+    # scores by video frame: the first frames (no prediction) are NaN, never flagged, so spans name video frames
+    by_frame = np.concatenate([np.full(frames[0], np.nan), scores])
+    flags = calibration.flags(by_frame)
+    spans = flagged_spans(flags, by_frame, min_span=calibration.min_span, fps=fps, merge_gap=cfg.merge_gap)
     commit(scores_tmp, folder / SCORES_FILE)
     if writer is not None:
         commit(overlay_tmp, folder / OVERLAY_FILE)
-    x = frames_arr / fps if fps else frames_arr
-    shaded = [((s["start_frame"]) / fps, (s["end_frame"] + 1) / fps) if fps else (s["start_frame"], s["end_frame"] + 1)
-              for s in spans]
-    drawing.plot_curve(folder / CURVE_FILE, x, scores_arr, threshold=calibration.threshold, spans=shaded,
-                       title=f"{item.name}: calibrated score, {len(spans)} flagged span(s) at "
-                             f"{100 * cfg.false_alarm_rate:g}% false alarms", xlabel="time (s)" if fps else "frame")
+    x = np.asarray(frames) / fps if fps else np.asarray(frames)
+    shaded = [(s["start_s"], s["end_s"]) if fps else (s["start_frame"], s["end_frame"] + 1) for s in spans]
+    plot_calibrated_curve(folder / CURVE_FILE, x, np.asarray(scores), threshold=calibration.threshold, spans=shaded,
+                          title=f"{item.name}: calibrated score, {len(spans)} flagged span(s) at "
+                                f"{100 * cfg.false_alarm_rate:g}% false alarms", xlabel="time (s)" if fps else "frame")
     seconds = time.perf_counter() - started
-    summary = {"video": str(item.location), "frames": int(frames_arr[-1] + 1), "scored_frames": len(frames),
+    summary = {"video": str(item.location), "frames": len(by_frame), "scored_frames": len(frames),
                "flagged_frames": int(flags.sum()), "spans": len(spans), "fps": fps,
                "frames_per_second": round(len(frames) / max(seconds, 1e-9), 2),
                "overlay": str(folder / OVERLAY_FILE) if writer is not None else None,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from helpers.models import tiny_unet
+from pipeline.core.errors import RunError
 from train.evaluation.calibration import Calibration, causal_mean, fit_calibration, spans
 from train.evaluation.predict import predict_video
 from train.evaluation.stream import stream_predictions
@@ -90,3 +91,10 @@ def test_streaming_gives_the_evaluations_psnrs_and_is_lazy():
     first = list(itertools.islice(stream_predictions(model, endless, size=(32, 24), batch_size=4,
                                                      device=torch.device("cpu")), 6))
     assert [p.index for p in first] == [4, 5, 6, 7, 8, 9]
+
+
+def test_a_size_the_model_cannot_take_is_one_error_naming_eval_size():
+    model = tiny_unet().eval()                  # three levels: at least 4 pixels a side
+    frames = [np.zeros((20, 28, 3), np.uint8)] * 6
+    with pytest.raises(RunError, match=r"--eval-size 2x2: tiny-unet: input size 2x2 \(WxH\) is too small"):
+        list(stream_predictions(model, iter(frames), size=(2, 2), batch_size=2, device=torch.device("cpu")))

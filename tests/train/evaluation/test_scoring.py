@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from train.evaluation import scoring
-from train.evaluation.plots import abnormal_spans
 
 NAN = np.nan
 
@@ -94,8 +93,8 @@ def test_pixel_auc_hand_case_and_sampling():
     assert (scoring.pixel_sample_index(10, 20, 0) == np.arange(200)).all()
 
 
-def test_abnormal_spans():
-    assert abnormal_spans([0, 1, 1, 0, 1]) == [(1, 3), (4, 5)]
-    assert abnormal_spans([0, 0]) == []
+def test_runs_of_ones():
+    assert scoring.runs_of_ones([0, 1, 1, 0, 1]) == [(1, 3), (4, 5)]
+    assert scoring.runs_of_ones([0, 0]) == []
 
 
