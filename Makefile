@@ -56,8 +56,6 @@ experiment: $(STAMP)
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS)
 	$(BIN)/run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2_to_ped2-cpu --datasets $(DATASETS) \
 	    --only eval-unet3-k0
-	$(BIN)/python bench/copy_last_auc.py $(DATASETS)/ped2 --dataset ped2 --eval-size 128x86 \
-	    --out runs/ped2_to_ped2-cpu/copy_last.json
 	$(BIN)/python -m train.experiment.report.page $(EXP) --out docs/results.md --notes docs/results-notes.md \
 	    --anchor runs/ped2_to_ped2-cpu --previous docs/results-72x48.md
 

@@ -11,12 +11,13 @@ from pipeline.core.files import atomic_write_bytes
 
 @dataclass
 class Panel:
-    """One plot: ``curves`` maps a label to its value per step (step 1 first). ``smooth`` adds a running mean
+    """One plot: ``curves`` maps a label to its value per step (a list, step 1 first, or a dict step -> value for
+    a curve measured every so many steps). ``smooth`` adds a running mean
     (a fiftieth of the steps) to a single curve; the y axis is logarithmic when every value is positive and
     ``log_scale`` allows it; ``empty`` is written in a panel without any value."""
 
     title: str
-    curves: dict[str, list[float]] = field(default_factory=dict)
+    curves: dict[str, list[float] | dict[int, float]] = field(default_factory=dict)
     ylabel: str = "loss"
     smooth: bool = False
     log_scale: bool = True
@@ -40,8 +41,11 @@ def plot_panels(path: str | Path, panels: list[Panel], *, legend_max: int = 12) 
 
 
 def _draw(ax, panel: Panel, legend_max: int) -> None:
-    values = [v for curve in panel.curves.values() for v in curve]
+    values = [v for curve in panel.curves.values() for v in (curve.values() if isinstance(curve, dict) else curve)]
     for label, curve in panel.curves.items():
+        if isinstance(curve, dict):
+            ax.plot(list(curve), list(curve.values()), marker=".", lw=0.9, label=label)
+            continue
         steps = np.arange(1, len(curve) + 1)
         ax.plot(steps, curve, lw=0.6 if panel.smooth else 0.9, alpha=0.5 if panel.smooth else 1.0, label=label)
         window = max(1, len(curve) // 50)

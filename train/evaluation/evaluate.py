@@ -287,6 +287,7 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
     frames_scored = int(sum(v.scored.sum() for v in scored.values()))
     adaptation_left_out = sum(len([f for f in target.exclude.get(v, []) if f >= past]) for v in raw)
     frame_auc = scoring.frame_auc(scored)
+    floor = copy_last_floor(raw, gt.labels, past=past, exclude=target.exclude, frame_auc=frame_auc)
     metrics = {
         "kind": "predictor-evaluation", "dataset": cfg.dataset, "dataset_name": ctx.manifest.name,
         "title": ctx.manifest.title, "split": cfg.split,
@@ -298,6 +299,7 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
                           "abnormal_scored": int(s.scored_labels.sum()), "auc": per_video.aucs[v],
                           "mean_psnr": _mean(s.psnr[s.scored]), "constant_psnr": s.constant}
                       for v, s in scored.items()},
+        "copy_last_frame_auc": floor.get("copy_last"), "floor": floor,
         "pixel_auc": pixel, "pixel_auc_reason": pixel_reason, "pixel_auc_videos": pixel_videos,
         "pixel_samples_per_frame": cfg.pixel_samples,
         "ground_truth": {"path": str(gt.path), "format": gt.format, "sha256": gt.sha256},
@@ -313,6 +315,26 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
         "config": plain(asdict(cfg)),
     }
     return metrics, scored
+
+
+def copy_last_floor(raw: dict[str, VideoResult], labels, *, past: int, exclude, frame_auc: float | None) -> dict:
+    """The floor of the frame AUC: the same scoring (frames, exclusions, min-max per video, pooling) applied to the
+    PSNR of copying frame t-1 as the prediction of frame t. ``cleared``: the model's pooled AUC is above it."""
+    if any(r.copy_last_psnr is None for r in raw.values()):
+        return {"metric": "frame_auc", "cleared": False, "verdict": "floor not measured"}
+    scored = scoring.score_videos({v: r.copy_last_psnr for v, r in raw.items()}, labels, past_frames=past,
+                                  exclude=exclude)
+    copy = scoring.frame_auc(scored)
+    if copy is None or frame_auc is None:
+        return {"metric": "frame_auc", "copy_last": copy, "cleared": False,
+                "verdict": "floor not measured: the scored frames hold one class only"}
+    margin = frame_auc - copy
+    verdict = (f"{'clears' if margin > 0 else 'does NOT clear'} the copy-last floor: frame AUC "
+               f"{100 * frame_auc:.2f}% against {100 * copy:.2f}% for copying the last frame "
+               f"({100 * margin:+.2f} points)")
+    return {"metric": "frame_auc", "model": frame_auc, "copy_last": copy, "margin": margin,
+            "copy_last_per_video_mean_auc": scoring.per_video_auc(scored).mean, "cleared": bool(margin > 0),
+            "verdict": verdict}
 
 
 def _pixel_auc(raw: dict[str, VideoResult], scored: dict, ctx: _Context):
@@ -387,5 +409,6 @@ def summarise(results: dict[str, dict]) -> dict:
             "seeds": list(results), "run": {k: v for k, v in first["run"].items() if k != "seed"},
             "frame_auc": stats("frame_auc"), "per_video_mean_auc": stats("per_video_mean_auc"),
             "pixel_auc": stats("pixel_auc"), "frame_auc_raw": stats("frame_auc_raw"),
-            "frame_auc_calibrated": stats("frame_auc_calibrated"), "eval_size": first["eval_size"],
+            "frame_auc_calibrated": stats("frame_auc_calibrated"),
+            "copy_last_frame_auc": stats("copy_last_frame_auc"), "eval_size": first["eval_size"],
             "ground_truth": first["ground_truth"]}

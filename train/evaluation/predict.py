@@ -1,5 +1,6 @@
 """A predictor run over one video, in order: each frame predicted from the ``past_frames`` before it, the PSNR of
-every prediction and, where pixel masks exist, the squared errors at sampled pixel positions."""
+every prediction, the PSNR of copying the last frame instead (the floor, on the same frames and through the same
+code) and, where pixel masks exist, the squared errors at sampled pixel positions."""
 from __future__ import annotations
 
 from contextlib import closing
@@ -15,10 +16,12 @@ from train.evaluation.stream import model_windows, predict_window
 
 @dataclass
 class VideoResult:
-    """Raw outputs for one video: psnr (T,) float64 dB, NaN for frames without prediction; errors (T, P) float32
+    """Raw outputs for one video: psnr (T,) float64 dB, NaN for frames without prediction; copy_last_psnr (T,)
+    float64 dB of frame t-1 taken as the prediction of frame t (same frames, same NaNs); errors (T, P) float32
     sampled squared errors and masks (T, P) uint8, or None without pixel masks."""
 
     psnr: np.ndarray
+    copy_last_psnr: np.ndarray | None = None
     errors: np.ndarray | None = None
     masks: np.ndarray | None = None
 
@@ -30,7 +33,7 @@ def predict_video(model, source, video: str, *, size: tuple[int, int], batch_siz
     PixelMasks) and ``index`` (flat pixel positions), the squared errors and mask values at those positions.
     The model runs in ``precision`` (:mod:`train.common.precision`); errors and PSNR are float32 / float64."""
     past, n = model.past_frames, source.num_frames(video)
-    result = VideoResult(np.full(n, np.nan))
+    result = VideoResult(np.full(n, np.nan), np.full(n, np.nan))
     if masks is not None:
         result.errors = np.zeros((n, len(index)), np.float32)
         result.masks = np.zeros((n, len(index)), np.uint8)
@@ -54,6 +57,9 @@ def _predict_windows(model, windows, result: VideoResult, *, size, device, masks
                                         precision=precision)
         squared = (pred01 - real01) ** 2                               # (B, 3, h, w)
         result.psnr[t0:t1] = scoring.psnr_from_mse(squared.mean((1, 2, 3)).double().cpu().numpy())
+        last01 = ((window[model.past_frames - 1:-1].float() + 1) / 2).clamp(0, 1)    # frame t-1 for each target t
+        result.copy_last_psnr[t0:t1] = scoring.psnr_from_mse(
+            ((last01 - real01.cpu()) ** 2).mean((1, 2, 3)).double().numpy())
         if masks is not None:
             result.errors[t0:t1] = squared.mean(1).flatten(1)[:, index].cpu().numpy()
             for t in range(t0, t1):

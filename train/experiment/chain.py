@@ -7,6 +7,8 @@
 4. on the target: K = 0 (the pre-trained predictor), and for each K of the preset ``finetune-predictor`` (scene
    protocol: K clips of the target's normal training videos) with ``--loss standard`` and ``--loss soff`` over
    the preset's seeds, each scored on the target's test videos by ``evaluate-predictor``,
+   (each SOFF fine-tune behind the SOFF gate of its SFO-Net, ``gate-<sfonet>-<terms>``: an SFO-Net that did not
+   clear its floors is refused and its SOFF steps are withheld, unless ``--allow-weak-sfonet``),
 5. at the preset's ablation K the rows of the paper's Table 3 (flow only, segmentation only, both without OSF)
    and, unless the preset leaves it out, Table 4 (one- and two-stage SFO-Net),
 6. ``results-table`` over the main evaluations (written to ``results.md``).
@@ -93,8 +95,9 @@ def _bin(name: str) -> str:
 class _Chain:
     """Builds the steps of one run (see the module docstring); each method adds one kind of step."""
 
-    def __init__(self, p: Preset, data: Data, out: Path, teachers: str, cores: int):
+    def __init__(self, p: Preset, data: Data, out: Path, teachers: str, cores: int, allow_weak_sfonet: bool = False):
         self.p, self.data, self.out, self.teachers, self.cores = p, data, out, teachers, cores
+        self.allow_weak = ["--allow-weak-sfonet"] if allow_weak_sfonet else []
         self.dev = ["--device", p.device]
         self.labels = out / "labels" / f"{data.source}-training"
         self.steps: list[Step] = []
@@ -127,6 +130,18 @@ class _Chain:
                 "--videos", ",".join(data.source_videos[:-1]), "--val-videos", data.held_out]
         self.steps.append(Step(f"predictor-{arch}", argv, str(run / "predictor.pt")))
 
+    def gate(self, sfonet: str, components: str) -> str:
+        """The SOFF gate for one SFO-Net and set of terms (once); returns its step name. It refuses (exit 2) an
+        SFO-Net that did not clear its floors, and the SOFF steps behind it are withheld (runner)."""
+        name = f"gate-{sfonet}-{components.replace(',', '+')}"
+        if not any(s.name == name for s in self.steps):
+            model = self.out / "sfonet" / sfonet / "sfonet.pt"
+            record = self.out / "sfonet" / sfonet / f"gate-{components.replace(',', '+')}.json"
+            argv = [sys.executable, "-m", "train.finetuning.gate", str(model), "--components", components,
+                    "--record", str(record), *self.allow_weak]
+            self.steps.append(Step(name, argv, str(record), [f"sfonet-{sfonet}"], gate=True))
+        return name
+
     def evaluate(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool) -> None:
         p, data = self.p, self.data
         argv = [_bin("evaluate-predictor"), str(data.target_root), "--dataset", data.target,
@@ -149,8 +164,9 @@ class _Chain:
                 *self.dev]
         needs = [f"predictor-{arch}"]
         if loss == "soff":
-            argv += ["--sfonet", str(self.out / "sfonet" / sfonet / "sfonet.pt"), "--components", components]
-            needs.append(f"sfonet-{sfonet}")
+            argv += ["--sfonet", str(self.out / "sfonet" / sfonet / "sfonet.pt"), "--components", components,
+                     *self.allow_weak]
+            needs.append(self.gate(sfonet, components))
         self.steps.append(Step(f"ft-{tag}", argv, str(folder / f"seed{seed}" / "adaptation.json"), needs))
         plots = group == "main" and seed == p.seeds[0]
         self.evaluate(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots)
@@ -187,13 +203,15 @@ class _Chain:
         argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, self.p.shots)),
                 "--metrics", "frame,per-video,pixel", "--out", str(self.out / "results.md")]
         main = self.out / "eval" / "main"
-        needs = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]
-        self.steps.append(Step("results-table", argv, str(self.out / "results.md"), needs))
+        evaluations = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]
+        # after, not needs: rows withheld by the SOFF gate leave the table to the rows that ran
+        self.steps.append(Step("results-table", argv, str(self.out / "results.md"), after=evaluations))
 
 
-def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int) -> list[Step]:
+def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int,
+                allow_weak_sfonet: bool = False) -> list[Step]:
     """Every step of the chain for preset ``p``, in priority order (main table first, then ablations)."""
-    chain = _Chain(p, data, out, teachers, cores)
+    chain = _Chain(p, data, out, teachers, cores, allow_weak_sfonet)
     chain.make_labels()
     chain.sfonet("three-stage")
     for arch in p.archs:
@@ -217,6 +235,6 @@ def select_steps(steps: list[Step], names: list[str]) -> list[Step]:
         name = todo.pop()
         if name not in wanted:
             wanted.add(name)
-            todo += by_name[name].needs
+            todo += by_name[name].needs + by_name[name].after
     return [s for s in steps if s.name in wanted]
 

@@ -46,17 +46,21 @@ DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"  
               help="Comma list of step names (as in steps.jsonl and logs/: labels, sfonet-three-stage, "
                    "predictor-unet3, eval-unet3-k0, ...): run only these and the steps they need; e.g. "
                    "eval-unet3-k0 scores the pre-trained predictor alone.")
+@click.option("--allow-weak-sfonet", is_flag=True,
+              help="Let the SOFF steps use an SFO-Net that did not clear its floors (by default the SOFF gate "
+                   "refuses it and withholds them; the standard steps run either way).")
 @click.option("--dry-run", is_flag=True, help="Print the command lines and exit.")
 @verbose_option
 def run_experiment_command(source: str, target: str, preset: str, out: Path | None, datasets: Path,
-                           jobs: int | None, device: str | None, teachers: str, only: list[str] | None, dry_run: bool,
-                           verbose: int) -> None:
+                           jobs: int | None, device: str | None, teachers: str, only: list[str] | None,
+                           allow_weak_sfonet: bool, dry_run: bool, verbose: int) -> None:
     """Run the SOFF few-shot experiment, SOURCE -> TARGET, into one results folder.
 
     Labels the source's training videos, trains SFO-Net (three stages, and the ablations' variants) and a frame
     predictor on them, fine-tunes the predictor on K normal clips of the target with the standard and the SOFF
     loss over several seeds, scores every model on the target's test videos and prints the K-shot table (the
-    layout of the paper's Table 1). Each step is a command of this package, logged with its wall time in
+    layout of the paper's Table 1). An SFO-Net that does not clear its floors (train-sfonet's verdict) is refused
+    by the SOFF gate: its SOFF steps are withheld, saying why, and the standard ones still run. Each step is a command of this package, logged with its wall time in
     steps.jsonl; killed? Run the same command again: finished steps are skipped, interrupted ones resume.
 
     \b
@@ -77,7 +81,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     out = (out or Path("runs") / f"{source}_to_{target}-{preset}").resolve()
     with reported_errors():
         data = resolve_data(datasets.resolve(), source, target, p)
-    steps = build_steps(p, data, out, teachers, cores)
+    steps = build_steps(p, data, out, teachers, cores, allow_weak_sfonet)
     chosen = steps
     if only:
         with reported_errors():
@@ -88,6 +92,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
         return
     out.mkdir(parents=True, exist_ok=True)
     info = {"preset": asdict(p), "source": source, "target": target, "teachers": teachers, "jobs": jobs,
+            "allow_weak_sfonet": allow_weak_sfonet,
             "cores": cores, "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),
             "held_out_source_video": data.held_out, "eval_videos": data.eval_videos, "python": sys.executable}
     (out / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")

@@ -6,6 +6,10 @@ their dependencies finish, at most ``jobs`` at once (an ``exclusive`` step alone
 limited to cores / jobs threads (OMP_NUM_THREADS, MKL_NUM_THREADS); its output goes to ``logs/<step>.log`` and its
 wall time and exit status to ``steps.jsonl``. A rerun skips what is done; an interrupted step is rerun (the
 trainers resume from their checkpoints).
+
+A *gate* step (the SOFF gate, :mod:`train.finetuning.gate`) that refuses (exit 2) is not a failure: the steps that
+need it are withheld, each said so with the gate's reason, and the rest of the chain goes on. ``after`` orders a
+step behind others whatever their outcome (the results table comes after every evaluation, even withheld ones).
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ class Step:
     done: str
     needs: list[str] = field(default_factory=list)
     exclusive: bool = False                  # uses every core itself (make-labels' dask workers)
+    after: list[str] = field(default_factory=list)     # start only once these ended, however they ended
+    gate: bool = False                       # exit 2 refuses: the steps needing it are withheld, not failed
 
     @property
     def command(self) -> str:
@@ -59,7 +65,8 @@ def _append(out: Path, record: dict) -> None:
 
 def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     """Run ``steps`` in their order as their dependencies finish, at most ``jobs`` at once (an exclusive step
-    alone); returns the number of failed steps. Steps whose dependencies failed are not started."""
+    alone); returns the number of failed steps. Steps whose dependencies failed are not started; those behind a
+    gate that refused are withheld (not counted as failed)."""
     records = finished_records(out)
     threads = max(1, cores // jobs)
     done: set[str] = set()
@@ -71,10 +78,11 @@ def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
         if s.name in done:
             echo(f"skip   {s.name} (finished earlier)")
     failed: set[str] = set()
+    withheld: dict[str, str] = {}           # step -> the refusing gate's reason
     running: dict[str, tuple[subprocess.Popen, Step, float, object]] = {}
     (out / "logs").mkdir(exist_ok=True)
     try:
-        _loop(pending, running, done, failed, out, jobs, cores, threads, echo)
+        _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, echo)
     finally:                                  # interrupted (Ctrl-C, SIGTERM): stop the steps this run started
         for proc, _, _, log in running.values():
             proc.terminate()
@@ -83,17 +91,22 @@ def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     return len(failed)
 
 
-def _loop(pending, running, done, failed, out, jobs, cores, threads, echo) -> None:
+def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, echo) -> None:
     while pending or running:
         for s in [s for s in pending if any(n in failed for n in s.needs)]:
             pending.remove(s)
             failed.add(s.name)
             echo(f"never  {s.name} (a step it needs failed)")
+        for s in [s for s in pending if any(n in withheld for n in s.needs)]:
+            pending.remove(s)
+            withheld[s.name] = next(withheld[n] for n in s.needs if n in withheld)
+            echo(f"never  {s.name} (withheld: {withheld[s.name]})")
+        waiting = {s.name for s in pending} | set(running)
         exclusive_running = any(r[1].exclusive for r in running.values())
         for s in list(pending):
             if len(running) >= jobs or exclusive_running:
                 break
-            if not all(n in done for n in s.needs):
+            if not all(n in done for n in s.needs) or any(n in waiting for n in s.after):
                 continue
             if s.exclusive and running:
                 continue
@@ -116,14 +129,29 @@ def _loop(pending, running, done, failed, out, jobs, cores, threads, echo) -> No
                 continue
             log.close()
             seconds = round(time.time() - t0, 2)
-            _append(out, {"step": name, "command": s.command, "rc": rc, "seconds": seconds,
-                          "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-                          "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                          "threads": cores if s.exclusive else threads})
+            record = {"step": name, "command": s.command, "rc": rc, "seconds": seconds,
+                      "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                      "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      "threads": cores if s.exclusive else threads}
+            if rc:
+                record["reason"] = _error_line(out / "logs" / f"{name}.log")
+            _append(out, record)
             del running[name]
             if rc == 0:
                 done.add(name)
                 echo(f"done   {name} ({seconds:.1f} s)")
+            elif s.gate and rc == 2:
+                withheld[name] = record["reason"] or f"{name} refused"
+                echo(f"REFUSED {name}: {withheld[name]}")
             else:
                 failed.add(name)
                 echo(f"FAILED {name} (exit {rc}; log {out / 'logs' / (name + '.log')})")
+
+
+def _error_line(log: Path) -> str | None:
+    """The last ``ERROR ...`` line a step printed (its one-line reason), without the prefix."""
+    try:
+        lines = [line for line in log.read_text().splitlines() if line.startswith("ERROR ")]
+    except OSError:
+        return None
+    return lines[-1][len("ERROR "):] if lines else None

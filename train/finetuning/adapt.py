@@ -7,7 +7,8 @@ predictor is trained on them for ``steps`` Adam steps: one model for the ``scene
 
 Run folder (``out``)::
 
-    finetune.json              config, the sha256 of predictor.pt and sfonet.pt, versions, per-seed results
+    finetune.json              config, the sha256 of predictor.pt and sfonet.pt, SFO-Net's floors as the gate read
+                               them (``sfonet_gate``, :mod:`train.finetuning.gate`), versions, per-seed results
     finetune.log               the log
     seed<S>/adaptation.json    protocol, K, seed, dataset, root, split, the exact clips (video, start, frames) and
                                which model file each video uses; written last, so it marks the seed complete
@@ -43,6 +44,7 @@ from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_step
 from train.common.workers import worker_errors
 from train.finetuning.config import (ADAPTATION_FILE, FINETUNE_FILE, LOG_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE,
                                      RERUN_CHANGES, FinetuneConfig)
+from train.finetuning.gate import check_sfonet
 from train.finetuning.kshot import named_clips, protocol_split, sample_clips
 from train.finetuning.soff_loss import check_components, soff_loss, standard_loss
 from train.predictors import load_predictor, save_predictor
@@ -119,6 +121,12 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
             check_components(sfonet, cfg.used_components)
         except ValueError as err:
             raise RunError(f"{cfg.sfonet}: {err}") from None
+    adapts = cfg.shots > 0 or bool(cfg.clips)      # K = 0 copies the predictor: SFO-Net teaches nothing
+    gate = check_sfonet(cfg.sfonet, cfg.used_components, allow_weak=cfg.allow_weak_sfonet) \
+        if cfg.loss == "soff" and adapts else None
+    if gate and gate["allowed_weak"]:
+        log.warning("--allow-weak-sfonet: %s did not clear its %s floor(s); it teaches anyway", cfg.sfonet,
+                    ", ".join(gate["weak_parts"]))
     split = protocol_split(cfg.protocol)
     source = open_frame_source(cfg.data_root, split, cfg.layout)
     counts = _frame_counts(source, cfg.videos)
@@ -130,7 +138,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     meta = {"config": plain(asdict(cfg)), "fingerprint": _fingerprint(cfg, hashes), **hashes,
             "loss": cfg.loss, "components": list(cfg.used_components), "shots": cfg.shots,
             "protocol": cfg.protocol, "split": split, "input_size": list(size), "past_frames": past_frames,
-            "precision": precision,
+            "precision": precision, "sfonet_gate": gate,
             "arch": getattr(source_model, "arch", source_payload.get("arch")), "videos": list(counts),
             "seeds": [], "seeds_requested": list(cfg.seeds),   # seeds: the complete seed folders
             "package_version": package_version(), "torch_version": str(torch.__version__), "results": {}}

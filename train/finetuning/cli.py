@@ -33,6 +33,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="The pre-trained predictor.pt (train-predictor) to adapt.")
 @click.option("--sfonet", type=EXISTING_FILE, default=D.sfonet,
               help="The trained sfonet.pt (train-sfonet), kept frozen; needed by --loss soff.")
+@click.option("--allow-weak-sfonet", is_flag=True, default=D.allow_weak_sfonet,
+              help="Use an SFO-Net whose metrics say it did not clear its floors (flow no better than zero flow, "
+                   "masks no better than empty); refused without this, exit 2. Recorded in finetune.json.")
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): finetune.json, finetune.log, seed<S>/ with adaptation.json, predictor.pt "
                    "(scene) or per_video/<video>.pt (per-video), loss.png.")

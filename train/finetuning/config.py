@@ -11,7 +11,7 @@ LOSSES = ("soff", "standard")
 FINETUNE_FILE, LOG_FILE, ADAPTATION_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE = (
     "finetune.json", "finetune.log", "adaptation.json", "predictor.pt", "per_video", "loss.png")
 # may differ between a run and its rerun (the files are compared by sha256, the data root by its resolved path)
-RERUN_CHANGES = ("seeds", "device", "workers", "out", "predictor", "sfonet", "data_root")
+RERUN_CHANGES = ("seeds", "device", "workers", "out", "predictor", "sfonet", "data_root", "allow_weak_sfonet")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class FinetuneConfig:
     predictor: str
     out: str
     sfonet: str | None = None
+    allow_weak_sfonet: bool = False     # use an SFO-Net that did not clear its floors (train.finetuning.gate)
     loss: str = "soff"
     components: tuple[str, ...] = COMPONENTS
     alpha: float = ALPHA      # weight of L_s in L_total (Eq. 10)

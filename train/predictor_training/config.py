@@ -5,20 +5,25 @@ import math
 from dataclasses import dataclass
 
 from train.common.options import ON_DEVICE
+from train.common.schedule import SCHEDULES
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
 TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this many training clips
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every",
-                     "frames_on_device")
+                     "frames_on_device", "eval_every")
+OUTPUTS = ("direct", "residual")          # train.predictors.liu_unet.OUTPUTS (kept torch-free here)
+SAMPLINGS = ("uniform", "motion")         # train.predictor_training.sampling.SAMPLINGS
+FLOOR_MARGIN_DB = 0.5    # a predictor clears its floor when its held-out PSNR beats copying the last frame by this
 
 
 @dataclass(frozen=True)
 class TrainPredictorConfig:
     """Everything a train-predictor run depends on (the CLI's help describes each field). ``epochs`` (when set)
-    overrides ``steps`` with ``epochs * ceil(training clips / batch_size)``; ``input_size`` is (w, h). Defaults
-    are the paper's: Adam, learning rate 2e-4, batch 16, frames at 256x256, 4 past frames."""
+    overrides ``steps`` with ``epochs * ceil(training clips / batch_size)``; ``input_size`` and ``crop`` are
+    (w, h). Defaults are the paper's: Adam, learning rate 2e-4 constant, batch 16, whole frames at 256x256, 4 past
+    frames, direct output, every clip in turn."""
 
     data_root: str
     dataset: str
@@ -31,6 +36,12 @@ class TrainPredictorConfig:
     batch_size: int = 16
     input_size: tuple[int, int] = (256, 256)
     past_frames: int = 4
+    output: str = "direct"              # direct (the paper's) | residual (last frame + learned change)
+    lr_schedule: str = "constant"       # constant | cosine (train.common.schedule)
+    warmup: int = 0                     # steps of linear warm-up
+    sampling: str = "uniform"           # uniform | motion (train.predictor_training.sampling)
+    crop: tuple[int, int] | None = None     # train on crops of this size (w, h) of the input-size frames
+    eval_every: int = 0                 # steps between held-out evaluations (the learning curve); 0: at the end
     videos: tuple[str, ...] = ()        # training videos; empty: every video of the split but the held-out ones
     val_videos: tuple[str, ...] = ()    # held-out videos of the same split, for the metrics
     val_max_clips: int | None = None
@@ -55,6 +66,21 @@ class TrainPredictorConfig:
             raise ValueError(f"input size {self.input_size!r} is not (width, height)")
         if self.frames_on_device not in ON_DEVICE:
             raise ValueError(f"--frames-on-device {self.frames_on_device!r}: choose auto, on or off")
+        for option, value, choices in (("--output", self.output, OUTPUTS), ("--lr-schedule", self.lr_schedule,
+                                       SCHEDULES), ("--sampling", self.sampling, SAMPLINGS)):
+            if value not in choices:
+                raise ValueError(f"{option} {value!r}: choose from {', '.join(choices)}")
+        if self.warmup < 0 or self.eval_every < 0:
+            raise ValueError(f"--warmup {self.warmup} and --eval-every {self.eval_every} must not be negative")
+        if self.crop is not None:
+            if len(self.crop) != 2 or min(self.crop) < 1:
+                raise ValueError(f"--crop {self.crop!r} is not (width, height)")
+            if self.crop[0] > self.input_size[0] or self.crop[1] > self.input_size[1]:
+                raise ValueError(f"--crop {self.crop[0]}x{self.crop[1]}: larger than --input-size "
+                                 f"{self.input_size[0]}x{self.input_size[1]}")
+        if (self.crop is not None or self.sampling != "uniform") and self.frames_on_device == "off":
+            raise ValueError("--crop and --sampling motion draw from the frames held in memory: they need "
+                             "--frames-on-device auto or on")
         both = sorted(set(self.videos) & set(self.val_videos))
         if both:
             raise ValueError(f"video {both[0]!r} is both a training video (--videos) and held out (--val-videos)")

@@ -11,7 +11,8 @@ Run folder (``out``)::
                     end), so a killed run resumes with --resume
     predictor.pt    the final model (train.predictors.save_predictor; read it with load_predictor)
     metrics.json    final loss; PSNR on the held-out clips of the trained model, of the untrained one and of
-                    copying the last input frame
+                    copying the last input frame; the floor verdict (``floor``); the learning curve (``curve``:
+                    held-out PSNR every ``eval_every`` steps against training seconds and CPU seconds)
     loss.png        training loss per step
     train.log       the log
 
@@ -19,7 +20,13 @@ Metrics: PSNR per clip is 10 log10(1 / MSE) with predicted and real frame mapped
 pixels and channels; ``val_psnr`` is the mean over the held-out clips (at most ``val_max_clips``, evenly spaced).
 ``untrained_psnr`` is the same for the model as initialised by the seed, ``copy_last_psnr`` for predicting the
 last input frame. Without --val-videos, the metrics use at most 256 evenly spaced training clips and
-``held_out`` is false.
+``held_out`` is false. The predictor *clears its floor* when its PSNR beats copy-last by at least
+``FLOOR_MARGIN_DB`` (0.5 dB) on those clips; ``floor`` says so with the margin, and the log and the CLI end with
+that verdict.
+
+What a step sees (``--sampling``, ``--crop``: :mod:`train.predictor_training.sampling`), the learning rate of each
+step (``--lr-schedule``, ``--warmup``: :mod:`train.common.schedule`) and the model's output (``--output``:
+:class:`train.predictors.liu_unet.LiuUNet`) are options; the defaults are the paper's.
 
 Data order is a pure function of (seed, step) (:class:`train.common.seeding.StepBatches`); with the model,
 optimizer and RNG states in the checkpoint, a resumed run on CPU ends with exactly the weights of an
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,11 +53,14 @@ from train.common.device import fits_on_device, resolve_device
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
+from train.common.schedule import learning_rate, set_learning_rate
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.common.workers import worker_errors
 from train.evaluation.scoring import psnr_from_mse
-from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
-                                             PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS, TrainPredictorConfig)
+from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, FLOOR_MARGIN_DB, LOG_FILE,
+                                             METRICS_FILE, PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS,
+                                             TrainPredictorConfig)
+from train.predictor_training.sampling import ClipBatches
 from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import ClipDataset, FrameBank, video_clips
 from train.predictors.losses import prediction_loss
@@ -79,7 +90,8 @@ def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(model, loader, device: torch.device) -> dict:
-    """Mean PSNR of the model's predictions and of copying the last input frame, over the loader's clips."""
+    """Mean PSNR of the model's predictions (in float32, whatever the training precision) and of copying the last
+    input frame, over the loader's clips."""
     was_training = model.training
     model.eval()
     ours, copy = [], []
@@ -94,9 +106,30 @@ def evaluate(model, loader, device: torch.device) -> dict:
             "copy_last_psnr": float(np.concatenate(copy).mean())}
 
 
-def plot_loss(path: Path, losses: list[float], title: str) -> None:
-    """Training loss per step (and its running mean) as a PNG at ``path``."""
-    plot_panels(path, [Panel(title, {"loss": losses}, ylabel="L_p = intensity + gradient", smooth=True)])
+def floor_verdict(psnr: float | None, copy_last_psnr: float | None, *, held_out: bool) -> dict:
+    """Whether held-out PSNR beats copying the last frame by ``FLOOR_MARGIN_DB``: the ``floor`` of metrics.json,
+    with its one-line ``verdict``."""
+    where = "held-out" if held_out else "training (no --val-videos)"
+    if psnr is None or copy_last_psnr is None:
+        return {"metric": "psnr_db", "cleared": False, "verdict": f"floor not measured: no {where} clips"}
+    margin = psnr - copy_last_psnr
+    cleared = margin >= FLOOR_MARGIN_DB
+    verdict = (f"{'clears' if cleared else 'does NOT clear'} the copy-last floor on {where} clips: PSNR "
+               f"{psnr:.3f} dB against {copy_last_psnr:.3f} dB for copying the last frame, margin {margin:+.3f} dB "
+               f"(needed: {FLOOR_MARGIN_DB:+.2f} dB)")
+    return {"metric": "psnr_db", "model": psnr, "copy_last": copy_last_psnr, "margin_db": margin,
+            "needed_margin_db": FLOOR_MARGIN_DB, "cleared": bool(cleared), "verdict": verdict}
+
+
+def plot_loss(path: Path, losses: list[float], title: str, curve: list[dict] | None = None) -> None:
+    """Training loss per step (and its running mean) as a PNG at ``path``; with ``curve``, a second panel of the
+    held-out PSNR against copying the last frame."""
+    panels = [Panel(title, {"loss": losses}, ylabel="L_p = intensity + gradient", smooth=True)]
+    if curve and len(curve) > 1:
+        panels.append(Panel("held-out PSNR (dB) by step", {
+            "model": {c["step"]: c["psnr"] for c in curve},
+            "copy last frame": {c["step"]: c["copy_last_psnr"] for c in curve}}, log_scale=False, ylabel="dB"))
+    plot_panels(path, panels)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -144,6 +177,8 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
 
 def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_clips, counts, layout) -> dict:
     model_config = {"past_frames": cfg.past_frames, "channels": 3}
+    if cfg.output != "direct":
+        model_config["output"] = cfg.output
     return {
         "config": plain(asdict(cfg)),
         "resolved": {"device": str(device), "precision": resolve_precision(cfg.precision, device), "steps": steps,
@@ -202,14 +237,23 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
             return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
 
 
+def _val_loader(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
+    return DataLoader(ClipDataset(cfg.data_root, cfg.split, val_clips, size=cfg.input_size,
+                                  past_frames=cfg.past_frames, layout=cfg.layout),
+                      batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+
+
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
     precision = meta["resolved"]["precision"]
     scaled = needs_loss_scaler(precision)
     seed_all(cfg.seed)
-    model = build_predictor(cfg.arch, past_frames=cfg.past_frames).to(device).train()
+    model = build_predictor(cfg.arch, past_frames=cfg.past_frames, output=cfg.output).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scaler = grad_scaler(scaled)
     step, losses = 0, []
+    # the learning curve: held-out PSNR every eval_every steps, against the time spent training (evaluations not
+    # counted): wall seconds and CPU seconds of this process (every thread; a 2-core machine gives 2 a second)
+    curve, clock = [], {"seconds": 0.0, "cpu_seconds": 0.0}
     checkpoint = read_resume_checkpoint(out / CHECKPOINT_FILE, map_location=device) if cfg.resume else None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -218,56 +262,88 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
             scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
+        curve, clock = list(checkpoint.get("curve", [])), dict(checkpoint.get("clock", clock))
         log.info("resuming at step %d of %d", step, steps)
 
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict() if scaled else None, "step": step_done, "steps": steps,
-                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch}, out / CHECKPOINT_FILE,
-                        keep_previous=True)
+                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch, "curve": curve,
+                         "clock": clock}, out / CHECKPOINT_FILE, keep_previous=True)
+
+    val_loader = _val_loader(cfg, val_clips) if cfg.eval_every else None
 
     def one_step(batch) -> torch.Tensor:
+        index = len(losses)                                       # 0-based number of this step
+        started, cpu_started = time.perf_counter(), time.process_time()
+        set_learning_rate(optimizer, learning_rate(index, steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
+                                                   warmup=cfg.warmup))
         past, target = batch
-        return train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
+        loss = train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
                           target.to(device, non_blocking=True), precision=precision).detach()
+        clock["seconds"] += time.perf_counter() - started
+        clock["cpu_seconds"] += time.process_time() - cpu_started
+        if val_loader is not None and (index + 1) % cfg.eval_every == 0 and index + 1 < steps:
+            curve.append(_curve_point(model, val_loader, device, index + 1, clock))
+        return loss
 
-    sampler = StepBatches(len(train_clips), cfg.batch_size, cfg.seed, 1, step, steps)
     if meta["resolved"]["frames_on_device"]:
         bank = FrameBank(cfg.data_root, cfg.split, meta["resolved"]["train_videos"], size=cfg.input_size,
                          past_frames=cfg.past_frames, layout=cfg.layout, device=device)
         log.info("frames on %s: %d frames, %.1f MB", device, len(bank.frames), bank.frames.numel() / 1e6)
-        loader = (bank.batch([train_clips[i] for i in ids]) for ids in sampler)
+        loader = ClipBatches(bank, train_clips, batch_size=cfg.batch_size, seed=cfg.seed, start=step, steps=steps,
+                             sampling=cfg.sampling, crop=cfg.crop)
     else:
+        sampler = StepBatches(len(train_clips), cfg.batch_size, cfg.seed, 1, step, steps)
         data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
                            layout=cfg.layout)
         loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses,
                  checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save, progress=progress,
                  what=f"train-predictor {cfg.arch}"):
-        plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {len(losses)})")
+        plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {len(losses)})", curve)
         return {"status": "stopped", "step": len(losses), "steps": steps, "final_loss": losses[-1]}
-    return _finish(cfg, out, meta, model, losses, val_clips, device)
+    return _finish(cfg, out, meta, model, losses, val_clips, device, curve, clock)
 
 
-def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, device) -> dict:
+def _curve_point(model, loader, device, step: int, clock: dict) -> dict:
+    """One point of the learning curve: held-out PSNR of the model and of copy-last after ``step`` steps."""
+    result = evaluate(model, loader, device)
+    point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
+             "psnr": result.get("psnr"), "copy_last_psnr": result.get("copy_last_psnr")}
+    if point["psnr"] is not None:
+        log.info("step %d: held-out PSNR %.3f dB (copy last %.3f dB, margin %+.3f dB) after %.1f min of training",
+                 step, point["psnr"], point["copy_last_psnr"], point["psnr"] - point["copy_last_psnr"],
+                 clock["seconds"] / 60)
+    return point
+
+
+def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, device, curve: list[dict],
+            clock: dict) -> dict:
     """Score the trained and the untrained model, write metrics.json, predictor.pt and loss.png."""
-    val_loader = DataLoader(ClipDataset(cfg.data_root, cfg.split, val_clips, size=cfg.input_size,
-                                        past_frames=cfg.past_frames, layout=cfg.layout),
-                            batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+    val_loader = _val_loader(cfg, val_clips)
     trained = evaluate(model, val_loader, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights of this run (see _run)
-        untrained = build_predictor(cfg.arch, past_frames=cfg.past_frames).to(device)
+        untrained = build_predictor(cfg.arch, past_frames=cfg.past_frames, output=cfg.output).to(device)
     initial = evaluate(untrained, val_loader, device)
-    metrics = {"arch": cfg.arch, "steps": len(losses), "first_loss": losses[0], "final_loss": losses[-1],
-               "final_loss_mean10": float(np.mean(losses[-10:])), "held_out": bool(cfg.val_videos),
+    held_out = bool(cfg.val_videos)
+    curve = [*curve, {"step": len(losses), "seconds": round(clock["seconds"], 3),
+                      "cpu_seconds": round(clock["cpu_seconds"], 3), "psnr": trained.get("psnr"),
+                      "copy_last_psnr": trained.get("copy_last_psnr")}]
+    floor = floor_verdict(trained.get("psnr"), trained.get("copy_last_psnr"), held_out=held_out)
+    metrics = {"arch": cfg.arch, "output": cfg.output, "steps": len(losses), "first_loss": losses[0],
+               "final_loss": losses[-1], "final_loss_mean10": float(np.mean(losses[-10:])), "held_out": held_out,
                "val_videos": list(cfg.val_videos), "val_clips": trained.get("clips", 0),
                "val_psnr": trained.get("psnr"), "untrained_psnr": initial.get("psnr"),
-               "copy_last_psnr": trained.get("copy_last_psnr"), "input_size": list(cfg.input_size)}
+               "copy_last_psnr": trained.get("copy_last_psnr"), "floor": floor, "input_size": list(cfg.input_size),
+               "precision": meta["resolved"]["precision"], "training_seconds": round(clock["seconds"], 3),
+               "training_cpu_seconds": round(clock["cpu_seconds"], 3), "curve": curve}
     write_json(out / METRICS_FILE, metrics)
     save_predictor(out / FINAL_FILE, model, input_size=cfg.input_size, config=meta,
                    extra={"metrics": metrics, "written_by": "train-predictor"})
     plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {load_manifest(cfg.dataset).title} "
-                                       f"{cfg.split} (seed {cfg.seed})")
-    log.info("finished: %s %s", out / FINAL_FILE, json.dumps(metrics))
+                                       f"{cfg.split} (seed {cfg.seed})", curve)
+    log.info("finished: %s %s", out / FINAL_FILE, json.dumps({k: v for k, v in metrics.items() if k != "curve"}))
+    log.info("train-predictor %s %s", cfg.arch, floor["verdict"])
     return {**metrics, "status": "finished"}

@@ -4,7 +4,8 @@ Payload (a plain dict, written atomically with ``torch.save``)::
 
     kind            "predictor" (an SFO-Net file says "sfonet" or has no kind)
     arch            registry name, e.g. "unet3"
-    model_config    keyword arguments of build_predictor besides arch: {"past_frames": 4, "channels": 3}
+    model_config    keyword arguments of build_predictor besides arch: {"past_frames": 4, "channels": 3}, and
+                    "output": "residual" for a residual model (absent: the paper's direct output)
     state_dict      the weights (CPU tensors), BatchNorm running statistics included
     input_size      [w, h] the model was trained at
     config          the run's resolved configuration (free-form dict)
@@ -43,12 +44,19 @@ def save_predictor(path: str | Path, model: nn.Module, *, input_size: tuple[int,
     if clash:
         raise ValueError(f"extra keys {clash} collide with the predictor file's own keys")
     w, h = (int(v) for v in input_size)
-    payload = {"kind": KIND, "arch": model.arch,
-               "model_config": {"past_frames": int(model.past_frames), "channels": int(model.channels)},
+    payload = {"kind": KIND, "arch": model.arch, "model_config": model_config(model),
                "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                "input_size": [w, h], "config": config, "package_version": package_version(),
                "torch_version": str(torch.__version__), **(extra or {})}
     save_checkpoint(payload, path)
+
+
+def model_config(model: nn.Module) -> dict:
+    """The keyword arguments of :func:`build_predictor` (besides ``arch``) that rebuild ``model``'s shape."""
+    config = {"past_frames": int(model.past_frames), "channels": int(model.channels)}
+    if getattr(model, "output", "direct") != "direct":
+        config["output"] = model.output
+    return config
 
 
 def load_predictor(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:

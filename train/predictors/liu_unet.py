@@ -4,7 +4,13 @@
 Each level is two 3x3 convolutions, each followed by BatchNorm and ReLU (the convolutions have no bias, BatchNorm
 adds it). The decoder goes back up with 2x2 stride-2 transposed convolutions that halve the channels, concatenates
 the encoder's features of the same level (skip connection) and applies two 3x3 convolutions again; a last 3x3
-convolution gives the frame and ``tanh`` puts it in [-1, 1].
+convolution gives the frame and ``tanh`` puts it in [-1, 1] (``output="direct"``, the paper's).
+
+``output="residual"`` departs from the paper: the last convolution gives a *change* added to the last input
+frame, and starts at zero weights and bias, so the untrained model is exactly the copy-the-last-frame predictor and
+training only has to learn what moves. On a fixed camera most pixels do not change from one frame to the next; a
+direct model first spends its steps relearning the static background that copying gets for free (measured in
+``docs/learning.md``).
 
 ``unet4`` is the paper's "UNet-4layer": the same with one more downsampling, i.e. a fifth level of 1024 channels
 (doubling per level, as in the UNet of Ronneberger et al. that Liu et al. start from; the SOFF paper gives no
@@ -49,6 +55,9 @@ class UpLevel(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
+OUTPUTS = ("direct", "residual")
+
+
 class LiuUNet(FramePredictor):
     """Liu et al.'s generator with one level per entry of ``widths`` (``len(widths) - 1`` downsamplings).
 
@@ -57,15 +66,20 @@ class LiuUNet(FramePredictor):
         widths: channels of each level, top to bottom; (64, 128, 256, 512) is the paper's UNet-3layer.
         past_frames: input frames (the paper's n = 4).
         channels: channels of one frame (3: RGB).
+        output: ``"direct"`` (the paper's: ``tanh`` of the head) or ``"residual"`` (the last input frame plus the
+            head, whose weights start at zero; see the module docstring).
 
     ``forward`` takes (N, past_frames * channels, H, W) in [-1, 1] and returns (N, channels, H, W) in [-1, 1];
     H and W need not be multiples of ``2 ** (len(widths) - 1)`` (see :class:`FramePredictor`).
     """
 
-    def __init__(self, *, arch: str, widths: tuple[int, ...], past_frames: int = 4, channels: int = 3):
+    def __init__(self, *, arch: str, widths: tuple[int, ...], past_frames: int = 4, channels: int = 3,
+                 output: str = "direct"):
         widths = tuple(widths)
         if len(widths) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
             raise ValueError(f"{arch}: widths must be at least two positive integers, got {widths!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"{arch}: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         super().__init__(arch=arch, past_frames=past_frames, channels=channels, size_multiple=2 ** (len(widths) - 1))
         self.widths = widths
         ins = (self.in_channels, *widths[:-1])
@@ -73,6 +87,10 @@ class LiuUNet(FramePredictor):
         self.pool = nn.MaxPool2d(2)
         self.decoder = nn.ModuleList(UpLevel(widths[k + 1], widths[k]) for k in reversed(range(len(widths) - 1)))
         self.head = nn.Conv2d(widths[0], channels, kernel_size=3, padding=1)
+        self.output = output
+        if output == "residual":               # the untrained model predicts exactly the last frame
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -85,14 +103,21 @@ class LiuUNet(FramePredictor):
         skips.pop()  # the bottom level feeds the decoder directly
         for level in self.decoder:
             x = level(x, skips.pop())
-        return torch.tanh(self.head(x))
+        if self.output == "direct":
+            return torch.tanh(self.head(x))
+        frame = past[:, -self.channels:] + self.head(x).to(past.dtype)
+        # clamped to [-1, 1] on the way forward, identity on the way back: a plain clamp would stop the gradient
+        # of every pixel pushed past the range (a saturated sky could then never be pulled back)
+        return frame + (frame.clamp(-1, 1) - frame).detach()
 
 
-def unet3(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
+def unet3(*, past_frames: int = 4, channels: int = 3, output: str = "direct") -> LiuUNet:
     """The paper's UNet-3layer: levels of 64/128/256/512 channels, 3 downsamplings (size multiple 8)."""
-    return LiuUNet(arch="unet3", widths=(64, 128, 256, 512), past_frames=past_frames, channels=channels)
+    return LiuUNet(arch="unet3", widths=(64, 128, 256, 512), past_frames=past_frames, channels=channels,
+                   output=output)
 
 
-def unet4(*, past_frames: int = 4, channels: int = 3) -> LiuUNet:
+def unet4(*, past_frames: int = 4, channels: int = 3, output: str = "direct") -> LiuUNet:
     """The paper's UNet-4layer: one more level of 1024 channels, 4 downsamplings (size multiple 16)."""
-    return LiuUNet(arch="unet4", widths=(64, 128, 256, 512, 1024), past_frames=past_frames, channels=channels)
+    return LiuUNet(arch="unet4", widths=(64, 128, 256, 512, 1024), past_frames=past_frames, channels=channels,
+                   output=output)

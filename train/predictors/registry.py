@@ -7,8 +7,9 @@ from torch import nn
 
 from train.predictors.liu_unet import unet3, unet4
 
-# A builder takes keyword-only ``past_frames`` and ``channels`` and returns a module following the contract of
-# train.predictors.base (attributes arch, past_frames, channels, size_multiple; forward(past) -> next frame).
+# A builder takes keyword-only ``past_frames`` and ``channels`` (and ``output`` if it offers a residual output) and
+# returns a module following the contract of train.predictors.base (attributes arch, past_frames, channels,
+# size_multiple; forward(past) -> next frame).
 PredictorBuilder = Callable[..., nn.Module]
 PREDICTORS: dict[str, PredictorBuilder] = {"unet3": unet3, "unet4": unet4}
 REQUIRED_ATTRIBUTES = ("arch", "past_frames", "channels", "size_multiple")
@@ -23,13 +24,16 @@ def register_predictor(name: str, builder: PredictorBuilder) -> None:
     PREDICTORS[name] = builder
 
 
-def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3) -> nn.Module:
+def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3, output: str = "direct") -> nn.Module:
     """A freshly initialised predictor (train mode; weights from the current torch RNG).
 
     Args:
         arch: a key of :data:`PREDICTORS` (``"unet3"``, ``"unet4"``).
         past_frames: input frames, stacked on the channel axis oldest first.
         channels: channels of one frame (3: RGB).
+        output: ``"direct"`` (the paper's) or ``"residual"`` (the last frame plus a learned change, starting at
+            the copy-last-frame prediction; :class:`train.predictors.liu_unet.LiuUNet`). Only builders that take
+            an ``output`` argument offer ``"residual"``.
 
     Raises:
         ValueError: unknown ``arch`` or bad sizes (the message quotes the value).
@@ -37,7 +41,13 @@ def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3) -> nn
     """
     if arch not in PREDICTORS:
         raise ValueError(f"unknown predictor arch {arch!r} (known: {', '.join(sorted(PREDICTORS))})")
-    model = PREDICTORS[arch](past_frames=past_frames, channels=channels)
+    kwargs = {} if output == "direct" else {"output": output}
+    try:
+        model = PREDICTORS[arch](past_frames=past_frames, channels=channels, **kwargs)
+    except TypeError:
+        if not kwargs:
+            raise
+        raise ValueError(f"predictor {arch!r} has no {output!r} output (its builder takes no output argument)") from None
     missing = [a for a in REQUIRED_ATTRIBUTES if not hasattr(model, a)]
     if missing:
         raise TypeError(f"predictor {arch!r}: the builder's module lacks {', '.join(missing)}")

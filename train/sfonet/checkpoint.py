@@ -7,6 +7,7 @@ Payload (a plain dict)::
     state_dict      the weights
     use_osf         whether the final map goes through the OSF block (as trained)
     input_size      [w, h] of training; strategy; package_version, torch_version; metrics (per stage)
+    floor           the final model's floors (train.sfonet_training.metrics.floor_verdict), or None
 """
 from __future__ import annotations
 
@@ -29,12 +30,12 @@ def build_sfonet(model_config: dict) -> SFONet:
 
 
 def save_sfonet(path: str | Path, model: SFONet, *, model_config: dict, input_size: tuple[int, int],
-                strategy: str, metrics: dict) -> None:
+                strategy: str, metrics: dict, floor: dict | None = None) -> None:
     """Write the final ``sfonet.pt`` atomically (payload: the module docstring)."""
     save_checkpoint({"kind": KIND, "model_config": model_config, "state_dict": model.state_dict(),
                      "use_osf": bool(model.use_osf), "input_size": list(input_size), "strategy": strategy,
                      "package_version": package_version(), "torch_version": str(torch.__version__),
-                     "metrics": metrics}, path)
+                     "metrics": metrics, "floor": floor}, path)
 
 
 def load_sfonet(path: str | Path, map_location="cpu") -> SFONet:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, NON_NEGATIVE, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
                                comma_list_callback, config_from, device_option, field_defaults, reported_errors,
                                setup_logging, size_callback, verbose_option)
 from train.common.options import on_device_option, precision_option
-from train.sfonet_training.config import COMPONENTS, FINAL_FILE, STRATEGIES, VERIFY_MODES, TrainConfig
+from train.common.schedule import SCHEDULES
+from train.sfonet_training.config import (COMPONENTS, FINAL_FILE, FLOW_LOSSES, SEG_LOSSES, STRATEGIES, VERIFY_MODES,
+                                          TrainConfig)
 
 D = field_defaults(TrainConfig)
 
@@ -39,6 +41,19 @@ def _parse_stop_at(ctx, param, value: str | None):
               help="Instead of --steps: passes over the training pairs per stage.")
 @click.option("--lr", type=POSITIVE, default=D.lr,
               help="Adam learning rate (the paper gives none; 5e-4 chosen on a held-out Ped2 training video, docs/train-sfonet.md).")
+@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=D.lr_schedule,
+              help="constant (one rate) or cosine (from --lr down to 2% of it at each stage's last step).")
+@click.option("--warmup", type=click.IntRange(0), default=D.warmup,
+              help="Steps at the start of each stage over which the rate rises linearly to --lr.")
+@click.option("--seg-loss", type=click.Choice(SEG_LOSSES), default=D.seg_loss,
+              help="Mask loss: paper (intensity + gradient, Eq. 6), dice (Eq. 6 + soft Dice), bce-dice "
+                   "(foreground/background-balanced cross-entropy + Dice): the rare foreground weighs more.")
+@click.option("--flow-loss", type=click.Choice(FLOW_LOSSES), default=D.flow_loss,
+              help="Flow loss: epe (Eq. 5, every pixel alike) or balanced (moving pixels, see --moving-threshold, "
+                   "and static ones half each).")
+@click.option("--eval-every", type=click.IntRange(0), default=D.eval_every,
+              help="Steps between held-out measurements within a stage (the learning curve in metrics.json); 0: at "
+                   "each stage's end only.")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frame pairs per step.")
 @click.option("--input-size", default=D.input_size, callback=size_callback(minimum=8, unset=("", "label")), metavar="WxH",
               help="Network input size; labels are resized once on load (flow rescaled). Default: the label size.")
@@ -47,6 +62,9 @@ def _parse_stop_at(ctx, param, value: str | None):
                    "(0-based, in the order given). Default: none; metrics are then on the training pairs.")
 @click.option("--val-max-pairs", type=click.IntRange(1), default=D.val_max_pairs,
               help="Evaluate on at most this many held-out pairs (evenly spaced).")
+@click.option("--moving-threshold", type=NON_NEGATIVE, default=D.moving_threshold,
+              help="Pixels whose teacher flow is longer than this (pixels at the input size) are the moving ones of "
+                   "the moving-pixel EPE.")
 @device_option()
 @precision_option(D.precision)
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")
@@ -69,8 +87,10 @@ def train_sfonet_command(verbose: int, **options) -> None:
 
     Stage 1 fits the flow branch to the stored flow (EPE), stage 2 the segmentation branch to the stored masks
     (intensity + gradient loss), stage 3 only the OSF block; everything else is frozen in each stage. After each
-    stage the held-out videos are scored (EPE, IoU and F1 at 0.5) beside trivial baselines (zero flow, empty
-    mask). Killed? Rerun with --resume: training continues from the last checkpoint, with the same result.
+    stage the held-out videos are scored beside trivial baselines: EPE over all pixels and over moving ones
+    (--moving-threshold) against zero flow and the mean teacher flow; IoU and F1 at 0.5 against all-empty and
+    all-ones masks. The last lines say whether the final model clears those floors (finetune-predictor --loss
+    soff refuses one that does not). Killed? Rerun with --resume: training continues from the last checkpoint, with the same result.
 
     \b
     Examples:
@@ -109,7 +129,14 @@ def _print_metrics(metrics: dict, format_table) -> None:
         return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else value
 
     rows = [(number, m["trains"], m["steps"], get(m, "final_loss"), m.get("pairs"), get(m, "epe"),
-             get(m, "zero_flow_epe"), get(m, "iou"), get(m, "empty_iou"), get(m, "f1"), get(m, "empty_f1"))
+             get(m, "zero_flow_epe"), get(m, "epe_moving"), get(m, "zero_flow_epe_moving"),
+             get(m, "mean_flow_epe_moving"), get(m, "iou"), get(m, "empty_iou"), get(m, "ones_iou"), get(m, "f1"),
+             get(m, "empty_f1"), get(m, "ones_f1"))
             for number, m in sorted(stages.items(), key=lambda kv: int(kv[0]))]
-    click.echo(format_table(("stage", "trains", "steps", "loss", "pairs", "EPE", "EPE zero flow", "IoU",
-                             "IoU empty", "F1", "F1 empty"), rows))
+    click.echo(format_table(("stage", "trains", "steps", "loss", "pairs", "EPE", "zero", "EPE moving", "zero",
+                             "mean flow", "IoU", "empty", "ones", "F1", "empty", "ones"), rows))
+    floor = metrics.get("floor") or {}
+    for part in ("flow", "masks"):
+        if part in floor:
+            click.echo(f"{'FLOOR CLEARED' if floor[part]['cleared'] else 'FLOOR NOT CLEARED'}: "
+                       f"{floor[part]['verdict']}")

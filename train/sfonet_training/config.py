@@ -19,15 +19,19 @@ import math
 from dataclasses import dataclass
 
 from train.common.options import ON_DEVICE
+from train.common.schedule import SCHEDULES
 
 STRATEGIES = ("three-stage", "two-stage", "one-stage")
 COMPONENTS = ("flow", "seg", "osf")
 VERIFY_MODES = ("auto", "always", "never")
+SEG_LOSSES = ("paper", "dice", "bce-dice")       # train.sfonet.losses.SEG_LOSSES (kept torch-free here)
+FLOW_LOSSES = ("epe", "balanced")                # train.sfonet.losses.FLOW_LOSSES
 CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("out", "resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device")
+RESUMABLE_CHANGES = ("out", "resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device",
+                     "eval_every")
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,16 @@ class TrainConfig:
     steps: int = 2000
     epochs: int | None = None
     lr: float = 5e-4              # chosen on a held-out Ped2 training video (docs/train-sfonet.md)
+    lr_schedule: str = "constant"   # constant | cosine, per stage (train.common.schedule)
+    warmup: int = 0                 # steps of linear warm-up at the start of each stage
+    seg_loss: str = "paper"         # paper (Eq. 6) | dice (Eq. 6 + Dice) | bce-dice (balanced BCE + Dice)
+    flow_loss: str = "epe"          # epe (Eq. 5) | balanced (moving and static pixels half each)
+    eval_every: int = 0             # steps between held-out evaluations within a stage (the learning curve)
     batch_size: int = 8
     input_size: tuple[int, int] | None = None   # (w, h); None: the stores' label size
     val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
     val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
+    moving_threshold: float = 0.25              # px at the input size: teacher flow above it is "moving"
     device: str = "auto"                        # auto | cpu | cuda | cuda:N
     precision: str = "auto"                     # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
@@ -64,6 +74,15 @@ class TrainConfig:
             raise ValueError(f"components {sorted(unknown) or '(none)'}: choose from {', '.join(COMPONENTS)}")
         if "osf" in self.components and not {"flow", "seg"} <= set(self.components):
             raise ValueError("--components: the osf block fuses the flow and seg branches: it needs both")
+        for option, value, choices in (("--seg-loss", self.seg_loss, SEG_LOSSES),
+                                       ("--flow-loss", self.flow_loss, FLOW_LOSSES),
+                                       ("--lr-schedule", self.lr_schedule, SCHEDULES)):
+            if value not in choices:
+                raise ValueError(f"{option} {value!r}: choose from {', '.join(choices)}")
+        if self.warmup < 0 or self.eval_every < 0:
+            raise ValueError(f"--warmup {self.warmup} and --eval-every {self.eval_every} must not be negative")
+        if not self.moving_threshold >= 0:
+            raise ValueError(f"--moving-threshold {self.moving_threshold!r} must be a number >= 0 (pixels)")
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("steps, batch size and learning rate must be positive")
         if self.pairs_on_device not in ON_DEVICE:

@@ -11,7 +11,8 @@ Run folder (``out``)::
                      every ``checkpoint_every`` steps, so a killed run resumes mid-stage); ``step == steps``
                      marks a finished stage
     sfonet.pt        the final model (train.sfonet.checkpoint; read it with load_sfonet)
-    metrics.json     per stage, on the held-out videos, with the trivial baselines (train.sfonet_training.metrics)
+    metrics.json     per stage, on the held-out videos, with the trivial baselines and the floors
+                     (train.sfonet_training.metrics); ``floor`` at the top: the final model's verdict
     loss.png         training loss per step, one panel per stage
     train.log        the log
 
@@ -43,11 +44,12 @@ from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.sfonet.checkpoint import build_sfonet, save_sfonet
-from train.sfonet.losses import epe_loss, segmentation_loss
+from train.common.schedule import learning_rate, set_learning_rate
+from train.sfonet.losses import flow_training_loss, seg_training_loss
 from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
                                           RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, Stage, TrainConfig, plan_stages)
 from train.sfonet_training.data import PairBank, SFONetPairs, choose_pairs
-from train.sfonet_training.metrics import evaluate
+from train.sfonet_training.metrics import evaluate, floor_verdict, mean_teacher_flow
 from train.sfonet_training.store_checks import check_masks, open_stores
 
 log = logging.getLogger("train.sfonet")
@@ -83,25 +85,38 @@ def stage_parameters(model, stage: Stage) -> list[torch.nn.Parameter]:
     return params
 
 
-def stage_loss(out, flow, mask, stage: Stage) -> torch.Tensor:
-    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map."""
+def stage_loss(out, flow, mask, stage: Stage, cfg: TrainConfig | None = None) -> torch.Tensor:
+    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map; with ``cfg``,
+    its ``flow_loss`` and ``seg_loss`` choices (the paper's by default)."""
+    flow_kind, seg_kind = (cfg.flow_loss, cfg.seg_loss) if cfg else ("epe", "paper")
     total = None
     if stage.flow_loss:
-        total = epe_loss(out.flow.float(), flow)
+        total = flow_training_loss(out.flow.float(), flow, flow_kind,
+                                   moving_threshold=cfg.moving_threshold if cfg else 0.0)
     if stage.seg_loss:
-        seg = segmentation_loss(out.seg.float(), mask)
+        seg = seg_training_loss(out.seg.float(), mask, seg_kind)
         total = seg if total is None else total + seg
     return total
 
 
-def train_step(model, optimizer, scaler, batch, stage: Stage, *, precision: str) -> torch.Tensor:
+def train_step(model, optimizer, scaler, batch, stage: Stage, *, precision: str,
+               cfg: TrainConfig | None = None) -> torch.Tensor:
     """One optimizer step on ``batch`` = (frame1, frame2, flow, mask), already on the model's device."""
     frame1, frame2, flow, mask = batch
     with autocast(frame1.device, precision):
         result = model(frame1, frame2)
-    loss = stage_loss(result, flow, mask, stage)
+    loss = stage_loss(result, flow, mask, stage, cfg)
     optimizer_step(optimizer, scaler, loss)
     return loss
+
+
+CURVE_KEYS = ("epe", "epe_moving", "zero_flow_epe_moving", "mean_flow_epe_moving", "iou", "f1", "empty_iou",
+              "ones_iou")
+
+
+def _curve_values(result: dict) -> dict:
+    """The held-out numbers a learning curve keeps (those the stage measures)."""
+    return {k: result[k] for k in CURVE_KEYS if result.get(k) is not None}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -141,6 +156,7 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
                          "device %s, %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
                          len(val_idx), *input_size, steps, device, precision)
                 train_set = SFONetPairs(reader, train_idx, input_size)
+                mean_flow = mean_teacher_flow(train_set) if "flow" in cfg.components else None
                 bank = PairBank(train_set, device) if on_device else None
                 if bank is not None:
                     log.info("training pairs on %s: %d pairs", device, len(train_idx))
@@ -151,7 +167,7 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
                                 val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
                                                       batch_size=cfg.batch_size, shuffle=False,
                                                       num_workers=cfg.workers),
-                                held_out=bool(held_out), progress=progress)
+                                held_out=bool(held_out), mean_flow=mean_flow, progress=progress)
                 return run.run()
     finally:
         reader.close()
@@ -203,9 +219,13 @@ class _StageRun:
     val_loader: DataLoader
     held_out: bool                 # metrics on held-out videos (False: on training pairs)
     bank: PairBank | None = None   # the training pairs on the device (None: read through the DataLoader)
+    mean_flow: torch.Tensor | None = None    # (2, h, w) per-pixel mean teacher flow of the training pairs
     progress: ProgressFn | None = None
     metrics: dict = field(default_factory=dict)
     curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
+    # stage number -> the learning curve (held-out metrics every eval_every steps) and the training clock
+    learning: dict[int, list[dict]] = field(default_factory=dict)
+    clocks: dict[int, dict] = field(default_factory=dict)
 
     @property
     def scaled(self) -> bool:
@@ -239,6 +259,8 @@ class _StageRun:
                 break
             checkpoint = found
             self.curves[stage.number] = list(checkpoint["losses"])
+            self.learning[stage.number] = list(checkpoint.get("curve", []))
+            self.clocks[stage.number] = dict(checkpoint.get("clock", {}))
             start_stage, start_step = i, checkpoint["step"]
         if checkpoint is None:
             return 0, 0, None
@@ -270,7 +292,12 @@ class _StageRun:
         else:
             seed_all(mix_seed(cfg.seed, stage.number) % (2 ** 32))
             self.curves[stage.number] = []
+            self.learning[stage.number], self.clocks[stage.number] = [], {}
         losses = self.curves[stage.number]
+        curve = self.learning.setdefault(stage.number, [])
+        clock = self.clocks.setdefault(stage.number, {})
+        clock.setdefault("seconds", 0.0)
+        clock.setdefault("cpu_seconds", 0.0)
         log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
                  sum(p.numel() for p in params), stage.use_osf, step, steps)
 
@@ -278,12 +305,22 @@ class _StageRun:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scaler": scaler.state_dict() if self.scaled else None, "stage": stage.number,
                              "stage_name": stage.name, "step": step_done, "steps": steps, "rng": rng_state(),
-                             "losses": list(losses), "model_config": cfg.model_config()},
-                            self.out / f"stage{stage.number}.pt", keep_previous=True)
+                             "losses": list(losses), "model_config": cfg.model_config(), "curve": curve,
+                             "clock": clock}, self.out / f"stage{stage.number}.pt", keep_previous=True)
 
         def one_step(batch) -> float:
+            index = len(losses)                                  # 0-based number of this step in the stage
+            started, cpu_started = time.perf_counter(), time.process_time()
+            set_learning_rate(optimizer, learning_rate(index, steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
+                                                       warmup=cfg.warmup))
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-            return train_step(model, optimizer, scaler, batch, stage, precision=self.precision).detach()
+            loss = train_step(model, optimizer, scaler, batch, stage, precision=self.precision, cfg=cfg).detach()
+            clock["seconds"] += time.perf_counter() - started
+            clock["cpu_seconds"] += time.process_time() - cpu_started
+            if cfg.eval_every and (index + 1) % cfg.eval_every == 0 and index + 1 < steps:
+                curve.append(self._curve_point(stage, index + 1, clock))
+                set_trainable(model, params)              # evaluate() leaves every module in train mode
+            return loss
 
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
         if self.bank is not None:
@@ -292,12 +329,11 @@ class _StageRun:
             loader = DataLoader(self.train_set, batch_sampler=sampler, num_workers=cfg.workers,
                                 pin_memory=self.device.type == "cuda")
         stop_after = cfg.stop_at[1] if cfg.stop_at and cfg.stop_at[0] == stage.number else None
-        t0 = time.monotonic()
         if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses, label=f"stage {stage.number} ",
                      checkpoint_every=cfg.checkpoint_every, stop_after=stop_after, save=save,
                      progress=self.progress, what=f"stage {stage.number} ({stage.name})"):
             return True
-        result = self._record_stage(stage, steps, losses, seconds=time.monotonic() - t0)
+        result = self._record_stage(stage, steps, losses, seconds=clock["seconds"])
         self._plot()
         log.info("stage %d done: %s", stage.number, json.dumps(result))
         if stop_after == steps:
@@ -307,14 +343,38 @@ class _StageRun:
 
     def _record_stage(self, stage: Stage, steps: int, losses: list[float], seconds: float | None = None) -> dict:
         """Held-out metrics of the model as it is now, stored under the stage's number in metrics.json."""
-        result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf)
+        result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
+                          moving_threshold=self.cfg.moving_threshold, mean_flow=self.mean_flow)
         entry = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
                  "final_loss": losses[-1] if losses else None}
         if seconds is not None:
             entry["seconds"] = round(seconds, 2)
-        self.metrics["stages"][str(stage.number)] = {**entry, **result}
+        clock = self.clocks.get(stage.number, {})
+        if clock:
+            entry["cpu_seconds"] = round(clock.get("cpu_seconds", 0.0), 2)
+        entry["curve"] = [*self.learning.get(stage.number, []),
+                          {"step": steps, "seconds": round(clock.get("seconds", 0.0), 3),
+                           "cpu_seconds": round(clock.get("cpu_seconds", 0.0), 3), **_curve_values(result)}]
+        floor = floor_verdict(result, held_out=self.held_out)
+        self.metrics["stages"][str(stage.number)] = {**entry, **result, "floor": floor}
+        if stage is self.stages[-1]:            # the final model's verdict
+            self.metrics["floor"] = floor
+            for part in ("flow", "masks"):
+                if part in floor:
+                    log.info("train-sfonet %s", floor[part]["verdict"])
         write_json(self.out / METRICS_FILE, self.metrics)
         return result
+
+    def _curve_point(self, stage: Stage, step: int, clock: dict) -> dict:
+        """One point of the stage's learning curve: the held-out metrics after ``step`` steps."""
+        result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
+                          moving_threshold=self.cfg.moving_threshold, mean_flow=self.mean_flow)
+        point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
+                 **_curve_values(result)}
+        log.info("stage %d step %d: %s after %.1f min of training", stage.number, step,
+                 ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k not in ("step", "seconds", "cpu_seconds")
+                           and v is not None), clock["seconds"] / 60)
+        return point
 
     def _plot(self) -> None:
         plot_panels(self.out / PLOT_FILE, [Panel(f"stage {s.number}: {s.name}", {"loss": self.curves.get(s.number, [])},
@@ -327,6 +387,7 @@ class _StageRun:
         for p in model.parameters():
             p.requires_grad_(True)
         save_sfonet(self.out / FINAL_FILE, model, model_config=self.cfg.model_config(),
-                    input_size=self.train_set.input_size, strategy=self.cfg.strategy, metrics=self.metrics["stages"])
+                    input_size=self.train_set.input_size, strategy=self.cfg.strategy, metrics=self.metrics["stages"],
+                    floor=self.metrics.get("floor"))
         self._plot()
         log.info("finished: %s", self.out / FINAL_FILE)

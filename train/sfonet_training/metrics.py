@@ -1,60 +1,112 @@
-"""Held-out metrics of train-sfonet, each beside its trivial baseline.
+"""Held-out metrics of train-sfonet, each beside its trivial baselines, and the floor verdict.
 
-``epe`` is the mean over every pixel of every held-out pair of ||predicted - stored flow||; ``zero_flow_epe`` the
-same for a zero flow. ``iou`` and ``f1`` compare the map thresholded at 0.5 with the stored mask, computed per pair
-and averaged over pairs; a pair whose prediction and mask are both empty counts as IoU = F1 = 1 (nothing to find,
-nothing found). ``empty_iou`` / ``empty_f1`` are the all-background prediction's scores (so, the fraction of
-held-out pairs with an empty mask).
+Flow (pixels at the input size): ``epe`` is the mean over every pixel of every held-out pair of ||predicted -
+stored flow||; ``epe_moving`` the same over the *moving* pixels only, those whose stored (teacher) flow is longer
+than ``moving_threshold`` pixels (``moving_fraction`` says how many there are). The baselines get the same two
+numbers: ``zero_flow_*`` for predicting no motion, ``mean_flow_*`` for predicting, at every pixel, the mean teacher
+flow of the training pairs there (:func:`mean_teacher_flow`; the scene's usual motion, e.g. the walking
+direction of a path).
+
+Masks: ``iou`` and ``f1`` compare the map thresholded at 0.5 with the stored mask, per pair, averaged over pairs;
+a pair whose prediction and mask are both empty counts as IoU = F1 = 1 (nothing to find, nothing found).
+``empty_iou`` / ``empty_f1`` are the all-background prediction's scores (so, the fraction of held-out pairs with
+an empty mask) and ``ones_iou`` / ``ones_f1`` the all-foreground prediction's (the mask's share of the frame).
+
+The floors (:func:`floor_verdict`): the flow clears its floor when its moving-pixel EPE is at most
+``FLOW_FLOOR_RATIO`` (0.9) times the better baseline's; the masks when IoU *and* F1 beat the better of all-empty and
+all-ones by at least ``MASK_FLOOR_MARGIN`` (0.05). A branch that does not clear its floor answers every frame
+about as a constant would, and as a frozen teacher in the SOFF loss it can only pull fine-tuning away from the
+scene; ``finetune-predictor --loss soff`` refuses it (:mod:`train.finetuning.gate`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from train.common.workers import worker_errors
 
+FLOW_FLOOR_RATIO = 0.9      # moving-pixel EPE must be at most this share of the better trivial flow's
+MASK_FLOOR_MARGIN = 0.05    # IoU and F1 must beat the better trivial mask's by this much
+MEAN_FLOW_PAIRS = 512       # training pairs (evenly spaced) the mean teacher flow is taken over
+
 
 @torch.no_grad()
-def evaluate(model, loader, device: torch.device, *, use_osf: bool) -> dict:
+def mean_teacher_flow(pairs, max_pairs: int = MEAN_FLOW_PAIRS) -> torch.Tensor:
+    """Per-pixel mean of the stored flow over at most ``max_pairs`` evenly spaced items of ``pairs`` (an
+    :class:`~train.sfonet_training.data.SFONetPairs`): (2, h, w) float32 in pixels at its input size."""
+    picks = np.unique(np.linspace(0, len(pairs) - 1, min(len(pairs), max_pairs)).round().astype(int))
+    total = None
+    for i in picks:
+        flow = torch.from_numpy(pairs.raw(int(i))[1]).double()
+        total = flow if total is None else total + flow
+    return (total / len(picks)).float()
+
+
+@torch.no_grad()
+def evaluate(model, loader, device: torch.device, *, use_osf: bool, moving_threshold: float,
+             mean_flow: torch.Tensor | None = None) -> dict:
     """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring)."""
     was_training = model.training
     previous_osf = getattr(model, "use_osf", None)
     model.eval()
     if previous_osf is not None:
         model.use_osf = use_osf
-    epe_sum = zero_sum = 0.0
-    pixels = pairs = 0
-    ious, f1s, empty_ious, empty_f1s = [], [], [], []
+    sums = {k: 0.0 for k in ("epe", "zero", "mean", "epe_moving", "zero_moving", "mean_moving")}
+    pixels = moving = pairs = 0
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("iou", "f1", "empty_iou", "empty_f1", "ones_iou",
+                                                             "ones_f1")}
+    has_flow = has_seg = False
     for frame1, frame2, flow, mask in worker_errors(loader):
         frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
         out = model(frame1, frame2)
         n, _, h, w = flow.shape
         pairs += n
-        zero_sum += float(torch.linalg.vector_norm(flow, dim=1).sum())
         pixels += n * h * w
+        length = torch.linalg.vector_norm(flow, dim=1)                     # (n, h, w): the zero flow's error
+        moves = length > moving_threshold
+        moving += int(moves.sum())
+        _add(sums, "zero", length, moves)
+        if mean_flow is not None:
+            _add(sums, "mean", torch.linalg.vector_norm(flow - mean_flow.to(device), dim=1), moves)
         if out.flow is not None:
-            epe_sum += float(torch.linalg.vector_norm(out.flow.float() - flow, dim=1).sum())
+            has_flow = True
+            _add(sums, "epe", torch.linalg.vector_norm(out.flow.float() - flow, dim=1), moves)
         truth = mask[:, 0] > 0.5
-        empty = torch.zeros_like(truth)
-        empty_iou, empty_f1 = _iou_f1(empty, truth)
-        empty_ious.append(empty_iou)
-        empty_f1s.append(empty_f1)
+        for name, pred in (("empty", torch.zeros_like(truth)), ("ones", torch.ones_like(truth))):
+            iou, f1 = _iou_f1(pred, truth)
+            scores[f"{name}_iou"].append(iou)
+            scores[f"{name}_f1"].append(f1)
         if out.seg is not None:
+            has_seg = True
             iou, f1 = _iou_f1(out.seg.float()[:, 0] >= 0.5, truth)
-            ious.append(iou)
-            f1s.append(f1)
+            scores["iou"].append(iou)
+            scores["f1"].append(f1)
     model.train(was_training)
     if previous_osf is not None:
         model.use_osf = previous_osf
     if not pairs:
         return {"pairs": 0}
-    metrics = {"pairs": pairs, "zero_flow_epe": zero_sum / pixels,
-               "empty_iou": float(torch.cat(empty_ious).mean()), "empty_f1": float(torch.cat(empty_f1s).mean())}
-    if ious:
-        metrics["iou"] = float(torch.cat(ious).mean())
-        metrics["f1"] = float(torch.cat(f1s).mean())
-    if out.flow is not None:
-        metrics["epe"] = epe_sum / pixels
+
+    def per_moving(key: str) -> float | None:
+        return sums[key] / moving if moving else None
+
+    metrics = {"pairs": pairs, "moving_threshold_px": moving_threshold, "moving_fraction": moving / pixels,
+               "zero_flow_epe": sums["zero"] / pixels, "zero_flow_epe_moving": per_moving("zero_moving")}
+    if mean_flow is not None:
+        metrics.update(mean_flow_epe=sums["mean"] / pixels, mean_flow_epe_moving=per_moving("mean_moving"))
+    if has_flow:
+        metrics.update(epe=sums["epe"] / pixels, epe_moving=per_moving("epe_moving"))
+    for key, values in scores.items():
+        if values:
+            metrics[key] = float(torch.cat(values).mean())
+    if not has_seg:
+        metrics.pop("iou", None), metrics.pop("f1", None)
     return metrics
+
+
+def _add(sums: dict, key: str, error: torch.Tensor, moves: torch.Tensor) -> None:
+    sums[key] += float(error.sum())
+    sums[f"{key}_moving"] += float(error[moves].sum())
 
 
 def _iou_f1(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,3 +118,44 @@ def _iou_f1(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torc
     iou = torch.where(both_empty, torch.ones_like(inter), inter / union.clamp(min=1))
     f1 = torch.where(both_empty, torch.ones_like(inter), 2 * inter / (p + t).clamp(min=1))
     return iou.cpu(), f1.cpu()
+
+
+def floor_verdict(metrics: dict, *, held_out: bool) -> dict:
+    """The floors of one stage's ``metrics`` (:func:`evaluate`): ``{"flow": {...}, "masks": {...}}`` for the branches
+    the metrics cover, each with ``cleared`` and a one-line ``verdict``, and ``cleared`` for all of them."""
+    where = "held-out" if held_out else "training (no --val-videos)"
+    floors = {}
+    if metrics.get("epe") is not None:
+        baselines = {k: metrics.get(f"{k}_flow_epe_moving") for k in ("zero", "mean")}
+        baselines = {k: v for k, v in baselines.items() if v is not None}
+        ours = metrics.get("epe_moving")
+        if ours is None or not baselines:
+            floors["flow"] = {"cleared": False, "verdict": f"flow: floor not measured (no moving pixel above "
+                                                           f"{metrics.get('moving_threshold_px')} px)"}
+        else:
+            best_name = min(baselines, key=baselines.get)
+            best = baselines[best_name]
+            ratio = ours / best if best > 0 else float("inf")
+            cleared = ratio <= FLOW_FLOOR_RATIO
+            floors["flow"] = {
+                "cleared": bool(cleared), "epe_moving": ours, "baseline": f"{best_name} flow",
+                "baseline_epe_moving": best, "ratio": ratio, "needed_ratio": FLOW_FLOOR_RATIO,
+                "verdict": f"flow {'clears' if cleared else 'does NOT clear'} its floor on {where} pairs: EPE on "
+                           f"moving pixels (teacher |flow| > {metrics['moving_threshold_px']:g} px, "
+                           f"{100 * metrics['moving_fraction']:.1f}% of pixels) {ours:.4f} px against "
+                           f"{best:.4f} px for the {best_name} flow, ratio {ratio:.2f} (needed <= "
+                           f"{FLOW_FLOOR_RATIO}); all pixels {metrics['epe']:.4f} against zero flow "
+                           f"{metrics['zero_flow_epe']:.4f}"}
+    if metrics.get("iou") is not None:
+        best_iou = max(metrics["empty_iou"], metrics["ones_iou"])
+        best_f1 = max(metrics["empty_f1"], metrics["ones_f1"])
+        cleared = (metrics["iou"] >= best_iou + MASK_FLOOR_MARGIN and metrics["f1"] >= best_f1 + MASK_FLOOR_MARGIN)
+        floors["masks"] = {
+            "cleared": bool(cleared), "iou": metrics["iou"], "f1": metrics["f1"], "baseline_iou": best_iou,
+            "baseline_f1": best_f1, "needed_margin": MASK_FLOOR_MARGIN,
+            "verdict": f"masks {'clear' if cleared else 'do NOT clear'} their floor on {where} pairs: IoU "
+                       f"{metrics['iou']:.3f}, F1 {metrics['f1']:.3f} against the better of all-empty (IoU "
+                       f"{metrics['empty_iou']:.3f}, F1 {metrics['empty_f1']:.3f}) and all-ones (IoU "
+                       f"{metrics['ones_iou']:.3f}, F1 {metrics['ones_f1']:.3f}); needed +{MASK_FLOOR_MARGIN} on "
+                       f"both"}
+    return {**floors, "cleared": bool(floors) and all(f["cleared"] for f in floors.values())}

@@ -125,6 +125,35 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
     assert "frame AUC by score: min-max per video" in result.output
     assert len(metrics["heatmaps"]) == 9 and all(_is_png(out / h) for h in metrics["heatmaps"])
     assert metrics["adapted_frames_scored"] == {}
+    check_copy_last_floor(metrics, result.output, ("01", "02", "03"), size=(64, 48))
+
+
+def check_copy_last_floor(metrics: dict, output: str, videos, *, size) -> None:
+    """The copy-last floor of metrics.json against an independent computation from the JPEG files: cv2 reads and
+    area-resizes each frame, PSNR of frame t-1 against frame t on [0, 1] in float64, min-max within each video over
+    frames t >= 4, the pooled AUC as a rank statistic against the per-video label file (not the .mat the command
+    read)."""
+    import cv2
+
+    labels_by_video = np.load(PED2 / "labels" / "frame_labels_per_video.npz", allow_pickle=False)
+    scores, labels = [], []
+    for video in videos:
+        files = sorted((PED2 / "testing" / "frames" / video).glob("*.jpg"))
+        frames = [cv2.resize(cv2.imread(str(f)), size, interpolation=cv2.INTER_AREA).astype(np.float64) / 255
+                  for f in files]
+        psnr = np.array([10 * np.log10(1 / np.mean((frames[t] - frames[t - 1]) ** 2)) for t in range(4, len(frames))])
+        scores.append(1 - (psnr - psnr.min()) / (psnr.max() - psnr.min()))
+        labels.append(labels_by_video[video][4:len(frames)])
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    expected = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    floor = metrics["floor"]
+    # float32 frames in the command against float64 here: PSNRs agree to about 1e-5 dB, ranks (almost) exactly
+    assert floor["copy_last"] == pytest.approx(expected, abs=1e-4)
+    assert metrics["copy_last_frame_auc"] == floor["copy_last"]
+    assert floor["margin"] == pytest.approx(metrics["frame_auc"] - floor["copy_last"], abs=1e-12)
+    assert floor["cleared"] == (metrics["frame_auc"] > floor["copy_last"])
+    assert f"copy-last floor: frame AUC {100 * floor['copy_last']:.2f}%" in output
 
 
 @pytest.mark.real_data

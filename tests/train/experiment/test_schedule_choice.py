@@ -74,14 +74,15 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
         ev = folder / "eval" / "main" / "unet3-k0"
         ev.mkdir(parents=True)
         (ev / "metrics.json").write_text(json.dumps({"kind": "predictor-evaluation", "frame_auc": auc,
-                                                     "per_video_mean_auc": 0.8, "pixel_auc": None}))
+                                                     "per_video_mean_auc": 0.8, "pixel_auc": None,
+                                                     "floor": {"copy_last": 0.9002,
+                                                               "copy_last_per_video_mean_auc": 0.9}}))
     (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu", "input_size": "128x128",
                                                                "eval_size": "128x86", "predictor_steps": 250,
                                                                "predictor_batch": 8}}))
-    (anchor / "copy_last.json").write_text(json.dumps({"kind": "copy-last-frame-baseline", "frame_auc": 0.9002,
-                                                        "per_video_mean_auc": 0.9}))
     section = anchor_section(anchor, run)
-    assert "| copy the last frame (no network; `bench/copy_last_auc.py`) | – | 90.02 | 90.00 | – | – |" in section
+    assert ("| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | 90.02 | 90.00 "
+            "| – | – |") in section
     rows = [line for line in section if line.startswith("| unet3")]
     assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 |",
                     "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – |"]

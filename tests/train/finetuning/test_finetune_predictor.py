@@ -147,7 +147,8 @@ def runs(models, tmp_path_factory):
         mp.setattr(ft, "load_frozen_sfonet", spy_sfonet)
         results = {}
         for loss in ("soff", "standard"):
-            extra = ("--sfonet", models["sfonet"]) if loss == "soff" else ("--input-size", "64x48")
+            extra = (("--sfonet", models["sfonet"], "--allow-weak-sfonet") if loss == "soff"
+                     else ("--input-size", "64x48"))
             results[loss] = invoke(PED2, "--dataset", "ped2", "--predictor", models["predictor"], *extra,
                                    "--out", out / loss, "--loss", loss, "--shots", "1", "--seeds", "0,1",
                                    "--steps", "2")
@@ -170,6 +171,9 @@ def test_end_to_end_scene_runs(runs, models):
         assert top["components"] == (["flow", "seg"] if loss == "soff" else [])
         assert len(top["predictor_sha256"]) == 64
         assert (top["sfonet_sha256"] is None) == (loss == "standard")
+        if loss == "soff":   # an untrained SFO-Net with no floors recorded: taught only because it was allowed
+            assert top["sfonet_gate"]["allowed_weak"] and top["sfonet_gate"]["weak_parts"] == ["flow", "masks"]
+            assert top["config"]["allow_weak_sfonet"] is True
         for seed in (0, 1):
             adaptation = json.loads((out / f"seed{seed}/adaptation.json").read_text())
             assert {k: adaptation[k] for k in ("protocol", "shots", "seed", "past_frames", "dataset", "split")} == {

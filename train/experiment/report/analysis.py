@@ -99,27 +99,88 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
     return lines
 
 
+def _num(value, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _cleared(floor: dict | None) -> str:
+    return "–" if not floor else "✓ cleared" if floor.get("cleared") else "✗ NOT cleared"
+
+
 def quality_section(run: Path) -> list[str]:
-    lines = ["## What the pieces learned", "", f"*{TEACHER_NOTE}*", "",
-             "SFO-Net on the held-out Ped1 training pairs after each stage (flow EPE in pixels at the label size "
-             "against predicting zero flow; IoU of the foreground map at 0.5 against predicting an empty mask):", "",
-             "| SFO-Net | stage | trains | steps | EPE | zero-flow EPE | IoU | empty IoU | F1 | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    """What each learner learned, beside its floor: SFO-Net (flow against zero and mean teacher flow on all and
+    on moving pixels, masks against all-empty and all-ones) and the pre-trained predictor (held-out PSNR against
+    copying the last frame), each with its verdict."""
+    lines = ["## What the pieces learned, against their floors", "", f"*{TEACHER_NOTE}*", "",
+             "SFO-Net on its held-out source pairs after each stage (flow EPE in pixels at the label size, over all "
+             "pixels and over the moving ones, against predicting zero flow and the training pairs' mean flow; "
+             "IoU and F1 of the foreground map at 0.5 against all-empty and all-ones masks). Floors "
+             "(train.sfonet_training.metrics): moving-pixel EPE at most 0.9x the better trivial flow's; IoU and F1 "
+             "at least 0.05 above the better trivial mask's.", "",
+             "| SFO-Net | stage | trains | steps | EPE | zero | EPE moving | zero | mean flow | IoU | empty | ones "
+             "| F1 | seconds | flow floor | masks floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for folder in sorted((run / "sfonet").glob("*")):
         m = read_json(folder / "metrics.json")
         if not m or not (folder / "sfonet.pt").exists():
             continue
         for stage, s in sorted(m.get("stages", {}).items()):
-            lines.append(f"| {folder.name} | {stage} | {s.get('trains')} | {s.get('steps')} | {s.get('epe', 0):.4f} | "
-                         f"{s.get('zero_flow_epe', 0):.4f} | {s.get('iou', 0):.3f} | {s.get('empty_iou', 0):.3f} | "
-                         f"{s.get('f1', 0):.3f} | {s.get('seconds', 0):.0f} |")
-    lines += ["", "Pre-trained predictor (PSNR in dB on held-out Ped1 training clips):", "",
-              "| arch | steps | PSNR | untrained PSNR | copy-last-frame PSNR |", "|---|---|---|---|---|"]
+            floor = s.get("floor") or {}
+            lines.append(f"| {folder.name} | {stage} | {s.get('trains')} | {s.get('steps')} | "
+                         f"{_num(s.get('epe'), '.4f')} | {_num(s.get('zero_flow_epe'), '.4f')} | "
+                         f"{_num(s.get('epe_moving'), '.4f')} | {_num(s.get('zero_flow_epe_moving'), '.4f')} | "
+                         f"{_num(s.get('mean_flow_epe_moving'), '.4f')} | {_num(s.get('iou'), '.3f')} | "
+                         f"{_num(s.get('empty_iou'), '.3f')} | {_num(s.get('ones_iou'), '.3f')} | "
+                         f"{_num(s.get('f1'), '.3f')} | {_num(s.get('seconds'), '.0f')} | "
+                         f"{_cleared(floor.get('flow'))} | {_cleared(floor.get('masks'))} |")
+    lines += ["", "Pre-trained predictor (PSNR in dB on held-out source clips; floor: copying the last frame, "
+              "cleared by a margin of at least 0.5 dB):", "",
+              "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | floor |",
+              "|---|---|---|---|---|---|---|---|"]
     for folder in sorted((run / "predictor").glob("*")):
         m = read_json(folder / "metrics.json")
         if m:
-            lines.append(f"| {m.get('arch')} | {m.get('steps')} | {m.get('val_psnr', 0):.2f} | "
-                         f"{m.get('untrained_psnr', 0):.2f} | {m.get('copy_last_psnr', 0):.2f} |")
+            floor = m.get("floor") or {}
+            lines.append(f"| {m.get('arch')} | {m.get('output', 'direct')} | {m.get('steps')} | "
+                         f"{_num(m.get('val_psnr'), '.2f')} | {_num(m.get('untrained_psnr'), '.2f')} | "
+                         f"{_num(m.get('copy_last_psnr'), '.2f')} | {_num(floor.get('margin_db'), '+.2f')} | "
+                         f"{_cleared(floor)} |")
+    return lines + [""]
+
+
+def floors_section(run: Path) -> list[str]:
+    """One line per row of the K-shot table: did its learners clear their floors? The predictor it started from
+    (held-out PSNR against copy-last), the SFO-Net that taught it (SOFF rows; the gate's verdict) and its own
+    frame AUC against the copy-last AUC of the same frames."""
+    evals = read_evals(run, "main")
+    if not evals:
+        return []
+    predictors = {f.name: read_json(f / "metrics.json") or {} for f in sorted((run / "predictor").glob("*"))}
+    gate = read_json(run / "sfonet" / "three-stage" / "gate-flow+seg.json")
+    sfonet = read_json(run / "sfonet" / "three-stage" / "metrics.json") or {}
+    sfonet_floor = (gate or {}).get("floor") or sfonet.get("floor")
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for name, m in evals.items():
+        arch, rest = name.split("-", 1)
+        method = "pre-trained" if rest == "k0" else rest.split("-k")[0]
+        rows.setdefault((arch, method), []).append(m)
+    lines = ["### Did each row's learners clear their floors?", "",
+             "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
+             "(evaluations) |", "|---|---|---|---|---|"]
+    for (arch, method), ms in sorted(rows.items()):
+        pred = predictors.get(arch, {}).get("floor")
+        pred_text = (f"{_cleared(pred)} ({pred['margin_db']:+.2f} dB)" if pred and pred.get("margin_db") is not None
+                     else _cleared(pred))
+        if method == "soff":
+            teacher = (f"{_cleared((sfonet_floor or {}).get('flow'))} / {_cleared((sfonet_floor or {}).get('masks'))}"
+                       + (" (allowed by --allow-weak-sfonet)" if (gate or {}).get("allowed_weak") else ""))
+        else:
+            teacher = "not used"
+        above = [m.get("floor", {}).get("cleared") for m in ms if m.get("floor", {}).get("copy_last") is not None]
+        copy = sorted({round(100 * m["floor"]["copy_last"], 2) for m in ms if m.get("floor", {}).get("copy_last")})
+        lines.append(f"| {arch} | {method} | {pred_text} | {teacher} | "
+                     + (f"{sum(bool(a) for a in above)} of {len(above)} (copy-last "
+                        f"{', '.join(f'{c:.2f}' for c in copy)})" if above else "–") + " |")
     return lines + [""]
 
 

@@ -68,10 +68,11 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
               "trained to convergence).", "",
               "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC |",
               "|---|---|---|---|---|---|"]
-    floor = read_json(anchor / "copy_last.json")
-    if floor and floor.get("kind") == "copy-last-frame-baseline":
-        lines.append(f"| copy the last frame (no network; `bench/copy_last_auc.py`) | – | "
-                     f"{format_pct(floor.get('frame_auc'))} | {format_pct(floor.get('per_video_mean_auc'))} | – | – |")
+    floor = rows[0][1].get("floor") or {}
+    if floor.get("copy_last") is not None:
+        lines.append(f"| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | "
+                     f"{format_pct(floor.get('copy_last'))} | {format_pct(floor.get('copy_last_per_video_mean_auc'))} "
+                     "| – | – |")
     for arch, m in rows:
         lines.append(f"| {arch} | Ped2 training | {format_pct(m.get('frame_auc'))} | "
                      f"{format_pct(m.get('per_video_mean_auc'))} | {format_pct(m.get('pixel_auc'))} | "

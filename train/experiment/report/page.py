@@ -20,7 +20,8 @@ from pathlib import Path
 import click
 
 from pipeline.core.files import sha256_of
-from train.experiment.report.analysis import longer_sfonet_section, loss_section, quality_section, validation_section
+from train.experiment.report.analysis import (floors_section, longer_sfonet_section, loss_section, quality_section,
+                                              validation_section)
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
 from train.experiment.report.data import (PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, read_evals,
                                           read_json, format_mean_std, format_pct, seed_of, step_records)
@@ -47,6 +48,18 @@ def main_section(run: Path, preset: dict) -> list[str]:
     s1, s10 = PAPER_TABLE3["standard"]
     lines += [f"| Standard fine-tuning, UNet-3layer (Table 3, row 1) | 91.10 | {s1} | {s10} |", ""]
     return lines
+
+
+def withheld_section(steps: dict[str, dict]) -> list[str]:
+    """The SOFF gates that refused their SFO-Net (exit 2), and why: their SOFF rows were withheld, not failed."""
+    refused = {n: r for n, r in steps.items() if n.startswith("gate-") and r["rc"] == 2}
+    if not refused:
+        return []
+    lines = ["**SOFF steps withheld by the gate**: the SFO-Net did not clear its floors, so `finetune-predictor "
+             "--loss soff` would refuse it; its SOFF rows are empty and the standard rows ran.", ""]
+    for name, r in sorted(refused.items()):
+        lines.append(f"- `{name}`: {r.get('reason') or 'see its log'}")
+    return lines + [""]
 
 
 def difference_section(run: Path, preset: dict) -> list[str]:
@@ -249,7 +262,8 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
     docs = out_doc.parent
     steps = step_records(run)
     stopped = [n for n, r in steps.items() if r["rc"] in (130, 143)]    # SIGINT / SIGTERM, never rerun
-    failed = [n for n, r in steps.items() if r["rc"] != 0 and n not in stopped]
+    failed = [n for n, r in steps.items() if r["rc"] != 0 and n not in stopped
+              and not (n.startswith("gate-") and r["rc"] == 2)]
     where = run.relative_to(REPO) if run.is_relative_to(REPO) else run
     pair = f"{TITLES.get(info.get('source', 'ped1'))} -> {TITLES.get(info.get('target', 'ped2'))}"
     lines = [f"# Results: {pair} few-shot scene adaptation", "",
@@ -269,6 +283,8 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
         lines += [f"**Stopped by a signal and not rerun**: {', '.join(sorted(stopped))} (their results are not on "
                   "this page; rerunning run-experiment finishes them).", ""]
     lines += main_section(run, preset)
+    lines += floors_section(run)
+    lines += withheld_section(steps)
     lines += anchor_section(anchor, run)
     lines += difference_section(run, preset)
     lines += schedule_section(run, preset)
