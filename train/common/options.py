@@ -1,11 +1,13 @@
 """Options the trainers and the evaluation share, beside the kit of :mod:`pipeline.core.cli`. Torch-free, so
-``--help`` stays instant: ``--precision`` (grammar: :mod:`train.common.precision`) and the switches that hold a
-job's data on the device (the rule: :func:`train.common.device.fits_on_device`)."""
+``--help`` stays instant: ``--precision`` (grammar: :mod:`train.common.precision`), the switches that hold a
+job's data on the device (the rule: :func:`train.common.device.fits_on_device`) and the learning-rate schedule
+(:mod:`train.common.schedule`)."""
 from __future__ import annotations
 
 import click
 
 from train.common.precision import PRECISIONS
+from train.common.schedule import COSINE_FLOOR, SCHEDULES
 
 ON_DEVICE = ("auto", "on", "off")
 CPU_BANK_BYTES = 2 << 30        # auto holds a job's data in memory on the CPU up to this size
@@ -40,6 +42,25 @@ def calibration_options(defaults):
                      help="Fraction of normal calibration frames allowed above the threshold (0.01 = 1%)."),
         click.option("--window", type=click.IntRange(1), default=defaults.window,
                      help="Frames the calibrated score averages (the current one and those before it)."),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def schedule_options(defaults, *, span: str = "the run"):
+    """``--lr-schedule`` and ``--warmup`` (train.common.schedule) over ``span`` (the run, or each stage), with the
+    command's dataclass ``defaults``."""
+    options = [
+        click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=defaults.lr_schedule,
+                     help=f"constant (one rate, the paper's) or cosine: from --lr down to {COSINE_FLOOR:.0%} of it at "
+                          f"the last step of {span}."),
+        click.option("--warmup", type=click.IntRange(0), default=defaults.warmup,
+                     help=f"Steps at the start of {span} over which the rate rises linearly to --lr."),
     ]
 
     def apply(command):

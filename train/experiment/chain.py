@@ -118,7 +118,12 @@ class _Chain:
         argv = [_bin("train-sfonet"), str(self.labels), "--out", str(run), *SFONETS[name],
                 "--steps", str(p.sfonet_steps), "--batch-size", str(p.sfonet_batch),
                 "--val-max-pairs", str(p.sfonet_val_pairs), "--workers", str(p.loader_workers), "--seed", "0",
+                "--lr", str(p.sfonet_lr), "--lr-schedule", p.sfonet_lr_schedule, "--warmup", str(p.sfonet_warmup),
+                "--seg-loss", p.sfonet_seg_loss, "--flow-loss", p.sfonet_flow_loss,
+                "--eval-every", str(max(1, p.sfonet_steps // 4)),
                 "--resume", *self.dev, "--val-videos", self.data.held_out]
+        if p.sfonet_input_size:
+            argv += ["--input-size", p.sfonet_input_size]
         self.steps.append(Step(f"sfonet-{name}", argv, str(run / "sfonet.pt"), ["labels"]))
 
     def predictor(self, arch: str) -> None:
@@ -127,7 +132,12 @@ class _Chain:
                 "--out", str(run), "--steps", str(p.predictor_steps), "--batch-size", str(p.predictor_batch),
                 "--input-size", p.input_size, "--val-max-clips", str(p.predictor_val_clips),
                 "--workers", str(p.loader_workers), "--seed", "0", "--resume", *self.dev,
+                "--output", p.predictor_output, "--lr", str(p.predictor_lr), "--lr-schedule", p.predictor_lr_schedule,
+                "--warmup", str(p.predictor_warmup), "--sampling", p.predictor_sampling,
+                "--eval-every", str(max(1, p.predictor_steps // 8)),
                 "--videos", ",".join(data.source_videos[:-1]), "--val-videos", data.held_out]
+        if p.predictor_crop:
+            argv += ["--crop", p.predictor_crop]
         self.steps.append(Step(f"predictor-{arch}", argv, str(run / "predictor.pt")))
 
     def gate(self, sfonet: str, components: str) -> str:

@@ -14,13 +14,16 @@ The ``standard`` baseline (the paper's plain fine-tuning, Table 3's first row) i
 selects which SFO-Net terms are used (``flow`` -> L_o, ``seg`` -> L_s), for the ablations.
 
 Frames are (N, 3, H, W) float in [-1, 1] (the predictors' tanh range and SFO-Net's input range); L_p is computed
-on that range, as in pre-training. Flow is in pixels of the frames' size, segmentation maps in [0, 1].
+on that range, as in pre-training. SFO-Net runs at the size it was trained at (``sfonet.input_size``, read from
+``sfonet.pt``): frames of another size are resized to it first, differentiably, so flow is in pixels of SFO-Net's
+size and L_o, L_s are computed there; segmentation maps are in [0, 1].
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from train.common.losses import intensity_loss
@@ -93,10 +96,16 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
     check_components(sfonet, components)
     if any(p.requires_grad for p in sfonet.parameters()):
         raise ValueError("SFO-Net must be frozen (train.sfonet.checkpoint.freeze) before it is used in the soff loss")
+    parts = standard_loss(pred, real)                 # L_p at the predictor's size
+    size = getattr(sfonet, "input_size", None)
+    if size is not None and tuple(pred.shape[-2:]) != (size[1], size[0]):
+        # SFO-Net sees frames at the size it was trained at (its flow is in pixels of that size): the frames are
+        # resized to it, differentiably, so L_o and L_s are computed there (a smaller SFO-Net costs less per step)
+        prev, real, pred = (F.interpolate(x, size=(size[1], size[0]), mode="bilinear", align_corners=False,
+                                          antialias=True) for x in (prev, real, pred))
     with torch.no_grad():
         truth = sfonet(prev, real)          # f_(o-truth), f_(s-truth): pseudo-labels
     gen = sfonet(prev, pred)                # f_(o-g), f_(s-g): gradients reach pred through SFO-Net
-    parts = standard_loss(pred, real)
     total = parts.pred
     if "seg" in components:
         parts.seg = segmentation_loss(gen.seg.float(), truth.seg.float())        # Eq. (6)

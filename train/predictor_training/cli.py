@@ -11,8 +11,7 @@ from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, ProgressBars
                                size_callback, verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
-from train.common.options import on_device_option, precision_option
-from train.common.schedule import SCHEDULES
+from train.common.options import on_device_option, precision_option, schedule_options
 from train.predictor_training.config import OUTPUTS, SAMPLINGS, TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
@@ -39,10 +38,7 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--output", type=click.Choice(OUTPUTS), default=D.output,
               help="direct: the network draws the next frame (paper). residual: the last frame plus a learned "
                    "change, starting exactly at copying the last frame (docs/learning.md).")
-@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=D.lr_schedule,
-              help="constant (paper) or cosine: from --lr down to 2% of it at the last step.")
-@click.option("--warmup", type=click.IntRange(0), default=D.warmup,
-              help="Steps over which the learning rate rises linearly to --lr.")
+@schedule_options(D, span="the run")
 @click.option("--sampling", type=click.Choice(SAMPLINGS), default=D.sampling,
               help="uniform: every clip in turn. motion: clips (and crop centres) drawn half by how much their "
                    "frames change, half uniformly. Needs the frames in memory (--frames-on-device).")
@@ -85,7 +81,7 @@ def train_predictor_command(verbose: int, **options) -> None:
       train-predictor DATA/shanghaitech --dataset shanghaitech --arch unet3 --out runs/unet3-sht
       train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/unet3-ped2 --val-videos 01 --steps 5000
       train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/unet3-ped2 --resume
-      train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/r --output residual --crop 64x64 \
+      train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/r --output residual --crop 64x64 \\
           --sampling motion --lr 1e-3 --lr-schedule cosine --warmup 50 --val-videos 16 --eval-every 100
     """
     setup_logging(verbose)

@@ -60,7 +60,7 @@ from train.evaluation.scoring import psnr_from_mse
 from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, FLOOR_MARGIN_DB, LOG_FILE,
                                              METRICS_FILE, PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS,
                                              TrainPredictorConfig)
-from train.predictor_training.sampling import ClipBatches
+from train.predictor_training.sampling import MOTION_LEVEL, ClipBatches
 from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import ClipDataset, FrameBank, video_clips
 from train.predictors.losses import prediction_loss
@@ -91,19 +91,36 @@ def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def evaluate(model, loader, device: torch.device) -> dict:
     """Mean PSNR of the model's predictions (in float32, whatever the training precision) and of copying the last
-    input frame, over the loader's clips."""
+    input frame, over the loader's clips; and both PSNRs over the moving pixels only (``moving_psnr``,
+    ``copy_last_moving_psnr``: the pixels whose target differs from the last input frame by more than
+    ``MOTION_LEVEL`` grey levels, pooled over the clips), where most of what a fixed camera's predictor must learn
+    is."""
     was_training = model.training
     model.eval()
     ours, copy = [], []
+    moving = {"model": 0.0, "copy": 0.0, "pixels": 0}
     for past, target in worker_errors(loader):
         past, target = past.to(device), target.to(device)
-        ours.append(frame_psnr(model(past), target))
-        copy.append(frame_psnr(past[:, -model.channels:], target))
+        pred, last = model(past).float(), past[:, -model.channels:]
+        ours.append(frame_psnr(pred, target))
+        copy.append(frame_psnr(last, target))
+        # the pixels that change (what copying gets wrong): |target - last| above 15 grey levels, mean over RGB
+        mask = ((target - last).abs().mean(1, keepdim=True) * 127.5 > MOTION_LEVEL).expand_as(target)
+        moving["pixels"] += int(mask.sum())
+        moving["model"] += float((((pred - target) / 2) ** 2)[mask].double().sum())
+        moving["copy"] += float((((last - target) / 2) ** 2)[mask].double().sum())
     model.train(was_training)
     if not ours:
         return {"clips": 0}
-    return {"clips": int(sum(len(p) for p in ours)), "psnr": float(np.concatenate(ours).mean()),
-            "copy_last_psnr": float(np.concatenate(copy).mean())}
+    result = {"clips": int(sum(len(p) for p in ours)), "psnr": float(np.concatenate(ours).mean()),
+              "copy_last_psnr": float(np.concatenate(copy).mean())}
+    if moving["pixels"]:
+        result["moving_psnr"] = float(psnr_from_mse(moving["model"] / moving["pixels"]))
+        result["copy_last_moving_psnr"] = float(psnr_from_mse(moving["copy"] / moving["pixels"]))
+    return result
+
+
+CURVE_KEYS = ("psnr", "copy_last_psnr", "moving_psnr", "copy_last_moving_psnr")
 
 
 def floor_verdict(psnr: float | None, copy_last_psnr: float | None, *, held_out: bool) -> dict:
@@ -310,7 +327,7 @@ def _curve_point(model, loader, device, step: int, clock: dict) -> dict:
     """One point of the learning curve: held-out PSNR of the model and of copy-last after ``step`` steps."""
     result = evaluate(model, loader, device)
     point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
-             "psnr": result.get("psnr"), "copy_last_psnr": result.get("copy_last_psnr")}
+             **{k: result.get(k) for k in CURVE_KEYS}}
     if point["psnr"] is not None:
         log.info("step %d: held-out PSNR %.3f dB (copy last %.3f dB, margin %+.3f dB) after %.1f min of training",
                  step, point["psnr"], point["copy_last_psnr"], point["psnr"] - point["copy_last_psnr"],
@@ -329,14 +346,15 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
     initial = evaluate(untrained, val_loader, device)
     held_out = bool(cfg.val_videos)
     curve = [*curve, {"step": len(losses), "seconds": round(clock["seconds"], 3),
-                      "cpu_seconds": round(clock["cpu_seconds"], 3), "psnr": trained.get("psnr"),
-                      "copy_last_psnr": trained.get("copy_last_psnr")}]
+                      "cpu_seconds": round(clock["cpu_seconds"], 3), **{k: trained.get(k) for k in CURVE_KEYS}}]
     floor = floor_verdict(trained.get("psnr"), trained.get("copy_last_psnr"), held_out=held_out)
     metrics = {"arch": cfg.arch, "output": cfg.output, "steps": len(losses), "first_loss": losses[0],
                "final_loss": losses[-1], "final_loss_mean10": float(np.mean(losses[-10:])), "held_out": held_out,
                "val_videos": list(cfg.val_videos), "val_clips": trained.get("clips", 0),
                "val_psnr": trained.get("psnr"), "untrained_psnr": initial.get("psnr"),
-               "copy_last_psnr": trained.get("copy_last_psnr"), "floor": floor, "input_size": list(cfg.input_size),
+               "copy_last_psnr": trained.get("copy_last_psnr"), "val_moving_psnr": trained.get("moving_psnr"),
+               "copy_last_moving_psnr": trained.get("copy_last_moving_psnr"), "floor": floor,
+               "input_size": list(cfg.input_size),
                "precision": meta["resolved"]["precision"], "training_seconds": round(clock["seconds"], 3),
                "training_cpu_seconds": round(clock["cpu_seconds"], 3), "curve": curve}
     write_json(out / METRICS_FILE, metrics)

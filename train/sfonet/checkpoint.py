@@ -40,7 +40,7 @@ def save_sfonet(path: str | Path, model: SFONet, *, model_config: dict, input_si
 
 def load_sfonet(path: str | Path, map_location="cpu") -> SFONet:
     """Rebuild the final model of a run from ``sfonet.pt`` alone; returns it in eval mode with ``use_osf`` as
-    trained. RunError naming the file when it is missing, unreadable, a frame predictor, a train-sfonet stage
+    trained and ``input_size`` (w, h) the size it was trained at (None if the file does not say). RunError naming the file when it is missing, unreadable, a frame predictor, a train-sfonet stage
     checkpoint or anything else that is not a final SFO-Net."""
     payload = read_checkpoint(path, map_location=map_location)
     kind = kind_of(payload)
@@ -53,6 +53,8 @@ def load_sfonet(path: str | Path, map_location="cpu") -> SFONet:
     model = build_sfonet(payload["model_config"])
     model.load_state_dict(payload["state_dict"])
     model.use_osf = payload.get("use_osf", bool(payload["model_config"].get("osf_block")))
+    size = payload.get("input_size")
+    model.input_size = (int(size[0]), int(size[1])) if size else None     # (w, h) it was trained at
     return model.eval()
 
 

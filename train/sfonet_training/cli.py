@@ -10,8 +10,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, NON_NEGATIVE, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
                                comma_list_callback, config_from, device_option, field_defaults, reported_errors,
                                setup_logging, size_callback, verbose_option)
-from train.common.options import on_device_option, precision_option
-from train.common.schedule import SCHEDULES
+from train.common.options import on_device_option, precision_option, schedule_options
 from train.sfonet_training.config import (COMPONENTS, FINAL_FILE, FLOW_LOSSES, SEG_LOSSES, STRATEGIES, VERIFY_MODES,
                                           TrainConfig)
 
@@ -41,10 +40,7 @@ def _parse_stop_at(ctx, param, value: str | None):
               help="Instead of --steps: passes over the training pairs per stage.")
 @click.option("--lr", type=POSITIVE, default=D.lr,
               help="Adam learning rate (the paper gives none; 5e-4 chosen on a held-out Ped2 training video, docs/train-sfonet.md).")
-@click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=D.lr_schedule,
-              help="constant (one rate) or cosine (from --lr down to 2% of it at each stage's last step).")
-@click.option("--warmup", type=click.IntRange(0), default=D.warmup,
-              help="Steps at the start of each stage over which the rate rises linearly to --lr.")
+@schedule_options(D, span="each stage")
 @click.option("--seg-loss", type=click.Choice(SEG_LOSSES), default=D.seg_loss,
               help="Mask loss: paper (intensity + gradient, Eq. 6), dice (Eq. 6 + soft Dice), bce-dice "
                    "(foreground/background-balanced cross-entropy + Dice): the rare foreground weighs more.")

@@ -94,3 +94,34 @@ def test_gradients_reach_the_predictor_through_a_frozen_sfonet():
     no_flow = freeze(SFONet(flow_branch=False, osf_block=False, **TINY_SFONET))
     with pytest.raises(ValueError, match="flow_branch.*--components seg"):
         soff_loss(pred, real, past[:, -3:], no_flow)
+
+
+def test_an_sfonet_trained_smaller_sees_the_frames_at_its_size():
+    """SFO-Net trained at 32x24 (``input_size`` from sfonet.pt): L_p at the predictor's 64x48, L_s and L_o on the
+    frames resized to 32x24, gradients back to the full-size prediction."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    sfonet = freeze(tiny_sfonet())
+    sfonet.input_size = (32, 24)
+    predictor = tiny_unet()
+    past, real = frames(1)
+    pred = predictor(past)
+    parts = soff_loss(pred, real, past[:, -3:], sfonet)
+
+    def small(x):
+        return F.interpolate(x, size=(24, 32), mode="bilinear", align_corners=False, antialias=True)
+
+    with torch.no_grad():
+        gen, truth = sfonet(small(past[:, -3:]), small(pred)), sfonet(small(past[:, -3:]), small(real))
+        assert gen.flow.shape == (2, 2, 24, 32)
+        assert torch.allclose(parts.pred, mse(pred, real) + grad_l1(pred, real), rtol=1e-5)
+        assert torch.allclose(parts.seg, mse(gen.seg, truth.seg) + grad_l1(gen.seg, truth.seg), rtol=1e-5)
+        assert torch.allclose(parts.flow, mse(gen.flow, truth.flow) + epe(gen.flow, truth.flow), rtol=1e-5)
+    parts.total.backward()
+    assert all(p.grad is not None for p in predictor.parameters())
+    sfonet.input_size = (64, 48)          # the predictor's own size: nothing is resized
+    same = soff_loss(pred.detach(), real, past[:, -3:], sfonet)
+    with torch.no_grad():
+        gen, truth = sfonet(past[:, -3:], pred), sfonet(past[:, -3:], real)
+        assert torch.allclose(same.flow, mse(gen.flow, truth.flow) + epe(gen.flow, truth.flow), rtol=1e-5)

@@ -107,8 +107,14 @@ def test_run_folder(full_run, store):
     metrics = json.loads((full_run / "metrics.json").read_text())
     assert metrics["held_out"] is True and sorted(metrics["stages"]) == ["1", "2", "3"]
     for stage in metrics["stages"].values():
-        assert {"epe", "zero_flow_epe", "iou", "f1", "empty_iou", "empty_f1", "final_loss"} <= set(stage)
+        assert {"epe", "zero_flow_epe", "iou", "f1", "empty_iou", "empty_f1", "final_loss", "epe_moving",
+                "zero_flow_epe_moving", "mean_flow_epe", "mean_flow_epe_moving", "moving_fraction", "ones_iou",
+                "ones_f1", "floor", "curve"} <= set(stage)
         assert stage["pairs"] == 4 and 0 <= stage["iou"] <= 1 and 0 <= stage["f1"] <= 1
+        assert stage["moving_threshold_px"] == 0.25 and stage["curve"][-1]["step"] == 3
+    # the final model's floors, at the top and in sfonet.pt: 3 steps at 32x32 learn nothing, and say so
+    assert metrics["floor"] == metrics["stages"]["3"]["floor"] and metrics["floor"]["cleared"] is False
+    assert torch.load(full_run / "sfonet.pt", weights_only=True)["floor"] == metrics["floor"]
     assert (full_run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "stage 3 done" in (full_run / "train.log").read_text()
 
@@ -123,6 +129,39 @@ def test_run_folder(full_run, store):
     with torch.no_grad():
         out = model(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
     assert out.flow.shape == (1, 2, 32, 32) and out.seg.shape == (1, 1, 32, 32)
+
+
+def test_a_run_that_cannot_learn_is_refused_by_the_soff_loss(full_run, tmp_path):
+    """Issue 19's gate: the 3-step run's own metrics.json says it did not clear its floors, so finetune-predictor
+    --loss soff refuses it (exit 2, one ERROR line with the numbers, nothing written); --allow-weak-sfonet passes
+    and is recorded; --loss standard never asks."""
+    from train.finetuning.cli import finetune_predictor_command
+    from train.predictors import build_predictor, save_predictor
+
+    torch.manual_seed(0)
+    predictor = tmp_path / "predictor.pt"
+    save_predictor(predictor, build_predictor("unet3"), input_size=(32, 32), config={})
+    floor = json.loads((full_run / "metrics.json").read_text())["floor"]
+    args = [str(PED2), "--dataset", "ped2", "--predictor", str(predictor), "--sfonet", str(full_run / "sfonet.pt"),
+            "--shots", "1", "--steps", "1", "--seeds", "0", "--batch-size", "1"]
+    refused = CliRunner().invoke(finetune_predictor_command, [*args, "--out", str(tmp_path / "soff")])
+    errors = [line for line in refused.output.splitlines() if line.startswith("ERROR")]
+    assert refused.exit_code == 2 and len(errors) == 1, refused.output
+    assert "refused as a SOFF teacher" in errors[0] and "--allow-weak-sfonet" in errors[0]
+    assert f"{floor['flow']['epe_moving']:.4f} px" in errors[0] and f"IoU {floor['masks']['iou']:.3f}" in errors[0]
+    assert not (tmp_path / "soff").exists()
+    flow_only = CliRunner().invoke(finetune_predictor_command, [*args, "--out", str(tmp_path / "flow"),
+                                                                "--components", "flow"])
+    assert flow_only.exit_code == 2 and "masks" not in flow_only.output.split("refused", 1)[1].split(". Retrain")[0]
+    allowed = CliRunner().invoke(finetune_predictor_command, [*args, "--out", str(tmp_path / "soff"),
+                                                              "--allow-weak-sfonet"])
+    assert allowed.exit_code == 0, allowed.output
+    gate = json.loads((tmp_path / "soff" / "finetune.json").read_text())["sfonet_gate"]
+    assert gate["allowed_weak"] and not gate["cleared"] and gate["floor"] == floor
+    assert set(gate["weak_parts"]) <= {"flow", "masks"} and gate["weak_parts"]
+    standard = CliRunner().invoke(finetune_predictor_command, [*args, "--out", str(tmp_path / "std"), "--loss",
+                                                               "standard"])
+    assert standard.exit_code == 0, standard.output
 
 
 def test_each_stage_changes_only_its_parameters(full_run):
