@@ -287,7 +287,9 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
     frames_scored = int(sum(v.scored.sum() for v in scored.values()))
     adaptation_left_out = sum(len([f for f in target.exclude.get(v, []) if f >= past]) for v in raw)
     frame_auc = scoring.frame_auc(scored)
-    floor = copy_last_floor(raw, gt.labels, past=past, exclude=target.exclude, frame_auc=frame_auc)
+    copies = {v: r.copy_last_psnr for v, r in raw.items()}
+    floor = scoring.copy_last_floor(None if any(c is None for c in copies.values()) else copies, gt.labels,
+                                    past_frames=past, exclude=target.exclude, model_auc=frame_auc)
     metrics = {
         "kind": "predictor-evaluation", "dataset": cfg.dataset, "dataset_name": ctx.manifest.name,
         "title": ctx.manifest.title, "split": cfg.split,
@@ -315,26 +317,6 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
         "config": plain(asdict(cfg)),
     }
     return metrics, scored
-
-
-def copy_last_floor(raw: dict[str, VideoResult], labels, *, past: int, exclude, frame_auc: float | None) -> dict:
-    """The floor of the frame AUC: the same scoring (frames, exclusions, min-max per video, pooling) applied to the
-    PSNR of copying frame t-1 as the prediction of frame t. ``cleared``: the model's pooled AUC is above it."""
-    if any(r.copy_last_psnr is None for r in raw.values()):
-        return {"metric": "frame_auc", "cleared": False, "verdict": "floor not measured"}
-    scored = scoring.score_videos({v: r.copy_last_psnr for v, r in raw.items()}, labels, past_frames=past,
-                                  exclude=exclude)
-    copy = scoring.frame_auc(scored)
-    if copy is None or frame_auc is None:
-        return {"metric": "frame_auc", "copy_last": copy, "cleared": False,
-                "verdict": "floor not measured: the scored frames hold one class only"}
-    margin = frame_auc - copy
-    verdict = (f"{'clears' if margin > 0 else 'does NOT clear'} the copy-last floor: frame AUC "
-               f"{100 * frame_auc:.2f}% against {100 * copy:.2f}% for copying the last frame "
-               f"({100 * margin:+.2f} points)")
-    return {"metric": "frame_auc", "model": frame_auc, "copy_last": copy, "margin": margin,
-            "copy_last_per_video_mean_auc": scoring.per_video_auc(scored).mean, "cleared": bool(margin > 0),
-            "verdict": verdict}
 
 
 def _pixel_auc(raw: dict[str, VideoResult], scored: dict, ctx: _Context):

@@ -203,3 +203,26 @@ def pixel_auc(errors, masks) -> float | None:
     if errors.shape != masks.shape:
         raise ValueError(f"error maps {errors.shape} and pixel masks {masks.shape} differ in shape")
     return auc((masks != 0).astype(np.uint8), errors)
+
+
+def copy_last_floor(copy_psnr_by_video: Mapping[str, np.ndarray] | None, labels_by_video: Mapping[str, np.ndarray],
+                    *, past_frames: int, exclude: Mapping[str, Iterable[int]] | None = None,
+                    model_auc: float | None) -> dict:
+    """The floor of a predictor's frame AUC: the same scoring (frames, exclusions, min-max per video, pooling)
+    applied to the PSNR of copying frame t-1 as the prediction of frame t (``copy_psnr_by_video``, (T,) dB per
+    video, NaN where there is no prediction). ``cleared``: the model's pooled frame AUC ``model_auc`` is above
+    it."""
+    if copy_psnr_by_video is None:
+        return {"metric": "frame_auc", "cleared": False, "verdict": "floor not measured"}
+    scored = score_videos(copy_psnr_by_video, labels_by_video, past_frames=past_frames, exclude=exclude)
+    copy = auc(*pooled_arrays(scored))
+    if copy is None or model_auc is None:
+        return {"metric": "frame_auc", "copy_last": copy, "cleared": False,
+                "verdict": "floor not measured: the scored frames hold one class only"}
+    margin = model_auc - copy
+    verdict = (f"{'clears' if margin > 0 else 'does NOT clear'} the copy-last floor: frame AUC "
+               f"{100 * model_auc:.2f}% against {100 * copy:.2f}% for copying the last frame "
+               f"({100 * margin:+.2f} points)")
+    return {"metric": "frame_auc", "model": model_auc, "copy_last": copy, "margin": margin,
+            "copy_last_per_video_mean_auc": per_video_auc(scored).mean, "cleared": bool(margin > 0),
+            "verdict": verdict}
