@@ -59,8 +59,8 @@ def _parse_stop_at(ctx, param, value: str | None):
 @click.option("--val-max-pairs", type=click.IntRange(1), default=D.val_max_pairs,
               help="Evaluate on at most this many held-out pairs (evenly spaced).")
 @click.option("--moving-threshold", type=NON_NEGATIVE, default=D.moving_threshold,
-              help="Pixels whose teacher flow is longer than this (pixels at the input size) are the moving ones of "
-                   "the moving-pixel EPE.")
+              help="Pixels whose teacher flow is longer than this (pixels at the label size; scaled with "
+                   "--input-size) are the moving ones of the moving-pixel EPE and of --flow-loss balanced.")
 @device_option()
 @precision_option(D.precision)
 @click.option("--seed", type=int, default=D.seed, help="Seed of the initial weights and of the data order.")

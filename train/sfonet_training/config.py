@@ -55,7 +55,7 @@ class TrainConfig:
     input_size: tuple[int, int] | None = None   # (w, h); None: the stores' label size
     val_videos: tuple[str, ...] = ()            # "01" (every store) or "STOREINDEX:01"
     val_max_pairs: int | None = None            # evaluate on at most this many held-out pairs (evenly spaced)
-    moving_threshold: float = 0.25              # px at the input size: teacher flow above it is "moving"
+    moving_threshold: float = 0.25              # px at the label size: teacher flow above it is "moving"
     device: str = "auto"                        # auto | cpu | cuda | cuda:N
     precision: str = "auto"                     # auto | fp32 | bf16 | fp16 (train.common.precision)
     seed: int = 0
@@ -90,6 +90,11 @@ class TrainConfig:
         if self.verify_stores not in VERIFY_MODES:
             raise ValueError(f"verify_stores {self.verify_stores!r} is not auto, always or never")
 
+    def moving_threshold_at(self, input_size: tuple[int, int], label_size: tuple[int, int]) -> float:
+        """``moving_threshold`` (pixels at the label size) in pixels at ``input_size``: scaled by the geometric mean
+        of the width and height ratios, so that the same pixels move at every input size."""
+        return self.moving_threshold * math.sqrt(input_size[0] / label_size[0] * input_size[1] / label_size[1])
+
     def model_config(self) -> dict:
         """Keyword arguments of SFONet for this run."""
         return {"flow_branch": "flow" in self.components, "seg_branch": "seg" in self.components,
@@ -100,6 +105,16 @@ class TrainConfig:
         if self.epochs:
             return self.epochs * max(1, math.ceil(train_pairs / self.batch_size))
         return self.steps
+
+
+@dataclass(frozen=True)
+class LossChoice:
+    """train-sfonet's ``--flow-loss`` and ``--seg-loss``, and the moving threshold in pixels at the input size
+    (for the balanced flow loss); the default is the paper's pair, Eqs. 5 and 6."""
+
+    flow: str = "epe"
+    seg: str = "paper"
+    moving_px: float = 0.0
 
 
 @dataclass(frozen=True)

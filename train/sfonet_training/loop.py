@@ -47,9 +47,10 @@ from train.sfonet.checkpoint import build_sfonet, save_sfonet
 from train.common.schedule import learning_rate, set_learning_rate
 from train.sfonet.losses import flow_training_loss, seg_training_loss
 from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,
-                                          RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, Stage, TrainConfig, plan_stages)
+                                          RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, LossChoice, Stage, TrainConfig,
+                                          plan_stages)
 from train.sfonet_training.data import PairBank, SFONetPairs, choose_pairs
-from train.sfonet_training.metrics import evaluate, floor_verdict, mean_teacher_flow
+from train.sfonet_training.metrics import curve_values, evaluate, floor_verdict, mean_teacher_flow
 from train.sfonet_training.store_checks import check_masks, open_stores
 
 log = logging.getLogger("train.sfonet")
@@ -85,38 +86,27 @@ def stage_parameters(model, stage: Stage) -> list[torch.nn.Parameter]:
     return params
 
 
-def stage_loss(out, flow, mask, stage: Stage, cfg: TrainConfig | None = None) -> torch.Tensor:
-    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map; with ``cfg``,
-    its ``flow_loss`` and ``seg_loss`` choices (the paper's by default)."""
-    flow_kind, seg_kind = (cfg.flow_loss, cfg.seg_loss) if cfg else ("epe", "paper")
+def stage_loss(out, flow, mask, stage: Stage, losses: LossChoice = LossChoice()) -> torch.Tensor:
+    """The stage's loss: EPE (Eq. 5) on the flow and/or intensity + gradient (Eqs. 6-8) on the map, or the
+    options of ``losses``."""
     total = None
     if stage.flow_loss:
-        total = flow_training_loss(out.flow.float(), flow, flow_kind,
-                                   moving_threshold=cfg.moving_threshold if cfg else 0.0)
+        total = flow_training_loss(out.flow.float(), flow, losses.flow, moving_threshold=losses.moving_px)
     if stage.seg_loss:
-        seg = seg_training_loss(out.seg.float(), mask, seg_kind)
+        seg = seg_training_loss(out.seg.float(), mask, losses.seg)
         total = seg if total is None else total + seg
     return total
 
 
 def train_step(model, optimizer, scaler, batch, stage: Stage, *, precision: str,
-               cfg: TrainConfig | None = None) -> torch.Tensor:
+               losses: LossChoice = LossChoice()) -> torch.Tensor:
     """One optimizer step on ``batch`` = (frame1, frame2, flow, mask), already on the model's device."""
     frame1, frame2, flow, mask = batch
     with autocast(frame1.device, precision):
         result = model(frame1, frame2)
-    loss = stage_loss(result, flow, mask, stage, cfg)
+    loss = stage_loss(result, flow, mask, stage, losses)
     optimizer_step(optimizer, scaler, loss)
     return loss
-
-
-CURVE_KEYS = ("epe", "epe_moving", "zero_flow_epe_moving", "mean_flow_epe_moving", "iou", "f1", "empty_iou",
-              "ones_iou")
-
-
-def _curve_values(result: dict) -> dict:
-    """The held-out numbers a learning curve keeps (those the stage measures)."""
-    return {k: result[k] for k in CURVE_KEYS if result.get(k) is not None}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -167,7 +157,8 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
                                 val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
                                                       batch_size=cfg.batch_size, shuffle=False,
                                                       num_workers=cfg.workers),
-                                held_out=bool(held_out), mean_flow=mean_flow, progress=progress)
+                                held_out=bool(held_out), mean_flow=mean_flow, progress=progress,
+                                moving_px=cfg.moving_threshold_at(input_size, tuple(reader.label_size)))
                 return run.run()
     finally:
         reader.close()
@@ -220,6 +211,7 @@ class _StageRun:
     held_out: bool                 # metrics on held-out videos (False: on training pairs)
     bank: PairBank | None = None   # the training pairs on the device (None: read through the DataLoader)
     mean_flow: torch.Tensor | None = None    # (2, h, w) per-pixel mean teacher flow of the training pairs
+    moving_px: float = 0.0                   # --moving-threshold in pixels at the input size
     progress: ProgressFn | None = None
     metrics: dict = field(default_factory=dict)
     curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
@@ -314,7 +306,8 @@ class _StageRun:
             set_learning_rate(optimizer, learning_rate(index, steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
                                                        warmup=cfg.warmup))
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-            loss = train_step(model, optimizer, scaler, batch, stage, precision=self.precision, cfg=cfg).detach()
+            loss = train_step(model, optimizer, scaler, batch, stage, precision=self.precision,
+                              losses=LossChoice(cfg.flow_loss, cfg.seg_loss, self.moving_px)).detach()
             clock["seconds"] += time.perf_counter() - started
             clock["cpu_seconds"] += time.process_time() - cpu_started
             if cfg.eval_every and (index + 1) % cfg.eval_every == 0 and index + 1 < steps:
@@ -344,7 +337,8 @@ class _StageRun:
     def _record_stage(self, stage: Stage, steps: int, losses: list[float], seconds: float | None = None) -> dict:
         """Held-out metrics of the model as it is now, stored under the stage's number in metrics.json."""
         result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
-                          moving_threshold=self.cfg.moving_threshold, mean_flow=self.mean_flow)
+                          moving_threshold=self.moving_px, label_threshold=self.cfg.moving_threshold,
+                          mean_flow=self.mean_flow)
         entry = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
                  "final_loss": losses[-1] if losses else None}
         if seconds is not None:
@@ -354,7 +348,7 @@ class _StageRun:
             entry["cpu_seconds"] = round(clock.get("cpu_seconds", 0.0), 2)
         entry["curve"] = [*self.learning.get(stage.number, []),
                           {"step": steps, "seconds": round(clock.get("seconds", 0.0), 3),
-                           "cpu_seconds": round(clock.get("cpu_seconds", 0.0), 3), **_curve_values(result)}]
+                           "cpu_seconds": round(clock.get("cpu_seconds", 0.0), 3), **curve_values(result)}]
         floor = floor_verdict(result, held_out=self.held_out)
         self.metrics["stages"][str(stage.number)] = {**entry, **result, "floor": floor}
         if stage is self.stages[-1]:            # the final model's verdict
@@ -368,9 +362,10 @@ class _StageRun:
     def _curve_point(self, stage: Stage, step: int, clock: dict) -> dict:
         """One point of the stage's learning curve: the held-out metrics after ``step`` steps."""
         result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
-                          moving_threshold=self.cfg.moving_threshold, mean_flow=self.mean_flow)
+                          moving_threshold=self.moving_px, label_threshold=self.cfg.moving_threshold,
+                          mean_flow=self.mean_flow)
         point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
-                 **_curve_values(result)}
+                 **curve_values(result)}
         log.info("stage %d step %d: %s after %.1f min of training", stage.number, step,
                  ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k not in ("step", "seconds", "cpu_seconds")
                            and v is not None), clock["seconds"] / 60)

@@ -2,7 +2,8 @@
 
 Flow (pixels at the input size): ``epe`` is the mean over every pixel of every held-out pair of ||predicted -
 stored flow||; ``epe_moving`` the same over the *moving* pixels only, those whose stored (teacher) flow is longer
-than ``moving_threshold`` pixels (``moving_fraction`` says how many there are). The baselines get the same two
+than ``moving_threshold_px`` pixels at the label size (``--moving-threshold``, scaled to the input size:
+``moving_threshold_input_px``; ``moving_fraction`` says how many there are). The baselines get the same two
 numbers: ``zero_flow_*`` for predicting no motion, ``mean_flow_*`` for predicting, at every pixel, the mean teacher
 flow of the training pairs there (:func:`mean_teacher_flow`; the scene's usual motion, e.g. the walking
 direction of a path).
@@ -30,6 +31,15 @@ MASK_FLOOR_MARGIN = 0.05    # IoU and F1 must beat the better trivial mask's by 
 MEAN_FLOW_PAIRS = 512       # training pairs (evenly spaced) the mean teacher flow is taken over
 
 
+CURVE_KEYS = ("epe", "epe_moving", "zero_flow_epe_moving", "mean_flow_epe_moving", "iou", "f1", "empty_iou",
+              "ones_iou")
+
+
+def curve_values(result: dict) -> dict:
+    """The held-out numbers of :func:`evaluate` a learning curve keeps (those the stage measures)."""
+    return {k: result[k] for k in CURVE_KEYS if result.get(k) is not None}
+
+
 @torch.no_grad()
 def mean_teacher_flow(pairs, max_pairs: int = MEAN_FLOW_PAIRS) -> torch.Tensor:
     """Per-pixel mean of the stored flow over at most ``max_pairs`` evenly spaced items of ``pairs`` (an
@@ -44,8 +54,9 @@ def mean_teacher_flow(pairs, max_pairs: int = MEAN_FLOW_PAIRS) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, loader, device: torch.device, *, use_osf: bool, moving_threshold: float,
-             mean_flow: torch.Tensor | None = None) -> dict:
-    """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring)."""
+             label_threshold: float | None = None, mean_flow: torch.Tensor | None = None) -> dict:
+    """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring); ``moving_threshold``
+    in pixels at the input size, ``label_threshold`` the same at the label size (recorded; default the same)."""
     was_training = model.training
     previous_osf = getattr(model, "use_osf", None)
     model.eval()
@@ -90,7 +101,8 @@ def evaluate(model, loader, device: torch.device, *, use_osf: bool, moving_thres
     def per_moving(key: str) -> float | None:
         return sums[key] / moving if moving else None
 
-    metrics = {"pairs": pairs, "moving_threshold_px": moving_threshold, "moving_fraction": moving / pixels,
+    metrics = {"pairs": pairs, "moving_threshold_px": moving_threshold if label_threshold is None else label_threshold,
+               "moving_threshold_input_px": moving_threshold, "moving_fraction": moving / pixels,
                "zero_flow_epe": sums["zero"] / pixels, "zero_flow_epe_moving": per_moving("zero_moving")}
     if mean_flow is not None:
         metrics.update(mean_flow_epe=sums["mean"] / pixels, mean_flow_epe_moving=per_moving("mean_moving"))
@@ -141,7 +153,7 @@ def floor_verdict(metrics: dict, *, held_out: bool) -> dict:
                 "cleared": bool(cleared), "epe_moving": ours, "baseline": f"{best_name} flow",
                 "baseline_epe_moving": best, "ratio": ratio, "needed_ratio": FLOW_FLOOR_RATIO,
                 "verdict": f"flow {'clears' if cleared else 'does NOT clear'} its floor on {where} pairs: EPE on "
-                           f"moving pixels (teacher |flow| > {metrics['moving_threshold_px']:g} px, "
+                           f"moving pixels (teacher |flow| > {metrics['moving_threshold_px']:g} px at the label size, "
                            f"{100 * metrics['moving_fraction']:.1f}% of pixels) {ours:.4f} px against "
                            f"{best:.4f} px for the {best_name} flow, ratio {ratio:.2f} (needed <= "
                            f"{FLOW_FLOOR_RATIO}); all pixels {metrics['epe']:.4f} against zero flow "
