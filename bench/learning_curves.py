@@ -134,7 +134,7 @@ def rescore_predictor(folder: Path) -> dict:
 
     from pipeline.data.frame_source import open_frame_source
     from train.predictor_training.config import TrainPredictorConfig
-    from train.predictor_training.loop import _val_loader, evaluate, select_clips
+    from train.predictor_training.loop import val_loader_of, evaluate, select_clips
     from train.predictors import load_predictor
 
     config = json.loads((folder / "config.json").read_text())["config"]
@@ -142,7 +142,7 @@ def rescore_predictor(folder: Path) -> dict:
     cfg = TrainPredictorConfig(**config)
     _, val, _ = select_clips(cfg, open_frame_source(cfg.data_root, cfg.split, cfg.layout))
     model, _ = load_predictor(folder / "predictor.pt")
-    return evaluate(model, _val_loader(cfg, val), torch.device("cpu"))
+    return evaluate(model, val_loader_of(cfg, val), torch.device("cpu"))
 
 
 def run_candidates(args, candidates: dict) -> dict:

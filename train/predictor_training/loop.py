@@ -254,7 +254,8 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
             return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
 
 
-def _val_loader(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
+def val_loader_of(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
+    """The held-out (metric) clips in order, batch by batch, read with the run's DataLoader workers."""
     return DataLoader(ClipDataset(cfg.data_root, cfg.split, val_clips, size=cfg.input_size,
                                   past_frames=cfg.past_frames, layout=cfg.layout),
                       batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
@@ -288,7 +289,7 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
                          "rng": rng_state(), "losses": list(losses), "arch": cfg.arch, "curve": curve,
                          "clock": clock}, out / CHECKPOINT_FILE, keep_previous=True)
 
-    val_loader = _val_loader(cfg, val_clips) if cfg.eval_every else None
+    val_loader = val_loader_of(cfg, val_clips) if cfg.eval_every else None
 
     def one_step(batch) -> torch.Tensor:
         index = len(losses)                                       # 0-based number of this step
@@ -338,7 +339,7 @@ def _curve_point(model, loader, device, step: int, clock: dict) -> dict:
 def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, device, curve: list[dict],
             clock: dict) -> dict:
     """Score the trained and the untrained model, write metrics.json, predictor.pt and loss.png."""
-    val_loader = _val_loader(cfg, val_clips)
+    val_loader = val_loader_of(cfg, val_clips)
     trained = evaluate(model, val_loader, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights of this run (see _run)
