@@ -80,12 +80,15 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
     (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu", "input_size": "128x128",
                                                                "eval_size": "128x86", "predictor_steps": 250,
                                                                "predictor_batch": 8}}))
+    (anchor / "predictor" / "unet3").mkdir(parents=True)
+    (anchor / "predictor" / "unet3" / "metrics.json").write_text(json.dumps({
+        "training_cpu_seconds": 2353.0, "output": "residual", "floor": {"margin_db": 9.0564}}))
     section = anchor_section(anchor, run)
     assert ("| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | 90.02 | 90.00 "
-            "| – | – |") in section
+            "| – | – | – | 0 dB |") in section
     rows = [line for line in section if line.startswith("| unet3")]
-    assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 |",
-                    "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – |"]
+    assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 | 39.2 | +9.06 dB (residual output) |",
+                    "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – | – | – |"]
 
     old = tmp_path / "results-72x48.md"
     old.write_text("# Results: old\n\n**Preset `cpu`**: small.\n\n## K-shot table (x)\n\n| a |\n\n"

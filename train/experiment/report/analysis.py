@@ -112,14 +112,14 @@ def quality_section(run: Path) -> list[str]:
     on moving pixels, masks against all-empty and all-ones) and the pre-trained predictor (held-out PSNR against
     copying the last frame), each with its verdict."""
     lines = ["## What the pieces learned, against their floors", "", f"*{TEACHER_NOTE}*", "",
-             "SFO-Net on its held-out source pairs after each stage (flow EPE in pixels at the label size, over all "
-             "pixels and over the moving ones, against predicting zero flow and the training pairs' mean flow; "
+             "SFO-Net on its held-out source pairs after each stage (flow EPE in pixels at SFO-Net's input size, "
+             "over all pixels and over the moving ones (teacher flow above the threshold at the label size), against predicting zero flow and the training pairs' mean flow; "
              "IoU and F1 of the foreground map at 0.5 against all-empty and all-ones masks). Floors "
              "(train.sfonet_training.metrics): moving-pixel EPE at most 0.9x the better trivial flow's; IoU and F1 "
              "at least 0.05 above the better trivial mask's.", "",
              "| SFO-Net | stage | trains | steps | EPE | zero | EPE moving | zero | mean flow | IoU | empty | ones "
-             "| F1 | seconds | flow floor | masks floor |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| F1 | seconds | CPU-min | flow floor | masks floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for folder in sorted((run / "sfonet").glob("*")):
         m = read_json(folder / "metrics.json")
         if not m or not (folder / "sfonet.pt").exists():
@@ -132,11 +132,13 @@ def quality_section(run: Path) -> list[str]:
                          f"{_num(s.get('mean_flow_epe_moving'), '.4f')} | {_num(s.get('iou'), '.3f')} | "
                          f"{_num(s.get('empty_iou'), '.3f')} | {_num(s.get('ones_iou'), '.3f')} | "
                          f"{_num(s.get('f1'), '.3f')} | {_num(s.get('seconds'), '.0f')} | "
+                         f"{_num(s.get('cpu_seconds') and s['cpu_seconds'] / 60, '.1f')} | "
                          f"{_cleared(floor.get('flow'))} | {_cleared(floor.get('masks'))} |")
     lines += ["", "Pre-trained predictor (PSNR in dB on held-out source clips; floor: copying the last frame, "
               "cleared by a margin of at least 0.5 dB):", "",
-              "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | floor |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | moving pixels: PSNR "
+              "/ copy-last | CPU-min | floor |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for folder in sorted((run / "predictor").glob("*")):
         m = read_json(folder / "metrics.json")
         if m:
@@ -144,6 +146,8 @@ def quality_section(run: Path) -> list[str]:
             lines.append(f"| {m.get('arch')} | {m.get('output', 'direct')} | {m.get('steps')} | "
                          f"{_num(m.get('val_psnr'), '.2f')} | {_num(m.get('untrained_psnr'), '.2f')} | "
                          f"{_num(m.get('copy_last_psnr'), '.2f')} | {_num(floor.get('margin_db'), '+.2f')} | "
+                         f"{_num(m.get('val_moving_psnr'), '.2f')} / {_num(m.get('copy_last_moving_psnr'), '.2f')} | "
+                         f"{_num(m.get('training_cpu_seconds') and m['training_cpu_seconds'] / 60, '.1f')} | "
                          f"{_cleared(floor)} |")
     return lines + [""]
 

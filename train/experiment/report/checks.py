@@ -66,22 +66,34 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
               f"{p.get('eval_size', '?')}, no fine-tuning. Liu et al.'s frame predictor reaches "
               f"{LIU_PED2_FRAME_AUC} on Ped2 (256x256, with optical-flow and adversarial losses we leave out, "
               "trained to convergence).", "",
-              "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC |",
-              "|---|---|---|---|---|---|"]
+              "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC "
+              "| pre-training CPU-min | held-out PSNR − copy-last |",
+              "|---|---|---|---|---|---|---|---|"]
     floor = rows[0][1].get("floor") or {}
     if floor.get("copy_last") is not None:
         lines.append(f"| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | "
                      f"{format_pct(floor.get('copy_last'))} | {format_pct(floor.get('copy_last_per_video_mean_auc'))} "
-                     "| – | – |")
+                     "| – | – | – | 0 dB |")
     for arch, m in rows:
         lines.append(f"| {arch} | Ped2 training | {format_pct(m.get('frame_auc'))} | "
                      f"{format_pct(m.get('per_video_mean_auc'))} | {format_pct(m.get('pixel_auc'))} | "
-                     f"{LIU_PED2_FRAME_AUC} |")
+                     f"{LIU_PED2_FRAME_AUC} | {_pretraining(anchor, arch)} |")
         if arch in own:
             o = own[arch]
             lines.append(f"| {arch} | Ped1 training (this page's K = 0) | {format_pct(o.get('frame_auc'))} | "
-                         f"{format_pct(o.get('per_video_mean_auc'))} | {format_pct(o.get('pixel_auc'))} | – |")
+                         f"{format_pct(o.get('per_video_mean_auc'))} | {format_pct(o.get('pixel_auc'))} | – | "
+                         f"{_pretraining(run, arch)} |")
     return lines + [""]
+
+
+def _pretraining(run: Path, arch: str) -> str:
+    """'CPU minutes | margin' of a run's pre-trained predictor (its metrics.json), or dashes."""
+    m = read_json(run / "predictor" / arch / "metrics.json") or {}
+    cpu, margin = m.get("training_cpu_seconds"), (m.get("floor") or {}).get("margin_db")
+    output = m.get("output", "direct")
+    cpu_text = "–" if cpu is None else f"{cpu / 60:.1f}"
+    margin_text = "–" if margin is None else f"{margin:+.2f} dB ({output} output)"
+    return f"{cpu_text} | {margin_text}"
 
 
 def previous_section(previous: Path | None) -> list[str]:
