@@ -193,7 +193,11 @@ def write_outputs(out: Path, results: dict, args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    host = {"machine": platform.machine(), "processor": _cpu_model(), "threads": os.cpu_count(),
+    from train.common.precision import host_cpu
+
+    cpu = host_cpu()
+    host = {"machine": platform.machine(), "processor": cpu["model"], "bf16_flags": cpu["bf16_flags"],
+            "threads": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
     (out / "curves.json").write_text(json.dumps({"host": host, "candidates": results}, indent=1) + "\n")
     kinds = {name: "predictor" if args.learner == "predictor" else name.split("-")[0] for name in results}
@@ -238,16 +242,6 @@ def write_outputs(out: Path, results: dict, args) -> None:
     (out / "curves.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"written: {out / 'curves.json'}, {out / 'curves.png'}, {out / 'curves.md'}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

@@ -28,6 +28,26 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
+def host_cpu() -> dict:
+    """What the numbers of a CPU run depend on: ``{"model": /proc/cpuinfo's model name, "bf16_flags": the
+    native-bf16 instruction sets the kernel reports (avx512_bf16, amx_bf16; empty on AVX2-only hosts)}``."""
+    import platform
+    from pathlib import Path
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:                 # not Linux: the model from platform, no flags
+        pass
+    return {"model": model, "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def resolve_precision(name: str, device) -> str:
     """``fp32``, ``bf16`` or ``fp16`` for ``--precision name`` on the ``torch.device``; RunError for fp16 without
     CUDA."""

@@ -71,6 +71,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     """
     setup_logging(verbose)
     from train.experiment.chain import build_steps, resolve_data, select_steps
+    from train.common.precision import host_cpu
     from train.experiment.runner import run_steps
 
     p = PRESETS[preset]
@@ -93,7 +94,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     out.mkdir(parents=True, exist_ok=True)
     info = {"preset": asdict(p), "source": source, "target": target, "teachers": teachers, "jobs": jobs,
             "allow_weak_sfonet": allow_weak_sfonet,
-            "cores": cores, "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),
+            "cores": cores, "host": host_cpu(), "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),
             "held_out_source_video": data.held_out, "eval_videos": data.eval_videos, "python": sys.executable}
     (out / PRESET_FILE).write_text(json.dumps(info, indent=1) + "\n")
     (out / COMMANDS_FILE).write_text(

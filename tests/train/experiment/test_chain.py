@@ -20,7 +20,8 @@ def test_the_table_waits_for_the_main_evaluations_only_wherever_the_folder_is():
     steps = {s.name: s for s in _steps(Path("/work/main/runs/x"))}
     assert steps["results-table"].needs == []
     needs = steps["results-table"].after      # after, not needs: rows withheld by the SOFF gate do not stop it
-    assert "eval-unet3-k0" in needs and len(needs) == 1 + 3 * 2 * 2
+    seeds = len(PRESETS["cpu"].seeds)
+    assert "eval-unet3-k0" in needs and len(needs) == 1 + seeds * 2 * 2 and seeds == 4     # K = 1, 10; 2 losses
     assert not [n for n in needs if "-t3-" in n or "-t4-" in n]
     chosen = [s.name for s in select_steps(list(steps.values()), ["results-table"])]
     assert "sfonet-no-osf" not in chosen and not [n for n in chosen if "-t3-" in n]

@@ -53,6 +53,8 @@ def test_every_step_finished_and_logged(tiny_run):
     info = json.loads((out / "preset.json").read_text())
     assert info["preset"]["name"] == "tiny" and (info["source"], info["target"]) == ("ped1", "ped2")
     assert info["source_videos"] == ["01", "02"] and info["held_out_source_video"] == "02"
+    host = info["host"]                                    # which CPU the numbers came from, and its bf16
+    assert host["model"] and set(host["bf16_flags"]) <= {"avx512_bf16", "amx_bf16"}
 
 
 def test_every_evaluation_has_a_finite_auc(tiny_run):
@@ -105,6 +107,8 @@ def test_results_doc_writes_the_table(tiny_run, tmp_path):
     assert "**SOFF steps withheld by the gate**" in text and "`gate-three-stage-flow+seg`: --sfonet" in text
     assert "### Did each row's learners clear their floors?" in text
     assert "| unet3 | standard | ✗ NOT cleared" in text and "**Failed steps**" not in text
+    info = json.loads((out / "preset.json").read_text())
+    assert f"- machine: {info['cores']} CPU cores ({info['host']['model']}; native bf16: " in text
 
 
 def test_intra_dataset_run_ped2_to_ped2(tmp_path):

@@ -32,13 +32,13 @@ def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
              "each (steps, lr) of a small grid, once with the standard and once with the SOFF loss (paper weights), "
              "on clips of the first three quarters of the target's training videos, and scored the prediction PSNR "
              "on the normal frames of the last quarter. No test video was used. The schedule with the highest PSNR "
-             "averaged over both losses is the one the main table uses for both"
+             "averaged over both losses is the one the main table is meant to use for both"
              + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}**." if chosen else "."),
              "", schedule_markdown(result), ""]
     used = (preset or {}).get("finetune_steps"), (preset or {}).get("finetune_lr")
     if chosen and preset and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
         lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "
-                  f"{used[1]:g}.", ""]
+                  f"{used[1]:g} (fixed before this check ran); its rows are therefore not the held-out choice.", ""]
     return lines
 
 
