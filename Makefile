@@ -44,7 +44,7 @@ demo: $(STAMP)
 
 # The paper's experiment at half its side (issues 12 and 19): `make experiment` runs the cpu preset (128x128
 # training, 128x86 Ped2 evaluation, the learners that clear their floors: docs/learning.md) and writes
-# docs/results.md from it: first SFO-Net and the predictor (about 25 and 40 minutes, side by side), then the
+# docs/results.md from it: first SFO-Net and the predictor (14 and 20 CPU-minutes measured, side by side), then the
 # Ped2 -> Ped2 anchor (its predictor with both cores, no fine-tuning), then the fine-tuning schedule checked on
 # held-out Ped2 *training* videos (the preset carries the chosen one; the page says if they differ), then the
 # whole chain; `make experiment-gpu` runs the paper's sizes on a GPU. Measured times: docs/results.md.
