@@ -113,7 +113,8 @@ def quality_section(run: Path) -> list[str]:
     copying the last frame), each with its verdict."""
     lines = ["## What the pieces learned, against their floors", "", f"*{TEACHER_NOTE}*", "",
              "SFO-Net on its held-out source pairs after each stage (flow EPE in pixels at SFO-Net's input size, "
-             "over all pixels and over the moving ones (teacher flow above the threshold at the label size), against predicting zero flow and the training pairs' mean flow; "
+             "over all pixels and over the moving ones (teacher flow above the threshold at the label size), "
+             "against predicting zero flow and the training pairs' mean flow; "
              "IoU and F1 of the foreground map at 0.5 against all-empty and all-ones masks). Floors "
              "(train.sfonet_training.metrics): moving-pixel EPE at most 0.9x the better trivial flow's; IoU and F1 "
              "at least 0.05 above the better trivial mask's.", "",
