@@ -56,16 +56,16 @@ experiment: $(STAMP)
 	    --only sfonet-three-stage,predictor-unet3
 	$(BIN)/run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2_to_ped2-cpu --datasets $(DATASETS) \
 	    --only eval-unet3-k0 --jobs 1
-	$(BIN)/python -m train.experiment.validation schedule $(EXP) --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
+	$(BIN)/soff validation schedule $(EXP) --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS)
-	$(BIN)/python -m train.experiment.report.page $(EXP) --out docs/results.md --notes docs/results-notes.md \
+	$(BIN)/soff results-page $(EXP) --out docs/results.md --notes docs/results-notes.md \
 	    --anchor runs/ped2_to_ped2-cpu --previous docs/results-128-paper.md
 
 experiment-gpu: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
 	$(BIN)/verify-data $(DATASETS)/ped1 --dataset ped1 --split training
 	$(BIN)/run-experiment --source ped1 --target ped2 --preset gpu --out runs/ped1_to_ped2-gpu --datasets $(DATASETS)
-	$(BIN)/python -m train.experiment.report.page runs/ped1_to_ped2-gpu --out docs/results-gpu.md
+	$(BIN)/soff results-page runs/ped1_to_ped2-gpu --out docs/results-gpu.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -43,7 +43,7 @@ timeout --signal=TERM "$budget" "$bin/run-experiment" --source ped1 --target ped
 rc=$?
 [ "$rc" -eq 124 ] && log "experiment stopped at its budget; rerun the same command to resume"
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ]; then log "experiment exited $rc (see experiment.log)"; failures=$((failures + 1)); fi
-"$python" -m train.experiment.report.page "$out/experiment" --out "$out/results.md" > /dev/null 2>> "$out/suite.log" \
+"$bin/soff" results-page "$out/experiment" --out "$out/results.md" > /dev/null 2>> "$out/suite.log" \
     || { log "results page not written"; failures=$((failures + 1)); }
 log "done in $((SECONDS - start)) s, $failures failure(s)"
 exit "$failures"

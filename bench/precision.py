@@ -19,6 +19,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from train.common.choices import SFONET_COMPONENTS
 from train.common.device import device_name, resolve_device
 from train.common.precision import autocast, cpu_has_fast_bf16, needs_loss_scaler
 from train.common.steps import grad_scaler, optimizer_step
@@ -67,7 +68,7 @@ def predictor_step(device, w, h, batch):
 
 def sfonet_step(device, w, h, batch):
     model = build_sfonet({"flow_branch": True, "seg_branch": True, "osf_block": True}).to(device)
-    stage = plan_stages("three-stage", ("flow", "seg", "osf"))[1]
+    stage = plan_stages("three-stage", SFONET_COMPONENTS)[1]
     params = stage_parameters(model, stage)
     set_trainable(model, params)
     optimizer = torch.optim.Adam(params, lr=5e-4)

@@ -28,8 +28,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.store.reader import LabelStoreReader
+from train.common.choices import PRECISIONS, SFONET_COMPONENTS
 from train.common.device import resolve_device
-from train.common.precision import PRECISIONS, needs_loss_scaler, resolve_precision
+from train.common.precision import needs_loss_scaler, resolve_precision
 from train.common.seeding import StepBatches
 from train.sfonet.checkpoint import build_sfonet
 from train.sfonet_training.config import plan_stages
@@ -114,7 +115,7 @@ def main() -> None:
     model = build_sfonet({"flow_branch": True, "seg_branch": True, "osf_block": True}).to(device)
     samples = [dataset[i % len(dataset)] for i in range(args.batch_size)]
     batch = tuple(torch.stack([s[k] for s in samples]).to(device) for k in range(4))
-    stages = {s.number: s for s in plan_stages("three-stage", ("flow", "seg", "osf"))}
+    stages = {s.number: s for s in plan_stages("three-stage", SFONET_COMPONENTS)}
     step = {n: bench_step(model, stages[n], batch, device, args.steps, args.warmup, precision) for n in (1, 2)}
     reader.close()
 

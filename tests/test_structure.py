@@ -98,3 +98,32 @@ def test_each_protocol_is_written_once(call, home):
     nothing of ours); atomic writes; hashing (files and folders, and the seeds mixed from integers); devices."""
     where = {str(p.relative_to(REPO_ROOT)) for p in _modules(*PACKAGES) if _calls(p, call)}
     assert where <= home and where, f"{call} is called in {sorted(where - home)}"
+
+
+CHOICE_HOMES = ("train/common/choices.py", "pipeline/core/choices.py")
+
+
+def _word_lists(path: Path) -> list[tuple[int, frozenset[str]]]:
+    """(line, words) of every tuple or list of two or more string literals in ``path``."""
+    return [(node.lineno, frozenset(e.value for e in node.elts)) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.Tuple, ast.List)) and len(node.elts) >= 2
+            and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts)]
+
+
+def test_each_options_choices_are_declared_in_one_place():
+    """Every option's words are spelled out once, in the choices modules: no other module of the project (nor the
+    bench) writes the same set of words again, and no ``click.Choice`` lists literal words of its own."""
+    declared = {words: f"{home}:{line}" for home in CHOICE_HOMES for line, words in _word_lists(REPO_ROOT / home)}
+    assert len(declared) >= 12
+    again, literal = [], []
+    for path in _modules(*PACKAGES, "bench"):
+        where = str(path.relative_to(REPO_ROOT))
+        if where in CHOICE_HOMES:
+            continue
+        again += [f"{where}:{line} repeats {declared[words]}" for line, words in _word_lists(path) if words in declared]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Choice" \
+                    and node.args and isinstance(node.args[0], (ast.List, ast.Tuple)) \
+                    and all(isinstance(e, ast.Constant) for e in node.args[0].elts):
+                literal.append(f"{where}:{node.lineno}")
+    assert again == [] and literal == []

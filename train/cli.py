@@ -10,7 +10,9 @@ from pipeline.make_labels.cli import make_labels_command
 from pipeline.store.cli import inspect_labels_command
 from train.evaluation.cli import evaluate_predictor_command, results_table_command
 from train.experiment.cli import run_experiment_command
-from train.finetuning.cli import finetune_predictor_command
+from train.experiment.report.page import results_page_command
+from train.experiment.validation import validation_command
+from train.finetuning.cli import finetune_predictor_command, gate_command
 from train.predictor_training.cli import train_predictor_command
 from train.sfonet_training.cli import train_sfonet_command
 from train.video_scoring.cli import score_video_command
@@ -20,7 +22,8 @@ WORKFLOW = {"make-manifest": make_manifest_command, "verify-data": verify_data_c
             "inspect-labels": inspect_labels_command, "train-sfonet": train_sfonet_command,
             "train-predictor": train_predictor_command, "finetune-predictor": finetune_predictor_command,
             "evaluate-predictor": evaluate_predictor_command, "results-table": results_table_command,
-            "score-video": score_video_command, "run-experiment": run_experiment_command}
+            "score-video": score_video_command, "run-experiment": run_experiment_command,
+            "gate": gate_command, "validation": validation_command, "results-page": results_page_command}
 
 
 class _InWorkflowOrder(click.Group):
@@ -42,4 +45,8 @@ def soff_command() -> None:
       evaluate-predictor, results-table            scores, AUCs, the K-shot table
       score-video                                  calibrated scores, flagged spans, an annotated video
       run-experiment                               all of it for a (source, target) pair
+    and the experiment's own steps:
+      gate                                         may this SFO-Net teach SOFF? (a verdict record)
+      validation                                   choices made on held-out training videos (schedule, ...)
+      results-page                                 the results page of a run-experiment folder
     """

@@ -11,6 +11,7 @@ import click
 
 from pipeline.core.cli import (COMMAND_SETTINGS, comma_list_callback, fail, field_defaults, print_problems, reported_errors,
                                setup_logging, verbose_option)
+from pipeline.core.choices import STORE_COMPRESSIONS
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from pipeline.make_labels.config import MakeLabelsConfig, TeacherSpec
@@ -71,7 +72,7 @@ def _parse_size(ctx, param, value: str):
               help="Size labels are stored at, WIDTHxHEIGHT or 'native'; flow is rescaled with it.")
 @click.option("--shard-pairs", type=click.IntRange(1), default=D.shard_pairs, help="Frame pairs per shard (one task each).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Frames per teacher call.")
-@click.option("--compression", type=click.Choice(["gzip", "lzf"]), default=D.compression,
+@click.option("--compression", type=click.Choice(STORE_COMPRESSIONS), default=D.compression,
               help="HDF5 filter (gzip is readable by every HDF5 tool; lzf by h5py).")
 @click.option("--workers", type=click.IntRange(1), default=2, help="Worker processes of the embedded cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",

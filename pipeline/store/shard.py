@@ -33,12 +33,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.core.choices import STORE_COMPRESSIONS
 from pipeline.core.files import commit, sha256_of
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-COMPRESSIONS = ("gzip", "lzf")
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -52,8 +53,8 @@ class ShardInfo:
 
 
 def _filters(compression: str) -> dict:
-    if compression not in COMPRESSIONS:
-        raise ValueError(f"compression {compression!r} is not one of {', '.join(COMPRESSIONS)}")
+    if compression not in STORE_COMPRESSIONS:
+        raise ValueError(f"compression {compression!r} is not one of {', '.join(STORE_COMPRESSIONS)}")
     opts = {"compression": compression, "shuffle": True, "fletcher32": True}
     if compression == "gzip":
         opts["compression_opts"] = 1  # level 1: most of gzip's ratio on flow at a fraction of level 4's time

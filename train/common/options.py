@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import click
 
-from train.common.precision import PRECISIONS
-from train.common.schedule import COSINE_FLOOR, SCHEDULES
+from train.common.choices import LR_SCHEDULES, ON_DEVICE, PRECISIONS
+from train.common.schedule import COSINE_FLOOR
 
-ON_DEVICE = ("auto", "on", "off")
 CPU_BANK_BYTES = 2 << 30        # auto holds a job's data in memory on the CPU up to this size
 GPU_BANK_SHARE = 4              # ... and on a GPU up to 1/4 of its memory
 
@@ -56,7 +55,7 @@ def schedule_options(defaults, *, span: str = "the run"):
     """``--lr-schedule`` and ``--warmup`` (train.common.schedule) over ``span`` (the run, or each stage), with the
     command's dataclass ``defaults``."""
     options = [
-        click.option("--lr-schedule", type=click.Choice(SCHEDULES), default=defaults.lr_schedule,
+        click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=defaults.lr_schedule,
                      help=f"constant (one rate, the paper's) or cosine: from --lr down to {COSINE_FLOOR:.0%} of it at "
                           f"the last step of {span}."),
         click.option("--warmup", type=click.IntRange(0), default=defaults.warmup,

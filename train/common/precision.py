@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pipeline.core.errors import RunError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from train.common.choices import PRECISIONS
 LOW = ("bf16", "fp16")      # the precisions that autocast; torch is imported only when one is used
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("constant", "cosine")
+from train.common.choices import LR_SCHEDULES
+
 COSINE_FLOOR = 0.02        # cosine ends at 2% of --lr, not 0: the last steps still move the weights
 
 
 def learning_rate(step: int, *, steps: int, lr: float, schedule: str, warmup: int = 0) -> float:
     """The rate of step ``step`` (0-based) of ``steps``; ValueError for an unknown ``schedule``."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"learning-rate schedule {schedule!r}: choose from {', '.join(SCHEDULES)}")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"learning-rate schedule {schedule!r}: choose from {', '.join(LR_SCHEDULES)}")
     if warmup > 0 and step < warmup:
         return lr * (step + 1) / warmup
     if schedule == "constant":

@@ -53,6 +53,9 @@ def _parse_list(ctx, param, value: str | None):
 @calibration_options(D)
 @click.option("--heatmap-frames", type=click.IntRange(0), default=D.heatmap_frames,
               help="Error heatmaps per video (highest, middle, lowest score), with --plots.")
+@click.option("--method", default=D.method, show_default=False,
+              help="The method the table reports this evaluation under (run-experiment names it). Default: "
+                   "from the fine-tune's loss (standard, SOFF), pre-trained for a plain predictor.")
 @click.option("--plots/--no-plots", default=D.plots, help="Write roc.png, curves/<video>.png and heatmaps/.")
 @click.option("--overwrite", is_flag=True, default=D.overwrite,
               help="Replace an --out that holds a different evaluation, whole (without it, that is an error; a "

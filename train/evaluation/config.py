@@ -27,3 +27,4 @@ class EvalConfig:
     false_alarm_rate: float = 0.01                # the calibrated threshold's rate on normal calibration frames
     window: int = 3                               # frames the calibrated score averages (causal)
     heatmap_frames: int = 3                       # error heatmaps written per video (with plots)
+    method: str | None = None                     # the row it is reported under; None: from the fine-tune's loss

@@ -313,7 +313,8 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
                    "left_out_adaptation": adaptation_left_out},
         "predictor": models[next(iter(models))] if len({m["path"] for m in models.values()}) == 1
         else {"per_video": models},
-        "run": target.run, "package_version": package_version(), "torch_version": str(torch.__version__),
+        "run": {**target.run, **({"method": cfg.method} if cfg.method else {})},
+        "package_version": package_version(), "torch_version": str(torch.__version__),
         "config": plain(asdict(cfg)),
     }
     return metrics, scored

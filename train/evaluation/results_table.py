@@ -102,7 +102,7 @@ def _entry(file: Path, metrics: dict) -> Entry:
     run = run or {}
     arch = metrics["arch"]
     shots = run.get("shots") if run.get("known") else 0
-    method = run.get("method") if run.get("known") else PRETRAINED
+    method = run.get("method") or PRETRAINED        # run-experiment names the method (--method)
     data = EvalData(metrics.get("root"), (metrics.get("ground_truth") or {}).get("sha256"),
                     tuple(metrics.get("eval_size") or ()), tuple(metrics.get("videos") or ()),
                     _source_predictor(metrics))
@@ -193,6 +193,9 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
     groups: dict[tuple, dict[int, list[Entry]]] = {}
     for e in entries:
         groups.setdefault(e.row, {}).setdefault(e.shots, []).append(e)
+    # a method's own pre-trained model (K = 0, no protocol) is the K = 0 cell of that method's rows
+    own_k0 = {key[:3]: groups.pop(key) for key in list(groups) if key[2] != PRETRAINED and key[3] == "-"
+              and any(k[:3] == key[:3] and k[3] != "-" for k in groups)}
     order = sorted(groups, key=lambda r: (r[0], r[1], r[2] != PRETRAINED, r[2], r[3]))
     headers = ["Target", "Method", "Protocol"]
     headers += [("" if m == "frame" else f"{m} ") + f"K={k}" for m in metrics for k in shots]
@@ -202,7 +205,7 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
         cells = [dataset, f"{arch} {method}", protocol]
         for metric in metrics:
             for k in shots:
-                found = groups[key].get(k, [])
+                found = groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else [])
                 mark = ""
                 if not found and k == 0 and method != PRETRAINED:
                     found = groups.get((dataset, arch, PRETRAINED, "-"), {}).get(0, [])

@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline.core.errors import DataError
 from pipeline.data.ground_truth import FORMATS, GroundTruth, load_ground_truth
 from pipeline.data.manifests import DatasetManifest
+from train.common.choices import KSHOT_PROTOCOLS
 from train.common.run_folder import read_json
 from pipeline.core.errors import RunError
 
@@ -173,8 +174,9 @@ def _run_info(folder: Path, adaptation: dict) -> dict:
 def _seed_target(folder: Path, *, dataset: str, split: str, name: str, predictor: Path | None = None) -> Target:
     adaptation = read_json(folder / "adaptation.json")
     protocol = adaptation.get("protocol")
-    if protocol not in ("scene", "per-video"):
-        raise RunError(f"{folder / 'adaptation.json'}: protocol {protocol!r}, expected 'scene' or 'per-video'")
+    if protocol not in KSHOT_PROTOCOLS:
+        raise RunError(f"{folder / 'adaptation.json'}: protocol {protocol!r}, expected one of "
+                       f"{', '.join(KSHOT_PROTOCOLS)}")
     run = _run_info(folder, adaptation)
     same_data = adaptation.get("dataset") in (None, dataset)
     if not same_data:

@@ -1,17 +1,19 @@
-"""The SOFF chain for any (source, target) pair of benchmarks, as a list of :class:`~train.experiment.runner.Step`.
+"""The chain for any (source, target) pair of benchmarks and any methods, as a list of
+:class:`~train.experiment.runner.Step`.
 
-1. ``make-labels`` on the source's training videos (weight-free teachers, or the paper's with ``--teachers auto``),
-2. ``train-sfonet``: the three-stage SFO-Net, and for the ablations the SFO-Net without OSF (components
-   flow,seg), the one-stage and the two-stage one; the last source video used is held out for its metrics,
-3. ``train-predictor`` on the same source videos (that last one held out),
-4. on the target: K = 0 (the pre-trained predictor), and for each K of the preset ``finetune-predictor`` (scene
-   protocol: K clips of the target's normal training videos) with ``--loss standard`` and ``--loss soff`` over
-   the preset's seeds, each scored on the target's test videos by ``evaluate-predictor``,
-   (each SOFF fine-tune behind the SOFF gate of its SFO-Net, ``gate-<sfonet>-<terms>``: an SFO-Net that did not
-   clear its floors is refused and its SOFF steps are withheld, unless ``--allow-weak-sfonet``),
-5. at the preset's ablation K the rows of the paper's Table 3 (flow only, segmentation only, both without OSF)
-   and, unless the preset leaves it out, Table 4 (one- and two-stage SFO-Net),
-6. ``results-table`` over the main evaluations (written to ``results.md``).
+1. ``make-labels`` on the source's training videos (weight-free teachers, or the paper's with ``--teachers auto``)
+   and ``train-sfonet``: the three-stage SFO-Net, and for the ablations the SFO-Net without OSF (components
+   flow,seg), the one-stage and the two-stage one; the last source video used is held out for its metrics. Only
+   when a method needs SFO-Net (soff does);
+2. each method's pre-training on the same source videos (that last one held out; standard and soff share
+   ``train-predictor``), and its score at K = 0 on the target's test videos;
+3. for each K > 0 and seed of the preset, each method's adaptation to K clips of the target (the scene protocol:
+   K clips of its normal training videos) and its score (:mod:`train.experiment.methods`). A part that needs
+   SFO-Net stands behind the SOFF gate of its SFO-Net (``gate-<sfonet>-<terms>``): an SFO-Net that did not clear
+   its floors is refused and those steps are withheld, unless ``--allow-weak-sfonet``;
+4. at the preset's ablation K, SOFF's rows of the paper's Table 3 (flow only, segmentation only, both without
+   OSF) and, unless the preset leaves it out, Table 4 (one- and two-stage SFO-Net);
+5. ``results-table`` over the main evaluations (written to ``results.md``), one row per method, K and protocol.
 
 Source and target may be one benchmark (``ped2 -> ped2``, the classic unsupervised setting: pre-training and
 fine-tuning on the scene's own normal videos).
@@ -25,16 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import ConfigError, DataError
+from train.common.choices import SFONET_COMPONENTS
+from train.experiment.commands import command, flags, setting
+from train.experiment.methods import DEFAULT_METHODS, METHODS, SCORE_PSNR, Method, methods_named
 from train.experiment.presets import Preset
 from train.experiment.runner import Step
 
 BIN = Path(sys.executable).parent            # the venv's console scripts live beside its python
 
 # Table 3 rows (ablation name -> (SFO-Net, --components)) and Table 4 rows (SFO-Net strategy).
-SFONETS = {"three-stage": ["--strategy", "three-stage"],
-           "no-osf": ["--strategy", "three-stage", "--components", "flow,seg"],
-           "two-stage": ["--strategy", "two-stage"],
-           "one-stage": ["--strategy", "one-stage"]}
+SFONETS = {"three-stage": {"strategy": "three-stage"},
+           "no-osf": {"strategy": "three-stage", "components": tuple(c for c in SFONET_COMPONENTS if c != "osf")},
+           "two-stage": {"strategy": "two-stage"},
+           "one-stage": {"strategy": "one-stage"}}
 TABLE3 = {"flow": ("three-stage", "flow"), "seg": ("three-stage", "seg"), "no-osf": ("no-osf", "flow,seg")}
 TABLE4 = {"one-stage": "one-stage", "two-stage": "two-stage"}
 
@@ -93,7 +98,9 @@ def _bin(name: str) -> str:
 
 
 class _Chain:
-    """Builds the steps of one run (see the module docstring); each method adds one kind of step."""
+    """Builds the steps of one run (see the module docstring); each method adds one kind of step. Every command's
+    options are the preset's settings and the method's (:func:`train.experiment.commands.flags`) after the ones
+    the chain fills in itself."""
 
     def __init__(self, p: Preset, data: Data, out: Path, teachers: str, cores: int, allow_weak_sfonet: bool = False):
         self.p, self.data, self.out, self.teachers, self.cores = p, data, out, teachers, cores
@@ -101,13 +108,18 @@ class _Chain:
         self.dev = ["--device", p.device]
         self.labels = out / "labels" / f"{data.source}-training"
         self.steps: list[Step] = []
+        self.pretrained: dict[str, tuple] = {}       # pre-training step -> the part that makes it
+
+    def _add(self, step: Step) -> None:
+        if not any(s.name == step.name for s in self.steps):
+            self.steps.append(step)
 
     def make_labels(self) -> None:
         p, data = self.p, self.data
         flow_t, seg_t = ("dis", "bgsub") if self.teachers == "weight-free" else ("auto", "auto")
         argv = [_bin("make-labels"), str(data.source_root), "--dataset", data.source, "--split", "training",
                 "--out", str(self.labels), "--flow-teacher", flow_t, "--seg-teacher", seg_t,
-                "--label-size", p.label_size, "--videos", ",".join(data.source_videos)]
+                "--videos", ",".join(data.source_videos), *flags("make-labels", p.settings("make-labels"))]
         gpu_teachers = p.device != "cpu" and self.teachers == "auto"      # dis and bgsub are CPU teachers
         workers = max(1, min(self.cores, 2 if p.device == "cpu" else 8))
         argv += ["--gpus", "1"] if gpu_teachers else ["--workers", str(workers)]
@@ -115,88 +127,101 @@ class _Chain:
 
     def sfonet(self, name: str) -> None:
         p, run = self.p, self.out / "sfonet" / name
-        argv = [_bin("train-sfonet"), str(self.labels), "--out", str(run), *SFONETS[name],
-                "--steps", str(p.sfonet_steps), "--batch-size", str(p.sfonet_batch),
-                "--val-max-pairs", str(p.sfonet_val_pairs), "--workers", str(p.loader_workers), "--seed", "0",
-                "--lr", str(p.sfonet_lr), "--lr-schedule", p.sfonet_lr_schedule, "--warmup", str(p.sfonet_warmup),
-                "--seg-loss", p.sfonet_seg_loss, "--flow-loss", p.sfonet_flow_loss,
-                "--eval-every", str(max(1, p.sfonet_steps // 4)),
-                "--resume", *self.dev, "--val-videos", self.data.held_out]
-        if p.sfonet_input_size:
-            argv += ["--input-size", p.sfonet_input_size]
+        argv = [_bin("train-sfonet"), str(self.labels), "--out", str(run),
+                *flags("train-sfonet", {**SFONETS[name], "eval_every": max(1, p.setting("train-sfonet", "steps") // 4),
+                                        "resume": True, "val_videos": (self.data.held_out,)}),
+                *self.dev, *flags("train-sfonet", p.settings("train-sfonet"))]
         self.steps.append(Step(f"sfonet-{name}", argv, str(run / "sfonet.pt"), ["labels"]))
 
-    def predictor(self, arch: str) -> None:
-        p, data, run = self.p, self.data, self.out / "predictor" / arch
-        argv = [_bin("train-predictor"), str(data.source_root), "--dataset", data.source, "--arch", arch,
-                "--out", str(run), "--steps", str(p.predictor_steps), "--batch-size", str(p.predictor_batch),
-                "--input-size", p.input_size, "--val-max-clips", str(p.predictor_val_clips),
-                "--workers", str(p.loader_workers), "--seed", "0", "--resume", *self.dev,
-                "--output", p.predictor_output, "--lr", str(p.predictor_lr), "--lr-schedule", p.predictor_lr_schedule,
-                "--warmup", str(p.predictor_warmup), "--sampling", p.predictor_sampling,
-                "--eval-every", str(max(1, p.predictor_steps // 8)),
-                "--videos", ",".join(data.source_videos[:-1]), "--val-videos", data.held_out]
-        if p.predictor_crop:
-            argv += ["--crop", p.predictor_crop]
-        self.steps.append(Step(f"predictor-{arch}", argv, str(run / "predictor.pt")))
+    def pretrain(self, method: Method, arch: str) -> tuple[str, Path]:
+        """The pre-training step of ``method`` for ``arch`` (once for every method whose part is the same);
+        returns (its step name, the model file it leaves)."""
+        part, p, data = method.pretrain, self.p, self.data
+        takes_arch = "arch" in command(part.command).field_names()
+        name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
+        if name in self.pretrained and self.pretrained[name] != part.key():
+            raise ConfigError(f"method {method.name}: its pre-training step {name} is another method's, with other "
+                              f"settings; give its part a step name of its own")
+        self.pretrained[name] = part.key()
+        run = self.out / "pretrain" / name if part.step != "predictor" else self.out / "predictor" / arch
+        settings = {**p.settings(part.command), **part.settings}
+        chain_settings = {"resume": True, "videos": data.source_videos[:-1], "val_videos": (data.held_out,)}
+        if takes_arch:
+            chain_settings["arch"] = arch
+        if "eval_every" in command(part.command).field_names():     # 8 points of the held-out learning curve
+            chain_settings["eval_every"] = max(1, setting(part.command, settings, "steps") // 8)
+        argv = [_bin(part.command), str(data.source_root), "--dataset", data.source, "--out", str(run),
+                *flags(part.command, chain_settings), *self.dev, *flags(part.command, settings)]
+        self._add(Step(name, argv, str(run / part.leaves)))
+        return name, run / part.leaves
 
     def gate(self, sfonet: str, components: str) -> str:
-        """The SOFF gate for one SFO-Net and set of terms (once); returns its step name. It refuses (exit 2) an
-        SFO-Net that did not clear its floors, and the SOFF steps behind it are withheld (runner)."""
+        """The SOFF gate for one SFO-Net and set of terms (once); returns its step name. Its verdict is a record
+        (``gate-<terms>.json``) that the runner reads: an SFO-Net that did not clear its floors is refused, and
+        the SOFF steps behind it are withheld."""
         name = f"gate-{sfonet}-{components.replace(',', '+')}"
-        if not any(s.name == name for s in self.steps):
-            model = self.out / "sfonet" / sfonet / "sfonet.pt"
-            record = self.out / "sfonet" / sfonet / f"gate-{components.replace(',', '+')}.json"
-            argv = [sys.executable, "-m", "train.finetuning.gate", str(model), "--components", components,
-                    "--record", str(record), *self.allow_weak]
-            self.steps.append(Step(name, argv, str(record), [f"sfonet-{sfonet}"], gate=True))
+        model = self.out / "sfonet" / sfonet / "sfonet.pt"
+        record = self.out / "sfonet" / sfonet / f"gate-{components.replace(',', '+')}.json"
+        argv = [_bin("soff"), "gate", str(model), "--components", components, "--record", str(record),
+                *self.allow_weak]
+        self._add(Step(name, argv, str(record), [f"sfonet-{sfonet}"], verdict=str(record)))
         return name
 
-    def evaluate(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool) -> None:
+    def evaluate(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool,
+                 method: Method | None = None) -> None:
+        """Score one model on the target's test videos (``method`` None: a pre-trained model, the K = 0 row)."""
         p, data = self.p, self.data
-        argv = [_bin("evaluate-predictor"), str(data.target_root), "--dataset", data.target,
-                "--predictor", str(predictor), "--out", str(folder), "--eval-size", p.eval_size,
-                "--pixel-samples", str(p.pixel_samples), *self.dev, "--plots" if plots else "--no-plots"]
+        part = method.score if method else SCORE_PSNR
+        settings = {**p.settings(part.command), **part.settings}
+        argv = [_bin(part.command), str(data.target_root), "--dataset", data.target,
+                "--predictor", str(predictor), "--out", str(folder), *self.dev, "--plots" if plots else "--no-plots"]
         if data.eval_videos:
             argv += ["--videos", ",".join(data.eval_videos)]
-        if p.calibration_frames is not None:
-            argv += ["--calibration-frames", str(p.calibration_frames)]
-        self.steps.append(Step(name, argv, str(folder / "metrics.json"), needs))
+        if method:
+            argv += ["--method", method.title]
+        self.steps.append(Step(name, argv + flags(part.command, settings), str(folder / "metrics.json"), needs))
 
-    def finetune(self, tag: str, arch: str, loss: str, k: int, seed: int, group: str, sfonet: str,
-                 components: str) -> None:
-        """Fine-tune (``ft-<tag>``) and score (``eval-<tag>``) one model."""
-        p, data, folder = self.p, self.data, self.out / "ft" / group / tag
-        argv = [_bin("finetune-predictor"), str(data.target_root), "--dataset", data.target,
-                "--predictor", str(self.out / "predictor" / arch / "predictor.pt"), "--out", str(folder),
-                "--loss", loss, "--shots", str(k), "--protocol", "scene", "--steps", str(p.finetune_steps),
-                "--lr", str(p.finetune_lr), "--batch-size", str(min(p.finetune_batch, k)), "--seeds", str(seed),
-                *self.dev]
-        needs = [f"predictor-{arch}"]
-        if loss == "soff":
-            argv += ["--sfonet", str(self.out / "sfonet" / sfonet / "sfonet.pt"), "--components", components,
-                     *self.allow_weak]
+    def adapt(self, tag: str, method: Method, arch: str, k: int, seed: int, group: str, sfonet: str = "three-stage",
+              settings: dict | None = None, row: bool = True) -> None:
+        """Adapt (``ft-<tag>``) and score (``eval-<tag>``) one model of ``method``; ``settings`` (the ablations')
+        go after the method's; ``row``: the evaluation is reported under the method's title."""
+        p, data, folder, part = self.p, self.data, self.out / "ft" / group / tag, method.adapt
+        pretrained, model = self.pretrain(method, arch)
+        settings = {**p.settings(part.command), **part.settings, **(settings or {})}
+        settings["batch_size"] = min(setting(part.command, settings, "batch_size"), k)
+        argv = [_bin(part.command), str(data.target_root), "--dataset", data.target, "--predictor", str(model),
+                "--out", str(folder), "--shots", str(k), "--seeds", str(seed), *self.dev]
+        needs = [pretrained]
+        if "sfonet" in part.needs:
+            components = ",".join(setting(part.command, settings, "components"))
+            argv += ["--sfonet", str(self.out / "sfonet" / sfonet / "sfonet.pt"), *self.allow_weak]
             needs.append(self.gate(sfonet, components))
-        self.steps.append(Step(f"ft-{tag}", argv, str(folder / f"seed{seed}" / "adaptation.json"), needs))
+        self.steps.append(Step(f"ft-{tag}", argv + flags(part.command, settings),
+                               str(folder / f"seed{seed}" / "adaptation.json"), needs))
         plots = group == "main" and seed == p.seeds[0]
-        self.evaluate(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots)
+        self.evaluate(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots,
+                      method if row else None)
 
-    def main_table(self) -> None:
+    def main_table(self, methods: list[Method]) -> None:
         p = self.p
         for arch in p.archs:
-            predictor = self.out / "predictor" / arch / "predictor.pt"
-            self.evaluate(f"eval-{arch}-k0", predictor, self.out / "eval" / "main" / f"{arch}-k0",
-                          [f"predictor-{arch}"], plots=True)
+            for method in methods:
+                pretrained, model = self.pretrain(method, arch)
+                suffix = "" if method.pretrain.step == "predictor" else f"-{method.name}"
+                name = f"eval-{arch}{suffix}-k0"
+                if not any(s.name == name for s in self.steps):
+                    self.evaluate(name, model, self.out / "eval" / "main" / f"{arch}{suffix}-k0", [pretrained],
+                                  plots=True, method=None if not suffix else method)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds
             for arch in p.archs:
                 for k in [k for k in p.shots if k > 0]:
-                    for loss in ("standard", "soff"):
-                        self.finetune(f"{arch}-{loss}-k{k}-s{seed}", arch, loss, k, seed, "main", "three-stage",
-                                      "flow,seg")
+                    for method in [m for m in methods if m.adapt is not None]:
+                        self.adapt(f"{arch}-{method.name}-k{k}-s{seed}", method, arch, k, seed, "main")
 
     def ablations(self) -> None:
-        """After the main table: its steps go first when both are ready."""
-        p, arch = self.p, self.p.archs[0]
+        """After the main table: its steps go first when both are ready. The rows are SOFF's, with one SFO-Net
+        variant or one set of terms each."""
+        p, arch, soff = self.p, self.p.archs[0], METHODS["soff"]
         variants = {f"t3-{n}": v for n, v in TABLE3.items()}
         if p.strategy_ablation:
             variants.update({f"t4-{n}": (s, "flow,seg") for n, s in TABLE4.items()})
@@ -206,8 +231,8 @@ class _Chain:
         for seed in p.ablation_seeds:
             for k in p.ablation_shots:
                 for name, (sfonet, components) in variants.items():
-                    self.finetune(f"{arch}-{name}-k{k}-s{seed}", arch, "soff", k, seed, "ablation", sfonet,
-                                  components)
+                    self.adapt(f"{arch}-{name}-k{k}-s{seed}", soff, arch, k, seed, "ablation", sfonet,
+                               {"components": tuple(components.split(","))}, row=False)
 
     def results_table(self) -> None:
         argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, self.p.shots)),
@@ -218,16 +243,20 @@ class _Chain:
         self.steps.append(Step("results-table", argv, str(self.out / "results.md"), after=evaluations))
 
 
-def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int,
-                allow_weak_sfonet: bool = False) -> list[Step]:
-    """Every step of the chain for preset ``p``, in priority order (main table first, then ablations)."""
+def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int, allow_weak_sfonet: bool = False,
+                methods: list[Method] | None = None) -> list[Step]:
+    """Every step of the chain for preset ``p`` and ``methods`` (default: standard and soff), in priority order
+    (main table first, then the ablations, which are SOFF's and run when soff is among the methods)."""
+    methods = methods if methods is not None else methods_named(DEFAULT_METHODS)
     chain = _Chain(p, data, out, teachers, cores, allow_weak_sfonet)
-    chain.make_labels()
-    chain.sfonet("three-stage")
+    if any("sfonet" in m.adapt.needs for m in methods if m.adapt):      # the labels only teach SFO-Net
+        chain.make_labels()
+        chain.sfonet("three-stage")
     for arch in p.archs:
-        chain.predictor(arch)
-    chain.main_table()
-    if p.ablations:
+        for method in methods:
+            chain.pretrain(method, arch)
+    chain.main_table(methods)
+    if p.ablations and METHODS["soff"] in methods:
         chain.ablations()
     chain.results_table()
     return chain.steps

@@ -14,6 +14,8 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, comma_list_callback, device_callback, reported_errors,
                                setup_logging, verbose_option)
 from pipeline.data.manifests import available
+from train.common.choices import TEACHER_SETS
+from train.experiment.methods import DEFAULT_METHODS, METHODS, methods_named
 from train.experiment.presets import PRESETS
 
 COMMANDS_FILE, PRESET_FILE = "commands.sh", "preset.json"
@@ -40,13 +42,15 @@ DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"  
               help="Steps run at once, torch limited to cores/jobs threads each. Default: the preset's.")
 @click.option("--device", default=None, callback=lambda c, p, v: v and device_callback(c, p, v),
               help="cpu, cuda or cuda:N. Default: the preset's.")
-@click.option("--teachers", type=click.Choice(["weight-free", "auto"]), default="weight-free",
+@click.option("--teachers", type=click.Choice(TEACHER_SETS), default="weight-free",
               help="weight-free: DIS flow + MOG2 background subtraction; auto: the paper's GMA and "
                    "YOLOv8+MobileSAM when their weights are in SOFF_WEIGHTS.")
 @click.option("--only", default=None, callback=comma_list_callback,
               help="Comma list of step names (as in steps.jsonl and logs/: labels, sfonet-three-stage, "
                    "predictor-unet3, eval-unet3-k0, ...): run only these and the steps they need; e.g. "
                    "eval-unet3-k0 scores the pre-trained predictor alone.")
+@click.option("--methods", default=",".join(DEFAULT_METHODS), callback=comma_list_callback,
+              help=f"Comma list of the methods to compare ({', '.join(f'{m.name}: {m.description}' for m in METHODS.values())}).")
 @click.option("--allow-weak-sfonet", is_flag=True,
               help="Let the SOFF steps use an SFO-Net that did not clear its floors (by default the SOFF gate "
                    "refuses it and withholds them; the standard steps run either way).")
@@ -54,7 +58,7 @@ DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"  
 @verbose_option
 def run_experiment_command(source: str, target: str, preset: str, out: Path | None, datasets: Path,
                            jobs: int | None, device: str | None, teachers: str, only: list[str] | None,
-                           allow_weak_sfonet: bool, dry_run: bool, verbose: int) -> None:
+                           methods: tuple[str, ...], allow_weak_sfonet: bool, dry_run: bool, verbose: int) -> None:
     """Run the SOFF few-shot experiment, SOURCE -> TARGET, into one results folder.
 
     Labels the source's training videos, trains SFO-Net (three stages, and the ablations' variants) and a frame
@@ -73,7 +77,8 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     setup_logging(verbose)
     from train.experiment.chain import build_steps, resolve_data, select_steps
     from train.common.precision import host_cpu
-    from train.experiment.runner import run_steps
+    from train.experiment.commands import COMMANDS, effective_settings
+    from train.experiment.runner import run_chain
 
     p = PRESETS[preset]
     if device:
@@ -82,8 +87,9 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     cores = os.cpu_count() or 1
     out = (out or Path("runs") / f"{source}_to_{target}-{preset}").resolve()
     with reported_errors():
+        chosen_methods = methods_named(methods)
         data = resolve_data(datasets.resolve(), source, target, p)
-    steps = build_steps(p, data, out, teachers, cores, allow_weak_sfonet)
+        steps = build_steps(p, data, out, teachers, cores, allow_weak_sfonet, chosen_methods)
     chosen = steps
     if only:
         with reported_errors():
@@ -93,7 +99,9 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
             click.echo(s.command)
         return
     out.mkdir(parents=True, exist_ok=True)
-    info = {"preset": asdict(p), "source": source, "target": target, "teachers": teachers, "jobs": jobs,
+    settings = {name: effective_settings(name, p.settings(name), where=f"preset {p.name}") for name in COMMANDS}
+    info = {"preset": asdict(p), "settings": settings, "methods": list(methods),
+            "source": source, "target": target, "teachers": teachers, "jobs": jobs,
             "allow_weak_sfonet": allow_weak_sfonet,
             "cores": cores, "host": host_cpu(), "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),
             "held_out_source_video": data.held_out, "eval_videos": data.eval_videos, "python": sys.executable}
@@ -105,8 +113,8 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     t0 = time.time()
     click.echo(f"{source} -> {target}, preset {preset}: {len(chosen)} steps into {out}, {jobs} at once on "
                f"{cores} cores")
-    with reported_errors():         # SIGINT / SIGTERM: run_steps stops the steps it started, then one line
-        failures = run_steps(chosen, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
+    with reported_errors():         # SIGINT / SIGTERM: run_chain stops the steps it started, then one line
+        failures = run_chain(chosen, out, jobs, cores, lambda m: click.echo(f"[{time.strftime('%H:%M:%S')}] {m}"))
     click.echo(f"{'finished' if not failures else f'{failures} step(s) failed'} in {time.time() - t0:.1f} s")
     if failures:
         sys.exit(1)

@@ -1,15 +1,17 @@
 """The experiment's step runner: a chain of commands with dependencies, run as subprocesses, resumable.
 
 Each :class:`Step` is one command line; it is *done* when its last record in ``steps.jsonl`` finished with exit
-status 0 under the same command line and the file it leaves exists. :func:`run_steps` starts the steps in order as
+status 0 under the same command line and the file it leaves exists. :func:`run_chain` starts the steps in order as
 their dependencies finish, at most ``jobs`` at once (an ``exclusive`` step alone, with every core), each with torch
 limited to cores / jobs threads (OMP_NUM_THREADS, MKL_NUM_THREADS); its output goes to ``logs/<step>.log`` and its
 wall time and exit status to ``steps.jsonl``. A rerun skips what is done; an interrupted step is rerun (the
 trainers resume from their checkpoints).
 
-A *gate* step (the SOFF gate, :mod:`train.finetuning.gate`) that refuses (exit 2) is not a failure: the steps that
-need it are withheld, each said so with the gate's reason, and the rest of the chain goes on. ``after`` orders a
-step behind others whatever their outcome (the results table comes after every evaluation, even withheld ones).
+A step with a ``verdict`` (the SOFF gate, ``soff gate``) writes a JSON record that says whether the steps behind
+it may run: ``{"refused": true, "reason": "..."}`` withholds them, each said so with the reason, and the rest of
+the chain goes on. No exit code carries the verdict: a gate that exits non-zero failed (a usage error, a missing
+file), and its steps are not started, as behind any failed step. ``after`` orders a step behind others whatever
+their outcome (the results table comes after every evaluation, even withheld ones).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class Step:
     needs: list[str] = field(default_factory=list)
     exclusive: bool = False                  # uses every core itself (make-labels' dask workers)
     after: list[str] = field(default_factory=list)     # start only once these ended, however they ended
-    gate: bool = False                       # exit 2 refuses: the steps needing it are withheld, not failed
+    verdict: str | None = None               # a JSON record it writes; "refused": withhold the steps needing it
 
     @property
     def command(self) -> str:
@@ -58,15 +60,27 @@ def _is_done(step: Step, records: dict[str, dict]) -> bool:
     return bool(rec and rec.get("rc") == 0 and rec.get("command") == step.command and Path(step.done).exists())
 
 
+def refusal(step: Step) -> str | None:
+    """The reason a finished verdict step refused its steps (None: it let them run, or it has no verdict). An
+    unreadable record refuses, naming the file."""
+    if not step.verdict:
+        return None
+    try:
+        record = json.loads(Path(step.verdict).read_text())
+    except (OSError, ValueError) as err:
+        return f"{step.verdict}: the verdict record is not readable JSON ({err})"
+    return (record.get("reason") or f"{step.name} refused") if record.get("refused") else None
+
+
 def _append(out: Path, record: dict) -> None:
     with open(out / STEPS_FILE, "a") as f:
         f.write(json.dumps(record) + "\n")
 
 
-def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
+def run_chain(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     """Run ``steps`` in their order as their dependencies finish, at most ``jobs`` at once (an exclusive step
     alone); returns the number of failed steps. Steps whose dependencies failed are not started; those behind a
-    gate that refused are withheld (not counted as failed)."""
+    verdict that refused are withheld (not counted as failed)."""
     records = finished_records(out)
     threads = max(1, cores // jobs)
     done: set[str] = set()
@@ -74,11 +88,12 @@ def run_steps(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
         if _is_done(s, records) and all(n in done or n not in {t.name for t in steps} for n in s.needs):
             done.add(s.name)
     pending = [s for s in steps if s.name not in done]
+    failed: set[str] = set()
+    withheld: dict[str, str] = {}           # step -> the refusing gate's reason
     for s in steps:
         if s.name in done:
             echo(f"skip   {s.name} (finished earlier)")
-    failed: set[str] = set()
-    withheld: dict[str, str] = {}           # step -> the refusing gate's reason
+            _judge(s, done, withheld, echo)
     running: dict[str, tuple[subprocess.Popen, Step, float, object]] = {}
     (out / "logs").mkdir(exist_ok=True)
     try:
@@ -135,17 +150,26 @@ def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, e
                       "threads": cores if s.exclusive else threads}
             if rc:
                 record["reason"] = _error_line(out / "logs" / f"{name}.log")
+            elif refusal(s) is not None:
+                record["refused"] = refusal(s)
             _append(out, record)
             del running[name]
             if rc == 0:
                 done.add(name)
                 echo(f"done   {name} ({seconds:.1f} s)")
-            elif s.gate and rc == 2:
-                withheld[name] = record["reason"] or f"{name} refused"
-                echo(f"REFUSED {name}: {withheld[name]}")
+                _judge(s, done, withheld, echo)
             else:
                 failed.add(name)
                 echo(f"FAILED {name} (exit {rc}; log {out / 'logs' / (name + '.log')})")
+
+
+def _judge(step: Step, done: set[str], withheld: dict[str, str], echo) -> None:
+    """A finished verdict step that refused: its steps are withheld (the step itself stays done)."""
+    reason = refusal(step)
+    if reason is not None:
+        done.discard(step.name)
+        withheld[step.name] = reason
+        echo(f"REFUSED {step.name}: {reason}")
 
 
 def _error_line(log: Path) -> str | None:

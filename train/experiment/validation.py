@@ -12,7 +12,8 @@ docs/results.md). Results: ``<RUN>/validation/summary.json`` (read by the result
 Held-out PSNR on normal frames is a proxy: it says how well the adapted model predicts the new scene's normal
 motion, not how well it separates anomalies (only Ped2 testing has those).
 
-    .venv/bin/python -m train.experiment.validation run runs/ped1_to_ped2-cpu --jobs 2
+    soff validation run runs/ped1_to_ped2-cpu --jobs 2
+    soff validation schedule runs/ped1_to_ped2-cpu --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
 """
 from __future__ import annotations
 
@@ -24,19 +25,41 @@ from pathlib import Path
 
 import click
 
-from train.experiment.runner import Step, run_steps
+from pipeline.core.cli import COMMAND_SETTINGS
+from train.common.choices import FINETUNE_LOSSES
+from train.finetuning.config import ALPHA, BETA
+from train.experiment.runner import Step, run_chain
 
 BIN = Path(sys.executable).parent
-VARIANTS = {"standard": ("standard", 0.5, 1.0), "soff": ("soff", 0.5, 1.0),
-            "soff-x10": ("soff", 5.0, 10.0), "soff-x100": ("soff", 50.0, 100.0)}
+# variant -> (loss, alpha, beta): the paper's weights of Eq. (10), and scaled up by 10 and 100
+VARIANTS = {"standard": ("standard", ALPHA, BETA), "soff": ("soff", ALPHA, BETA),
+            "soff-x10": ("soff", 10 * ALPHA, 10 * BETA), "soff-x100": ("soff", 100 * ALPHA, 100 * BETA)}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli():
-    """Hyper-parameter checks of SOFF fine-tuning on held-out training videos of the target."""
+@click.group(context_settings=COMMAND_SETTINGS)
+def validation_command():
+    """Checks of the fine-tuning on held-out *training* videos of the target, never its test videos: the schedule
+    (steps, lr) the main table should use, the SOFF loss weights, a longer-trained SFO-Net.
+
+    \b
+    Examples:
+      soff validation schedule runs/ped1_to_ped2-cpu --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
+      soff validation run runs/ped1_to_ped2-cpu --jobs 2
+    """
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))    # stops the steps this run started
+
+
+def _preset(info: dict) -> dict:
+    """A results folder's preset (preset.json) with the settings this module reads, by short name: the
+    fine-tuning steps, lr and batch, and the evaluation size and pixel samples the chain used."""
+    settings = info.get("settings") or {}
+    finetune, evaluate = settings.get("finetune-predictor", {}), settings.get("evaluate-predictor", {})
+    size = evaluate.get("eval_size")
+    return {**info["preset"], "finetune_steps": finetune.get("steps"), "finetune_lr": finetune.get("lr"),
+            "finetune_batch": finetune.get("batch_size"), "pixel_samples": evaluate.get("pixel_samples"),
+            "eval_size": f"{size[0]}x{size[1]}" if size else None}
 
 
 def _target(info: dict) -> tuple[str, Path]:
@@ -69,7 +92,7 @@ def _finetune(root: Path, target: str, predictor: Path, sfonet: Path, out: Path,
     return argv
 
 
-@cli.command("score", hidden=True)
+@validation_command.command("score")
 @click.option("--data-root", required=True)
 @click.option("--predictor", required=True, help="A predictor.pt.")
 @click.option("--videos", required=True, help="Comma list of training videos to score.")
@@ -98,7 +121,7 @@ def score(data_root, predictor, videos, size, out):
     Path(out).write_text(json.dumps({"predictor": predictor, "size": [w, h], "per_video": per}, indent=1) + "\n")
 
 
-@cli.command("run")
+@validation_command.command("run")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--shots", default="1,10", show_default=True, help="K values, comma list.")
 @click.option("--seeds", default="0,1", show_default=True, help="Seeds, comma list.")
@@ -111,7 +134,7 @@ def run(run: Path, shots: str, seeds: str, variants: str, jobs: int):
 
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
-    p, (target, root) = info["preset"], _target(info)
+    p, (target, root) = _preset(info), _target(info)
     train_videos, val_videos = _split_training(root)
     out = run / "validation"
     out.mkdir(exist_ok=True)
@@ -131,14 +154,14 @@ def run(run: Path, shots: str, seeds: str, variants: str, jobs: int):
     steps.insert(0, _score("eval-pretrained", root, predictor, out / "eval" / "pretrained" / "metrics.json",
                            p["eval_size"], [], val_videos))
     (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
-    failures = run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
+    failures = run_chain(steps, out, jobs, os.cpu_count() or 1, click.echo)
     summary = summarise(out, train_videos, val_videos)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     click.echo(markdown(summary))
     sys.exit(1 if failures else 0)
 
 
-@cli.command("test")
+@validation_command.command("test")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--variant", required=True, type=click.Choice(list(VARIANTS)),
               help="The variant chosen on the held-out Ped2 training videos (summary.json).")
@@ -150,7 +173,7 @@ def test(run: Path, variant: str, jobs: int):
 
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
-    p, (target, root) = info["preset"], _target(info)
+    p, (target, root) = _preset(info), _target(info)
     arch = p["archs"][0]
     predictor = run / "predictor" / arch / "predictor.pt"
     sfonet = run / "sfonet" / "three-stage" / "sfonet.pt"
@@ -173,11 +196,11 @@ def test(run: Path, variant: str, jobs: int):
     out.mkdir(exist_ok=True)
     (out / "test-commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
     (out / "chosen.json").write_text(json.dumps({"variant": variant, "alpha": alpha, "beta": beta}) + "\n")
-    failures = run_steps(steps, run, jobs, os.cpu_count() or 1, click.echo)
+    failures = run_chain(steps, run, jobs, os.cpu_count() or 1, click.echo)
     sys.exit(1 if failures else 0)
 
 
-@cli.command("longer-sfonet")
+@validation_command.command("longer-sfonet")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--steps", "sfonet_steps", type=click.IntRange(min=1), default=300, show_default=True,
               help="SFO-Net steps a stage (the preset's three-stage SFO-Net, trained longer).")
@@ -219,11 +242,11 @@ def longer_sfonet(run: Path, sfonet_steps: int, jobs: int):
     out = run / "validation"
     out.mkdir(exist_ok=True)
     (out / f"sfonet{sfonet_steps}-commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
-    failures = run_steps(steps, run, jobs, os.cpu_count() or 1, click.echo)
+    failures = run_chain(steps, run, jobs, os.cpu_count() or 1, click.echo)
     sys.exit(1 if failures else 0)
 
 
-@cli.command("schedule")
+@validation_command.command("schedule")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--steps", "step_counts", default="50,100", show_default=True,
               help="Fine-tuning step counts to try, comma list.")
@@ -247,7 +270,7 @@ def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str
 
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
-    p, (target, root) = info["preset"], _target(info)
+    p, (target, root) = _preset(info), _target(info)
     train_videos, val_videos = _split_training(root)
     out = run / "validation" / "schedule"
     out.mkdir(parents=True, exist_ok=True)
@@ -265,11 +288,11 @@ def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str
     for seed in map(int, seeds.split(",")):
         for k in map(int, shots.split(",")):
             for n, lr in pairs:
-                for loss in ("standard", "soff"):
+                for loss in reversed(FINETUNE_LOSSES):      # standard first
                     tag = f"{loss}-n{n}-lr{lr:g}-k{k}-s{seed}"
                     tags[tag] = (loss, n, lr)
                     ft = out / "ft" / tag
-                    argv = _finetune(root, target, predictor, sfonet, ft, loss, 0.5, 1.0, k,
+                    argv = _finetune(root, target, predictor, sfonet, ft, loss, ALPHA, BETA, k,
                                      {**p, "finetune_steps": n, "finetune_lr": lr}, seed, train_videos)
                     steps.append(Step(f"ft-{tag}", argv, str(ft / f"seed{seed}" / "adaptation.json")))
                     steps.append(_score(f"eval-{tag}", root, ft / f"seed{seed}" / "predictor.pt",
@@ -277,7 +300,7 @@ def schedule(run: Path, step_counts: str, lrs: str, grid: str | None, shots: str
                                         val_videos))
     if not summarise_only:
         (out / "commands.sh").write_text("".join(f"{s.command}\n" for s in steps))
-    failures = 0 if summarise_only else run_steps(steps, out, jobs, os.cpu_count() or 1, click.echo)
+    failures = 0 if summarise_only else run_chain(steps, out, jobs, os.cpu_count() or 1, click.echo)
     result = choose_schedule(out, tags)
     result.update(train_videos=train_videos, val_videos=val_videos, shots=shots, seeds=seeds)
     (run / "validation" / "schedule.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -327,7 +350,7 @@ def schedule_markdown(result: dict) -> str:
 
 
 def _score(name: str, root: Path, predictor: Path, out: Path, size: str, needs: list[str], videos: str) -> Step:
-    argv = [sys.executable, "-m", "train.experiment.validation", "score", "--data-root", str(root),
+    argv = [str(BIN / "soff"), "validation", "score", "--data-root", str(root),
             "--predictor", str(predictor), "--size", size, "--videos", videos, "--out", str(out)]
     return Step(name, argv, str(out), needs)
 
@@ -381,6 +404,3 @@ def markdown(summary: dict) -> str:
                      f"{len(values)} |")
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    cli()

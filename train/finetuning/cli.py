@@ -1,5 +1,6 @@
-"""finetune-predictor: K-shot fine-tuning with the SOFF or the standard loss (conventions: pipeline.core.cli).
-Option defaults come from :class:`train.finetuning.config.FinetuneConfig`."""
+"""finetune-predictor: K-shot fine-tuning with the SOFF or the standard loss, and ``soff gate``: the check an
+SFO-Net must pass to teach it (conventions: pipeline.core.cli). finetune-predictor's option defaults come from
+:class:`train.finetuning.config.FinetuneConfig`."""
 from __future__ import annotations
 
 import re
@@ -11,9 +12,9 @@ from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, NON_NEGATIVE, OU
                                ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
                                reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
+from train.common.choices import FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
 from train.common.options import precision_option
-from train.finetuning.config import COMPONENTS, LOSSES, FinetuneConfig
-from train.finetuning.kshot import PROTOCOLS
+from train.finetuning.config import FinetuneConfig
 
 D = field_defaults(FinetuneConfig)
 
@@ -39,10 +40,10 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): finetune.json, finetune.log, seed<S>/ with adaptation.json, predictor.pt "
                    "(scene) or per_video/<video>.pt (per-video), loss.png.")
-@click.option("--loss", type=click.Choice(LOSSES), default=D.loss,
+@click.option("--loss", type=click.Choice(FINETUNE_LOSSES), default=D.loss,
               help="soff: L_p + alpha L_s + beta L_o through the frozen SFO-Net (Eq. 10); standard: L_p only (the "
                    "plain fine-tuning baseline).")
-@click.option("--components", default=",".join(D.components), callback=choice_list_callback(COMPONENTS),
+@click.option("--components", default=",".join(D.components), callback=choice_list_callback(SOFF_TERMS),
               help="SFO-Net terms of --loss soff, a comma list of flow (L_o), seg (L_s).")
 @click.option("--alpha", type=NON_NEGATIVE, default=D.alpha,
               help="Weight of L_s, the segmentation term, in L_total (Eq. 10; the paper's 0.5).")
@@ -50,7 +51,7 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="Weight of L_o, the optical-flow term, in L_total (Eq. 10; the paper's 1.0).")
 @click.option("--shots", type=click.IntRange(0), default=D.shots,
               help="K: clips of past-frames + 1 frames to adapt on (0: no fine-tuning, a copy of the predictor).")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default=D.protocol,
+@click.option("--protocol", type=click.Choice(KSHOT_PROTOCOLS), default=D.protocol,
               help="scene: K clips drawn with the seed from the normal training videos, one model; per-video: the "
                    "first K clips of each test video, one model per video (those frames are not scored).")
 @click.option("--steps", type=click.IntRange(1), default=D.steps, help="Adam steps per adapted model.")
@@ -105,3 +106,38 @@ def _print_summary(out: Path, state: dict) -> None:
     click.echo(f"{state['loss']} fine-tuning, K = {state['shots']}, {state['protocol']} protocol "
                f"({state['split']} split), {state['input_size'][0]}x{state['input_size'][1]}:")
     click.echo(format_table(("seed", "status", "models", "final loss", "seconds", "folder"), rows))
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.argument("sfonet", type=EXISTING_FILE)
+@click.option("--components", default=",".join(SOFF_TERMS), callback=choice_list_callback(SOFF_TERMS),
+              help="SOFF terms the fine-tuning will use: flow (L_o), seg (L_s).")
+@click.option("--allow-weak-sfonet", is_flag=True, help="Let an SFO-Net that did not clear its floors teach.")
+@click.option("--record", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file the verdict is written to: floors, cleared, refused and the reason.")
+@verbose_option
+def gate_command(sfonet: Path, components: tuple[str, ...], allow_weak_sfonet: bool, record: Path,
+                 verbose: int) -> None:
+    """Check SFONET (an sfonet.pt) as finetune-predictor --loss soff would, and write the verdict to --record.
+
+    Each SOFF term needs its part of SFO-Net to have cleared its floor (train-sfonet's verdict): flow (L_o) the
+    flow floor, seg (L_s) the masks floor. Exit 0 whether it may teach or not: the record says which
+    ("refused", "reason"), and run-experiment withholds the SOFF steps behind a refusal. Exit 1 or 2 only when it
+    could not judge (not an SFO-Net file, a bad option).
+
+    \b
+    Example:
+      soff gate runs/x/sfonet/three-stage/sfonet.pt --components flow,seg --record runs/x/gate.json
+    """
+    setup_logging(verbose)
+    from train.common.run_folder import write_json
+    from train.finetuning.gate import gate_verdict
+
+    with reported_errors():
+        verdict = gate_verdict(sfonet, components, allow_weak=allow_weak_sfonet)
+        write_json(record, {"sfonet": str(sfonet), "components": list(components), **verdict})
+    if verdict["refused"]:
+        click.echo(f"REFUSED {verdict['reason']}")
+    else:
+        state = "cleared its floors" if verdict["cleared"] else "did NOT clear its floors (allowed: --allow-weak-sfonet)"
+        click.echo(f"{sfonet}: {state} for {', '.join(components)}")

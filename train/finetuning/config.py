@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.finetuning.kshot import PROTOCOLS, parse_clip_spec
+from train.common.choices import FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
+from train.finetuning.kshot import parse_clip_spec
 
 ALPHA, BETA = 0.5, 1.0          # Eq. (10); the issue and ARCHITECTURE.md fix these values
-COMPONENTS = ("flow", "seg")    # SFO-Net terms of the soff loss: flow -> L_o, seg -> L_s
-LOSSES = ("soff", "standard")
 FINETUNE_FILE, LOG_FILE, ADAPTATION_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE = (
     "finetune.json", "finetune.log", "adaptation.json", "predictor.pt", "per_video", "loss.png")
 # may differ between a run and its rerun (the files are compared by sha256, the data root by its resolved path)
@@ -25,7 +24,7 @@ class FinetuneConfig:
     sfonet: str | None = None
     allow_weak_sfonet: bool = False     # use an SFO-Net that did not clear its floors (train.finetuning.gate)
     loss: str = "soff"
-    components: tuple[str, ...] = COMPONENTS
+    components: tuple[str, ...] = SOFF_TERMS
     alpha: float = ALPHA      # weight of L_s in L_total (Eq. 10)
     beta: float = BETA        # weight of L_o
     shots: int = 1
@@ -43,13 +42,13 @@ class FinetuneConfig:
     layout: str = "auto"
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        if self.loss not in FINETUNE_LOSSES:
+            raise ValueError(f"loss {self.loss!r} is not one of {', '.join(FINETUNE_LOSSES)}")
+        if self.protocol not in KSHOT_PROTOCOLS:
+            raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(KSHOT_PROTOCOLS)}")
         if self.loss == "soff" and not self.sfonet:
             raise ValueError("--loss soff needs --sfonet (a trained sfonet.pt); or use --loss standard")
-        if self.loss == "soff" and (not self.components or set(self.components) - set(COMPONENTS)):
+        if self.loss == "soff" and (not self.components or set(self.components) - set(SOFF_TERMS)):
             raise ValueError(f"components {self.components!r}: choose flow and/or seg")
         if self.shots < 0 or self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.workers < 0:
             raise ValueError("shots must be >= 0, steps, batch size and learning rate positive, workers >= 0")
@@ -64,4 +63,4 @@ class FinetuneConfig:
 
     @property
     def used_components(self) -> tuple[str, ...]:
-        return tuple(c for c in COMPONENTS if c in self.components) if self.loss == "soff" else ()
+        return tuple(c for c in SOFF_TERMS if c in self.components) if self.loss == "soff" else ()

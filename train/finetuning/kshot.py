@@ -22,15 +22,15 @@ from collections.abc import Mapping
 import numpy as np
 
 from pipeline.core.errors import KShotError
+from train.common.choices import KSHOT_PROTOCOLS
 
-PROTOCOLS = ("scene", "per-video")
 SPLIT_OF = {"scene": "training", "per-video": "testing"}
 
 
 def protocol_split(protocol: str) -> str:
     """The dataset split a protocol draws its clips from: ``scene`` -> training, ``per-video`` -> testing."""
     if protocol not in SPLIT_OF:
-        raise KShotError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+        raise KShotError(f"unknown protocol {protocol!r} (choose from {', '.join(KSHOT_PROTOCOLS)})")
     return SPLIT_OF[protocol]
 
 

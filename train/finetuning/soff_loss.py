@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from train.common.choices import SOFF_TERMS
 from train.common.losses import intensity_loss
-from train.finetuning.config import ALPHA, BETA, COMPONENTS
+from train.finetuning.config import ALPHA, BETA
 from train.predictors.losses import prediction_loss
 from train.sfonet.losses import epe_loss, segmentation_loss
 
@@ -59,14 +60,14 @@ def flow_map_loss(flow_pred: torch.Tensor, flow_real: torch.Tensor) -> torch.Ten
 
 def check_components(sfonet: nn.Module | None, components: tuple[str, ...]) -> None:
     """ValueError unless ``components`` is a non-empty subset of flow, seg and ``sfonet`` has those branches."""
-    unknown = [c for c in components if c not in COMPONENTS]
+    unknown = [c for c in components if c not in SOFF_TERMS]
     if unknown or not components:
         raise ValueError(f"components {', '.join(unknown) or '(none)'}: choose flow and/or seg")
     if sfonet is None:
         raise ValueError("the soff loss needs an SFO-Net (sfonet.pt)")
     for component, branch in (("flow", "flow_branch"), ("seg", "seg_branch")):
         if component in components and getattr(sfonet, branch, None) is None:
-            other = [c for c in COMPONENTS if c != component and getattr(sfonet, f"{c}_branch", None) is not None]
+            other = [c for c in SOFF_TERMS if c != component and getattr(sfonet, f"{c}_branch", None) is not None]
             hint = f"; use --components {other[0]}" if other else ""
             raise ValueError(f"component {component} needs SFO-Net's {branch}, which this SFO-Net was built "
                              f"without{hint}")
@@ -79,7 +80,7 @@ def standard_loss(pred: torch.Tensor, real: torch.Tensor) -> LossParts:
 
 
 def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet: nn.Module, *,
-              components: tuple[str, ...] = COMPONENTS, alpha: float = ALPHA, beta: float = BETA) -> LossParts:
+              components: tuple[str, ...] = SOFF_TERMS, alpha: float = ALPHA, beta: float = BETA) -> LossParts:
     """L_total of Eq. (10) for one batch.
 
     Args:

@@ -12,7 +12,8 @@ from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, ProgressBars
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from train.common.options import on_device_option, precision_option, schedule_options
-from train.predictor_training.config import OUTPUTS, SAMPLINGS, TrainPredictorConfig
+from train.common.choices import CLIP_SAMPLINGS, PREDICTOR_OUTPUTS
+from train.predictor_training.config import TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
 
@@ -35,11 +36,11 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--input-size", default="{}x{}".format(*D.input_size), callback=size_callback(minimum=8), metavar="WxH",
               help="Frames are resized to this (area interpolation) before the model (paper: 256x256).")
 @click.option("--past-frames", type=click.IntRange(1), default=D.past_frames, help="Input frames per clip (paper: n = 4).")
-@click.option("--output", type=click.Choice(OUTPUTS), default=D.output,
+@click.option("--output", type=click.Choice(PREDICTOR_OUTPUTS), default=D.output,
               help="direct: the network draws the next frame (paper). residual: the last frame plus a learned "
                    "change, starting exactly at copying the last frame (docs/learning.md).")
 @schedule_options(D, span="the run")
-@click.option("--sampling", type=click.Choice(SAMPLINGS), default=D.sampling,
+@click.option("--sampling", type=click.Choice(CLIP_SAMPLINGS), default=D.sampling,
               help="uniform: every clip in turn. motion: clips (and crop centres) drawn half by how much their "
                    "frames change, half uniformly. Needs the frames in memory (--frames-on-device).")
 @click.option("--crop", default=None, callback=size_callback(minimum=8, unset=("", "none")), metavar="WxH",

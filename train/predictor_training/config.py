@@ -4,8 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from train.common.options import ON_DEVICE
-from train.common.schedule import SCHEDULES
+from train.common.choices import CLIP_SAMPLINGS, LR_SCHEDULES, ON_DEVICE, PREDICTOR_OUTPUTS
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
@@ -13,8 +12,6 @@ TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this man
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every",
                      "frames_on_device", "eval_every")
-OUTPUTS = ("direct", "residual")          # train.predictors.liu_unet.OUTPUTS (kept torch-free here)
-SAMPLINGS = ("uniform", "motion")         # train.predictor_training.sampling.SAMPLINGS
 FLOOR_MARGIN_DB = 0.5    # a predictor clears its floor when its held-out PSNR beats copying the last frame by this
 
 
@@ -66,8 +63,8 @@ class TrainPredictorConfig:
             raise ValueError(f"input size {self.input_size!r} is not (width, height)")
         if self.frames_on_device not in ON_DEVICE:
             raise ValueError(f"--frames-on-device {self.frames_on_device!r}: choose auto, on or off")
-        for option, value, choices in (("--output", self.output, OUTPUTS), ("--lr-schedule", self.lr_schedule,
-                                       SCHEDULES), ("--sampling", self.sampling, SAMPLINGS)):
+        for option, value, choices in (("--output", self.output, PREDICTOR_OUTPUTS), ("--lr-schedule", self.lr_schedule,
+                                       LR_SCHEDULES), ("--sampling", self.sampling, CLIP_SAMPLINGS)):
             if value not in choices:
                 raise ValueError(f"{option} {value!r}: choose from {', '.join(choices)}")
         if self.warmup < 0 or self.eval_every < 0:

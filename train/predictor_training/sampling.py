@@ -23,9 +23,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from train.common.choices import CLIP_SAMPLINGS
 from train.common.seeding import StepBatches, mix_seed
 
-SAMPLINGS = ("uniform", "motion")
 CELL = 8                       # pixels a side of the cells a motion-centred crop is drawn from
 MOTION_LEVEL = 15              # grey levels (of 255) of frame difference above which a pixel moves
 _STREAM_CLIPS, _STREAM_CROPS = 11, 12     # mix_seed salts: the clip draws and the crop draws of one step
@@ -45,8 +45,8 @@ class ClipBatches:
 
     def __init__(self, bank, clips: list[tuple[str, int]], *, batch_size: int, seed: int, start: int, steps: int,
                  sampling: str = "uniform", crop: tuple[int, int] | None = None):
-        if sampling not in SAMPLINGS:
-            raise ValueError(f"sampling {sampling!r}: choose from {', '.join(SAMPLINGS)}")
+        if sampling not in CLIP_SAMPLINGS:
+            raise ValueError(f"sampling {sampling!r}: choose from {', '.join(CLIP_SAMPLINGS)}")
         w, h = bank.size
         if crop is not None and (crop[0] > w or crop[1] > h):
             raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the frames ({w}x{h})")

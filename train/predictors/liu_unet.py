@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from train.common.choices import PREDICTOR_OUTPUTS
 from train.predictors.base import FramePredictor
 
 
@@ -55,9 +56,6 @@ class UpLevel(nn.Module):
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
 
 
-OUTPUTS = ("direct", "residual")
-
-
 class LiuUNet(FramePredictor):
     """Liu et al.'s generator with one level per entry of ``widths`` (``len(widths) - 1`` downsamplings).
 
@@ -78,8 +76,8 @@ class LiuUNet(FramePredictor):
         widths = tuple(widths)
         if len(widths) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
             raise ValueError(f"{arch}: widths must be at least two positive integers, got {widths!r}")
-        if output not in OUTPUTS:
-            raise ValueError(f"{arch}: output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if output not in PREDICTOR_OUTPUTS:
+            raise ValueError(f"{arch}: output must be one of {', '.join(PREDICTOR_OUTPUTS)}, got {output!r}")
         super().__init__(arch=arch, past_frames=past_frames, channels=channels, size_multiple=2 ** (len(widths) - 1))
         self.widths = widths
         ins = (self.in_channels, *widths[:-1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from train.common.choices import FLOW_LOSSES, SEG_LOSSES
 from train.common.losses import check_pair, gradient_loss, intensity_loss
 
 
@@ -73,10 +74,6 @@ def balanced_epe_loss(pred: torch.Tensor, target: torch.Tensor, *, moving_thresh
     if not moving.any() or moving.all():
         return error.mean()
     return 0.5 * error[moving].mean() + 0.5 * error[~moving].mean()
-
-
-SEG_LOSSES = ("paper", "dice", "bce-dice")
-FLOW_LOSSES = ("epe", "balanced")
 
 
 def seg_training_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:

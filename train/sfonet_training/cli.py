@@ -10,9 +10,9 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, NON_NEGATIVE, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
                                comma_list_callback, config_from, device_option, field_defaults, reported_errors,
                                setup_logging, size_callback, verbose_option)
+from train.common.choices import FLOW_LOSSES, SEG_LOSSES, SFONET_COMPONENTS, SFONET_STRATEGIES, STORE_VERIFY_MODES
 from train.common.options import on_device_option, precision_option, schedule_options
-from train.sfonet_training.config import (COMPONENTS, FINAL_FILE, FLOW_LOSSES, SEG_LOSSES, STRATEGIES, VERIFY_MODES,
-                                          TrainConfig)
+from train.sfonet_training.config import FINAL_FILE, TrainConfig
 
 D = field_defaults(TrainConfig)
 
@@ -30,10 +30,10 @@ def _parse_stop_at(ctx, param, value: str | None):
 @click.argument("stores", nargs=-1, required=True, type=EXISTING_DIR)
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): config.json, stageN.pt, sfonet.pt, metrics.json, loss.png, train.log.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=D.strategy,
+@click.option("--strategy", type=click.Choice(SFONET_STRATEGIES), default=D.strategy,
               help="three-stage: flow, then seg, then OSF (the paper's); two-stage: flow, then seg + OSF together; "
                    "one-stage: everything at once with EPE + segmentation loss (Table 4).")
-@click.option("--components", default=",".join(D.components), callback=choice_list_callback(COMPONENTS),
+@click.option("--components", default=",".join(D.components), callback=choice_list_callback(SFONET_COMPONENTS),
               help="Parts of SFO-Net to build and train, a comma list of flow, seg, osf (Table 3).")
 @click.option("--steps", type=click.IntRange(1), default=D.steps, help="Optimizer steps per stage.")
 @click.option("--epochs", type=click.IntRange(1), default=D.epochs,
@@ -70,7 +70,7 @@ def _parse_stop_at(ctx, param, value: str | None):
                   what="every training pair (frames and masks uint8, flow float32, at the input size)")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=D.checkpoint_every,
               help="Steps between mid-stage checkpoints (each stage's end is always saved).")
-@click.option("--verify-stores", type=click.Choice(VERIFY_MODES), default=D.verify_stores,
+@click.option("--verify-stores", type=click.Choice(STORE_VERIFY_MODES), default=D.verify_stores,
               help="Check every shard's sha256 against its store's manifest before training: auto does it when the "
                    "stores hold at most 2 GiB (else only file sizes; a corrupt chunk still fails its checksum on "
                    "read, and inspect-labels --verify checks a big store once).")

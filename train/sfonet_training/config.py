@@ -18,14 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from train.common.options import ON_DEVICE
-from train.common.schedule import SCHEDULES
+from train.common.choices import (FLOW_LOSSES, LR_SCHEDULES, ON_DEVICE, SEG_LOSSES, SFONET_COMPONENTS,
+                                  SFONET_STRATEGIES, STORE_VERIFY_MODES)
 
-STRATEGIES = ("three-stage", "two-stage", "one-stage")
-COMPONENTS = ("flow", "seg", "osf")
-VERIFY_MODES = ("auto", "always", "never")
-SEG_LOSSES = ("paper", "dice", "bce-dice")       # train.sfonet.losses.SEG_LOSSES (kept torch-free here)
-FLOW_LOSSES = ("epe", "balanced")                # train.sfonet.losses.FLOW_LOSSES
 CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
@@ -42,7 +37,7 @@ class TrainConfig:
     stores: tuple[str, ...]
     out: str
     strategy: str = "three-stage"
-    components: tuple[str, ...] = COMPONENTS
+    components: tuple[str, ...] = SFONET_COMPONENTS
     steps: int = 2000
     epochs: int | None = None
     lr: float = 5e-4              # chosen on a held-out Ped2 training video (docs/train-sfonet.md)
@@ -67,16 +62,16 @@ class TrainConfig:
     stop_at: tuple[int, int] | None = None      # (stage, step): checkpoint and stop there (tests, time limits)
 
     def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
-        unknown = set(self.components) - set(COMPONENTS)
+        if self.strategy not in SFONET_STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(SFONET_STRATEGIES)}")
+        unknown = set(self.components) - set(SFONET_COMPONENTS)
         if unknown or not self.components:
-            raise ValueError(f"components {sorted(unknown) or '(none)'}: choose from {', '.join(COMPONENTS)}")
+            raise ValueError(f"components {sorted(unknown) or '(none)'}: choose from {', '.join(SFONET_COMPONENTS)}")
         if "osf" in self.components and not {"flow", "seg"} <= set(self.components):
             raise ValueError("--components: the osf block fuses the flow and seg branches: it needs both")
         for option, value, choices in (("--seg-loss", self.seg_loss, SEG_LOSSES),
                                        ("--flow-loss", self.flow_loss, FLOW_LOSSES),
-                                       ("--lr-schedule", self.lr_schedule, SCHEDULES)):
+                                       ("--lr-schedule", self.lr_schedule, LR_SCHEDULES)):
             if value not in choices:
                 raise ValueError(f"{option} {value!r}: choose from {', '.join(choices)}")
         if self.warmup < 0 or self.eval_every < 0:
@@ -87,7 +82,7 @@ class TrainConfig:
             raise ValueError("steps, batch size and learning rate must be positive")
         if self.pairs_on_device not in ON_DEVICE:
             raise ValueError(f"--pairs-on-device {self.pairs_on_device!r}: choose auto, on or off")
-        if self.verify_stores not in VERIFY_MODES:
+        if self.verify_stores not in STORE_VERIFY_MODES:
             raise ValueError(f"verify_stores {self.verify_stores!r} is not auto, always or never")
 
     def moving_threshold_at(self, input_size: tuple[int, int], label_size: tuple[int, int]) -> float:

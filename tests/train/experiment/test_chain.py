@@ -40,7 +40,8 @@ def test_every_soff_step_is_behind_its_sfonets_gate():
     gates = {n: s for n, s in steps.items() if n.startswith("gate-")}
     assert set(gates) == {"gate-three-stage-flow+seg", "gate-three-stage-flow", "gate-three-stage-seg",
                           "gate-no-osf-flow+seg"}
-    assert all(s.gate and s.needs == [f"sfonet-{n.split('-')[1]}-{n.split('-')[2]}"] for n, s in gates.items())
+    assert all(s.verdict == s.done and s.needs == [f"sfonet-{n.split('-')[1]}-{n.split('-')[2]}"]
+               for n, s in gates.items())
     for name, s in steps.items():
         if name.startswith("ft-") and "-standard-" not in name:
             assert [n for n in s.needs if n.startswith("gate-")], name
@@ -48,31 +49,46 @@ def test_every_soff_step_is_behind_its_sfonets_gate():
         if name.startswith("ft-") and "-standard-" in name:
             assert not [n for n in s.needs if n.startswith(("gate-", "sfonet-"))], name
     gate = gates["gate-three-stage-seg"]
-    assert gate.argv[1:4] == ["-m", "train.finetuning.gate", "/runs/x/sfonet/three-stage/sfonet.pt"]
+    assert gate.argv[0].endswith("/soff") and gate.argv[1:3] == ["gate", "/runs/x/sfonet/three-stage/sfonet.pt"]
     data = Data("ped1", Path("/d/ped1"), ("01", "02"), "ped2", Path("/d/ped2"), None)
     allowed = build_steps(PRESETS["tiny"], data, Path("/r"), "weight-free", 2, allow_weak_sfonet=True)
     assert all("--allow-weak-sfonet" in s.argv for s in allowed if s.name.startswith(("gate-", "ft-unet3-soff")))
 
 
-def test_a_refusing_gate_withholds_its_steps_and_the_rest_runs(tmp_path):
-    from train.experiment.runner import Step, run_steps
+def test_a_refusing_verdict_withholds_its_steps_and_the_rest_runs(tmp_path):
+    """The gate's verdict is the record it writes, not its exit code: a refusal withholds the steps behind it
+    (said once, with the reason, again on a rerun that skips the gate), and a gate that exits 2 (a usage error) is
+    a failure like any other."""
+    from train.experiment.runner import Step, run_chain
 
-    def step(name, code, needs=(), **kwargs):
+    def step(name, code, needs=(), verdict=None, **kwargs):
         done = tmp_path / f"{name}.done"
-        script = f"import sys, pathlib; print('ERROR x.pt: weak flow 0.5 px'); sys.exit({code})" if code else \
-            f"import pathlib; pathlib.Path({str(done)!r}).write_text('ok')"
-        return Step(name, [sys.executable, "-c", script], str(done), list(needs), **kwargs)
+        body = f"pathlib.Path({str(done)!r}).write_text({json.dumps(json.dumps(verdict))})" if verdict else \
+            f"pathlib.Path({str(done)!r}).write_text('ok')"
+        script = f"import sys; print('ERROR bad option'); sys.exit({code})" if code else f"import pathlib; {body}"
+        return Step(name, [sys.executable, "-c", script], str(done), list(needs),
+                    verdict=str(done) if verdict else None, **kwargs)
 
-    steps = [step("gate", 2, gate=True), step("soff", 0, ["gate"]), step("eval-soff", 0, ["soff"]),
-             step("standard", 0), step("broken", 1), step("after-broken", 0, ["broken"]),
-             step("table", 0, after=["eval-soff", "standard", "after-broken"])]
+    refusal = {"refused": True, "reason": "x.pt: weak flow 0.5 px"}
+    steps = [step("gate", 0, verdict=refusal), step("soff", 0, ["gate"]), step("eval-soff", 0, ["soff"]),
+             step("open-gate", 0, verdict={"refused": False}), step("soff-2", 0, ["open-gate"]),
+             step("bad-gate", 2), step("behind-bad-gate", 0, ["bad-gate"]),
+             step("standard", 0), step("table", 0, after=["eval-soff", "standard", "behind-bad-gate"])]
     echoed = []
-    failures = run_steps(steps, tmp_path, 2, 2, echoed.append)
-    assert failures == 2                                            # broken and after-broken; not the gate's
+    failures = run_chain(steps, tmp_path, 2, 2, echoed.append)
+    assert failures == 2                                            # bad-gate and the step behind it
     assert not (tmp_path / "soff.done").exists() and not (tmp_path / "eval-soff.done").exists()
+    assert (tmp_path / "soff-2.done").exists() and not (tmp_path / "behind-bad-gate.done").exists()
     assert (tmp_path / "standard.done").exists() and (tmp_path / "table.done").exists()
     assert "REFUSED gate: x.pt: weak flow 0.5 px" in echoed
     assert "never  eval-soff (withheld: x.pt: weak flow 0.5 px)" in echoed
+    assert "never  behind-bad-gate (a step it needs failed)" in echoed
     records = {json.loads(line)["step"]: json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()}
-    assert records["gate"]["rc"] == 2 and records["gate"]["reason"] == "x.pt: weak flow 0.5 px"
+    assert records["gate"]["rc"] == 0 and records["gate"]["refused"] == "x.pt: weak flow 0.5 px"
+    assert "refused" not in records["open-gate"] and records["bad-gate"]["reason"] == "bad option"
     assert "soff" not in records and records["table"]["rc"] == 0
+    echoed.clear()
+    run_chain(steps, tmp_path, 2, 2, echoed.append)                 # a rerun: the gate is done, its verdict holds
+    assert "skip   gate (finished earlier)" in echoed and "REFUSED gate: x.pt: weak flow 0.5 px" in echoed
+    assert "never  soff (withheld: x.pt: weak flow 0.5 px)" in echoed
+    assert not [line for line in echoed if line.startswith("start  gate")]

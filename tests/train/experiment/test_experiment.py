@@ -19,7 +19,7 @@ from helpers.datasets import DATASETS, REPO_ROOT
 pytestmark = pytest.mark.real_data
 
 RUN_EXPERIMENT = [str(Path(sys.executable).parent / "run-experiment")]
-PAGE = [sys.executable, "-m", "train.experiment.report.page"]
+PAGE = [str(Path(sys.executable).parent / "soff"), "results-page"]
 PAIR = ["--source", "ped1", "--target", "ped2"]
 
 
@@ -45,8 +45,10 @@ def test_every_step_finished_and_logged(tiny_run):
     withheld = [c for c in commands if "--loss soff" in c or "/eval/main/unet3-soff-" in c]
     assert len(withheld) == 2 and len(records) == len(commands) - len(withheld) >= 8
     gate = next(r for r in records if r["step"] == "gate-three-stage-flow+seg")
-    assert gate["rc"] == 2 and "refused as a SOFF teacher" in gate["reason"] and "EPE on moving pixels" in gate["reason"]
-    assert all(r["rc"] == 0 and r["seconds"] >= 0 for r in records if r is not gate)
+    assert gate["rc"] == 0 and "refused as a SOFF teacher" in gate["refused"] and "EPE on moving pixels" in gate["refused"]
+    assert all(r["rc"] == 0 and r["seconds"] >= 0 for r in records)
+    verdict = json.loads((out / "sfonet" / "three-stage" / "gate-flow+seg.json").read_text())
+    assert verdict["refused"] and not verdict["cleared"] and verdict["reason"] == gate["refused"]
     assert {r["command"] for r in records} == set(commands) - set(withheld)
     script = (out / "commands.sh").read_text()
     assert all(c in script for c in commands)
@@ -88,10 +90,10 @@ def test_rerun_skips_everything(tiny_run):
     proc = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert time.monotonic() - t0 < 30
-    started = [line for line in proc.stdout.splitlines() if "] start " in line]
-    assert len(started) == 1 and "start  gate-three-stage-flow+seg" in started[0]    # the gate asks again
-    assert proc.stdout.count("skip ") == lines_before - 1
-    assert len((out / "steps.jsonl").read_text().splitlines()) == lines_before + 1
+    assert "] start " not in proc.stdout                       # the gate's verdict is a record: read, not rerun
+    assert proc.stdout.count("skip ") == lines_before
+    assert "REFUSED gate-three-stage-flow+seg: --sfonet" in proc.stdout
+    assert len((out / "steps.jsonl").read_text().splitlines()) == lines_before
 
 
 def test_results_doc_writes_the_table(tiny_run, tmp_path):

@@ -65,9 +65,11 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
         "train_videos": "01", "val_videos": "13", "shots": "10", "seeds": "0"}))
     text = "\n".join(schedule_section(run))
     assert "100 steps at lr 0.0002" in text and "| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |" in text
-    assert "did not use" not in "\n".join(schedule_section(run, {"finetune_steps": 100, "finetune_lr": 2e-4}))
-    assert "did not use the chosen schedule" in "\n".join(schedule_section(run, {"finetune_steps": 50,
-                                                                                  "finetune_lr": 2e-4}))
+    def preset(steps):          # the page's view of preset.json: the preset beside every command's settings
+        return {"name": "cpu", "settings": {"finetune-predictor": {"steps": steps, "lr": 2e-4}}}
+
+    assert "did not use" not in "\n".join(schedule_section(run, preset(100)))
+    assert "did not use the chosen schedule" in "\n".join(schedule_section(run, preset(50)))
 
     anchor = tmp_path / "anchor"
     for folder, auc in ((anchor, 0.9312345), (run, 0.8712)):
@@ -77,9 +79,9 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
                                                      "per_video_mean_auc": 0.8, "pixel_auc": None,
                                                      "floor": {"copy_last": 0.9002,
                                                                "copy_last_per_video_mean_auc": 0.9}}))
-    (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu", "input_size": "128x128",
-                                                               "eval_size": "128x86", "predictor_steps": 250,
-                                                               "predictor_batch": 8}}))
+    (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu"}, "settings": {
+        "train-predictor": {"input_size": [128, 128], "steps": 250, "batch_size": 8},
+        "evaluate-predictor": {"eval_size": [128, 86]}}}))
     (anchor / "predictor" / "unet3").mkdir(parents=True)
     (anchor / "predictor" / "unet3" / "metrics.json").write_text(json.dumps({
         "training_cpu_seconds": 2353.0, "output": "residual", "floor": {"margin_db": 9.0564}}))

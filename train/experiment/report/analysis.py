@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from train.experiment.report.data import (
-    TEACHER_NOTE, evaluation_aucs, read_evals, read_json, read_loss_scales, format_mean_std, seed_of)
+    TEACHER_NOTE, evaluation_aucs, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
 
 def validation_section(run: Path, preset: dict) -> list[str]:
     """The held-out Ped2 training checks of experiments/ped2_validation.py, and the chosen variant on testing."""
@@ -17,7 +17,7 @@ def validation_section(run: Path, preset: dict) -> list[str]:
 
     lines = ["## Checks on held-out Ped2 training videos (no test data)", "",
              f"*{TEACHER_NOTE}*", "",
-             "`python -m train.experiment.validation run` fine-tunes the same pre-trained predictor with the same "
+             "`soff validation run` fine-tunes the same pre-trained predictor with the same "
              "three-stage SFO-Net on K clips drawn only from Ped2 training videos 01-12 and measures the "
              "prediction PSNR on the normal frames of Ped2 training videos 13-16, for standard fine-tuning, "
              "SOFF with the paper's weights (alpha 0.5, beta 1) and SOFF with both weights scaled by 10 and 100 "
@@ -57,10 +57,11 @@ def validation_section(run: Path, preset: dict) -> list[str]:
 
 
 def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
-    """The main table's SOFF rows redone with a longer-trained SFO-Net (python -m train.experiment.validation
+    """The main table's SOFF rows redone with a longer-trained SFO-Net (soff validation
     longer-sfonet), beside the original rows."""
     lines = []
     arch = preset.get("archs", ["unet3"])[0]
+    sfonet_steps = preset_setting(preset, "train-sfonet", "steps")
     main = read_evals(run, "main")
     for folder in sorted((run / "eval").glob("sfonet*")):
         n = folder.name.removeprefix("sfonet")
@@ -68,7 +69,7 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
         m = read_json(run / "sfonet" / f"three-stage-{n}" / "metrics.json") or {}
         stages = m.get("stages", {})
         lines += [f"## SOFF with SFO-Net trained {n} steps a stage", "", f"*{TEACHER_NOTE}*", "",
-                  f"The same three-stage SFO-Net command with `--steps {n}` instead of {preset.get('sfonet_steps')}, "
+                  f"The same three-stage SFO-Net command with `--steps {n}` instead of {sfonet_steps}, "
                   "chosen because at the preset's steps SFO-Net's held-out Ped1 metrics stayed at the trivial "
                   "baselines (below) while its training loss was still falling; no Ped2 data was used to choose "
                   "it. The SOFF rows are then redone exactly as in the main table (same seeds, K, clips and "
@@ -81,7 +82,7 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
                              f"{st.get('zero_flow_epe', 0):.4f} | {st.get('iou', 0):.3f} | "
                              f"{st.get('empty_iou', 0):.3f} | {st.get('f1', 0):.3f} |")
             lines.append("")
-        lines += [f"| K | standard | SOFF, SFO-Net {preset.get('sfonet_steps')} steps | SOFF, SFO-Net {n} steps "
+        lines += [f"| K | standard | SOFF, SFO-Net {sfonet_steps} steps | SOFF, SFO-Net {n} steps "
                   f"| SOFF {n} − standard (paired by seed) | pixel AUC, SOFF {n} steps |",
                   "|---|---|---|---|---|---|"]
         for k in [k for k in preset.get("shots", []) if k > 0]:

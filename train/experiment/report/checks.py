@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.experiment.report.data import REPO, format_pct, read_json
+from train.experiment.report.data import REPO, format_pct, preset_setting, read_json, size_text
 
 # Liu et al. 2018 ("Future frame prediction for anomaly detection", Frame-Pred), UCSD Ped2 frame AUC %, as quoted in
 # the MPN paper's comparison table (../shared/papers/mpn-meta-prototype-network.txt): 256x256, trained on Ped2's own
@@ -20,7 +20,7 @@ def _shown(path: Path) -> Path:
 
 
 def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
-    """The (steps, lr) grid of ``python -m train.experiment.validation schedule`` (validation/schedule.json)."""
+    """The (steps, lr) grid of ``soff validation schedule`` (validation/schedule.json)."""
     from train.experiment.validation import schedule_markdown
 
     result = read_json(run / "validation" / "schedule.json")
@@ -28,15 +28,16 @@ def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
         return []
     chosen = result.get("chosen") or {}
     lines = ["## The fine-tuning schedule, chosen on held-out Ped2 training videos", "",
-             "`python -m train.experiment.validation schedule` fine-tuned the pre-trained predictor of this run with "
+             "`soff validation schedule` fine-tuned the pre-trained predictor of this run with "
              "each (steps, lr) of a small grid, once with the standard and once with the SOFF loss (paper weights), "
              "on clips of the first three quarters of the target's training videos, and scored the prediction PSNR "
              "on the normal frames of the last quarter. No test video was used. The schedule with the highest PSNR "
              "averaged over both losses is the one the main table is meant to use for both"
              + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}**." if chosen else "."),
              "", schedule_markdown(result), ""]
-    used = (preset or {}).get("finetune_steps"), (preset or {}).get("finetune_lr")
-    if chosen and preset and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
+    used = (preset_setting(preset or {}, "finetune-predictor", "steps", None),
+            preset_setting(preset or {}, "finetune-predictor", "lr", None))
+    if chosen and None not in used and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
         lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "
                   f"{used[1]:g} (fixed before this check ran); its rows are therefore not the held-out choice.", ""]
     return lines
@@ -58,12 +59,13 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
         return lines + [f"The anchor run `{_shown(anchor)}` has no finished K = 0 evaluation yet.", ""]
     own = {name: read_json(p) or {} for name, p in
            ((p.parent.name.removesuffix("-k0"), p) for p in sorted((run / "eval" / "main").glob("*-k0/metrics.json")))}
-    p = info.get("preset", {})
+    p = {**info.get("preset", {}), "settings": info.get("settings", {})}
     lines += [f"`run-experiment --source ped2 --target ped2 --preset {p.get('name', '?')} --only eval-unet3-k0` "
               f"(`{_shown(anchor)}`): the predictor pre-trained on Ped2's own training videos at "
-              f"{p.get('input_size', '?')} ({p.get('predictor_steps', '?')} steps of batch "
-              f"{p.get('predictor_batch', '?')}, prediction loss only), scored on every Ped2 test video at "
-              f"{p.get('eval_size', '?')}, no fine-tuning. Liu et al.'s frame predictor reaches "
+              f"{size_text(preset_setting(p, 'train-predictor', 'input_size'))} "
+              f"({preset_setting(p, 'train-predictor', 'steps')} steps of batch "
+              f"{preset_setting(p, 'train-predictor', 'batch_size')}, prediction loss only), scored on every Ped2 "
+              f"test video at {size_text(preset_setting(p, 'evaluate-predictor', 'eval_size'))}, no fine-tuning. Liu et al.'s frame predictor reaches "
               f"{LIU_PED2_FRAME_AUC} on Ped2 (256x256, with optical-flow and adversarial losses we leave out, "
               "trained to convergence).", "",
               "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC "

@@ -24,6 +24,17 @@ TEACHER_NOTE = ("Labels: weight-free teachers (DIS optical flow and MOG2 backgro
                 "paper's GMA and YOLOv8 + MobileSAM: no pretrained weights exist on these machines.")
 
 
+def preset_setting(preset: dict, command: str, key: str, default="?"):
+    """The value ``key`` of ``command`` a run used: preset.json's ``settings`` (every command's settings, the
+    preset's over the dataclass defaults)."""
+    return ((preset.get("settings") or {}).get(command) or {}).get(key, default)
+
+
+def size_text(value) -> str:
+    """``[128, 86]`` -> ``"128x86"`` (a size as preset.json holds it); anything else as it is."""
+    return f"{value[0]}x{value[1]}" if isinstance(value, (list, tuple)) and len(value) == 2 else str(value)
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())

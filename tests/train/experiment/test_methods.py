@@ -1,0 +1,130 @@
+"""The house that holds methods: presets are overrides of each command's dataclass (checked, then turned into
+flags by one function), and a method is three parts of existing commands that the chain runs without a change:
+a toy method defined here runs through run-experiment --preset tiny on the real data."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers.datasets import DATASETS
+
+from pipeline.core.errors import ConfigError
+from train.experiment.commands import COMMANDS, check_settings, flags
+from train.experiment.methods import METHODS, Method, Part, register
+from train.experiment.presets import PRESETS, Preset
+
+
+def _preset(**commands) -> Preset:
+    return Preset(name="probe", description="a test", reduced="-", commands=commands)
+
+
+def test_a_preset_setting_that_is_not_a_field_of_its_commands_dataclass_is_refused():
+    with pytest.raises(ConfigError, match=r"preset probe: train-predictor has no setting 'stepz'.*steps"):
+        _preset(**{"train-predictor": {"stepz": 800}})
+    with pytest.raises(ConfigError, match=r"'out' is set by the experiment's chain"):
+        _preset(**{"train-sfonet": {"out": "elsewhere"}})
+    with pytest.raises(ConfigError, match=r"steps='800' is a str, the field takes a int"):
+        _preset(**{"train-predictor": {"steps": "800"}})
+    with pytest.raises(ConfigError, match=r"--output 'sideways': choose from direct, residual"):
+        _preset(**{"train-predictor": {"output": "sideways"}})         # the dataclass's own check
+    with pytest.raises(ConfigError, match=r"command 'train-gan': the experiment runs make-labels"):
+        _preset(**{"train-gan": {"steps": 1}})
+    assert _preset(**{"train-predictor": {"lr": 1}}).setting("train-predictor", "lr") == 1     # int for a float
+    assert PRESETS["cpu"].setting("train-predictor", "past_frames") == 4                      # the default
+
+
+def _required(name: str, tmp_path: Path) -> list[str]:
+    """Stand-ins for a command's required arguments, so that click parses its options."""
+    folder, model = tmp_path / "data", tmp_path / "model.pt"
+    folder.mkdir(exist_ok=True)
+    model.write_bytes(b"")
+    out = str(tmp_path / "out")
+    return {"make-labels": [str(folder), "--dataset", "ped2", "--split", "training", "--out", out],
+            "train-sfonet": [str(folder), "--out", out],
+            "train-predictor": [str(folder), "--dataset", "ped2", "--out", out],
+            "finetune-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out],
+            "evaluate-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out]}[name]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_presets_flags_parse_back_to_its_settings(preset, tmp_path):
+    """flags() is the one way a setting becomes an option: what the command parses from them is the setting."""
+    compared = 0
+    for name, settings in PRESETS[preset].commands.items():
+        cmd = COMMANDS[name].click_command
+        params = cmd.make_context(cmd.name, [*_required(name, tmp_path), *flags(name, settings)]).params
+        for key, value in settings.items():
+            parsed = params[key]
+            assert (tuple(parsed) if isinstance(parsed, (list, tuple)) else parsed) == value, (preset, name, key)
+            compared += 1
+    assert compared >= 5
+
+
+def test_each_method_setting_is_a_field_and_an_unknown_need_is_refused():
+    with pytest.raises(ConfigError, match=r"method bad \(adapt\): finetune-predictor has no setting 'steps_'"):
+        register(Method("bad", "bad", "-", METHODS["standard"].pretrain,
+                        Part("finetune-predictor", {"steps_": 3}), METHODS["standard"].score))
+    assert "bad" not in METHODS
+    with pytest.raises(ValueError, match="needs teacher: the chain provides sfonet"):
+        Part("finetune-predictor", needs=("teacher",))
+    soff = METHODS["soff"]
+    assert soff.adapt.settings == {"loss": "soff"} and soff.adapt.needs == ("sfonet",)
+    assert soff.pretrain == METHODS["standard"].pretrain          # one predictor serves both
+
+
+TOY = Method("toy", "toy", "a residual predictor of its own, fine-tuned at 1e-3, scored over 5 frames",
+             Part("train-predictor", {"output": "residual"}, step="toy-predictor", leaves="predictor.pt"),
+             Part("finetune-predictor", {"loss": "standard", "lr": 1e-3}),
+             Part("evaluate-predictor", {"window": 5}))
+
+
+@pytest.mark.real_data
+def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "toy", register(TOY))
+    out = tmp_path / "toy"
+    args = ["--source", "ped1", "--target", "ped2", "--preset", "tiny", "--out", str(out), "--datasets",
+            str(DATASETS), "--methods", "toy"]
+    from train.experiment.cli import run_experiment_command
+
+    result = CliRunner().invoke(run_experiment_command, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output[-3000:]
+    records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert sorted(r["step"] for r in records) == ["eval-unet3-toy-k0", "eval-unet3-toy-k1-s0", "ft-unet3-toy-k1-s0",
+                                                  "results-table", "toy-predictor-unet3"]  # no labels, no SFO-Net
+    assert records[0]["step"] == "toy-predictor-unet3" and records[-1]["step"] == "results-table"
+    commands = {r["step"]: r["command"] for r in records}
+    assert "--output residual" in commands["toy-predictor-unet3"] and "--steps 5" in commands["toy-predictor-unet3"]
+    assert "--loss standard" in commands["ft-unet3-toy-k1-s0"] and "--lr 0.001" in commands["ft-unet3-toy-k1-s0"]
+    assert "--window 5" in commands["eval-unet3-toy-k1-s0"] and "--method toy" in commands["eval-unet3-toy-k1-s0"]
+    model = json.loads((out / "pretrain" / "toy-predictor-unet3" / "metrics.json").read_text())
+    assert model["output"] == "residual"
+    for tag, shots in (("unet3-toy-k0", 0), ("unet3-toy-k1-s0", 1)):
+        metrics = json.loads((out / "eval" / "main" / tag / "metrics.json").read_text())
+        assert metrics["run"]["method"] == "toy" and metrics["config"]["window"] == 5
+        assert 0.0 <= metrics["frame_auc"] <= 1.0 and metrics["run"]["shots"] == shots
+    row = next(line for line in (out / "results.md").read_text().splitlines() if "| UNet-3layer toy | scene |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3].endswith("(n=1)") and cells[4].endswith("(n=1)")     # K = 0 (its own model) and K = 1, one row
+    info = json.loads((out / "preset.json").read_text())
+    assert info["methods"] == ["toy"] and info["settings"]["train-predictor"]["steps"] == 5
+    assert info["settings"]["train-predictor"]["input_size"] == [48, 32]
+
+
+def test_an_unknown_method_is_one_error(tmp_path):
+    from train.experiment.cli import run_experiment_command
+
+    result = CliRunner().invoke(run_experiment_command, ["--source", "ped1", "--target", "ped2", "--preset", "tiny",
+                                                         "--out", str(tmp_path / "x"), "--datasets", str(DATASETS),
+                                                         "--methods", "standard,mpm"])
+    assert result.exit_code == 2 and "--methods mpm: no such method; known: standard, soff" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_every_command_of_the_chain_has_its_dataclass_and_the_chain_fields_are_fields():
+    for name, cmd in COMMANDS.items():
+        assert set(cmd.chain_fields) <= cmd.field_names(), name
+        check_settings(name, {}, where="test")                      # the stand-ins build the dataclass
+        assert dataclasses.is_dataclass(cmd.config)

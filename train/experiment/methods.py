@@ -1,0 +1,97 @@
+"""A method of the experiment: how it pre-trains on the source, how it adapts to K target clips (or that it does
+not), and how it scores a frame. Each part is one command the chain knows (:mod:`train.experiment.commands`)
+with the settings the method fixes; the chain (:mod:`train.experiment.chain`) runs the parts in the same way for
+every method, so a new method is a new entry of :data:`METHODS` (or :func:`register`), not a change of the chain.
+
+How the chain calls each part (the settings of the preset first, then the method's, which win):
+
+- ``pretrain``: ``COMMAND SOURCE_ROOT --dataset SOURCE --out RUN --videos ... --val-videos HELD_OUT --resume``,
+  once per architecture of the preset when the command takes ``--arch`` (else once); it leaves ``RUN/<leaves>``.
+  Methods whose pre-training parts are equal share the step (``standard`` and ``soff`` share one predictor).
+- ``adapt``: ``COMMAND TARGET_ROOT --dataset TARGET --predictor MODEL --out RUN --shots K --seeds S``, for every
+  K > 0 and seed of the preset; it leaves ``RUN/seed<S>/adaptation.json`` and the adapted model in that folder.
+  ``None``: the method adapts nothing and is scored at K = 0 only.
+- ``score``: ``COMMAND TARGET_ROOT --dataset TARGET --predictor MODEL --out DIR --method TITLE``, which leaves
+  ``DIR/metrics.json`` (read by results-table, one row per method title, K and protocol).
+
+``needs`` names what a part takes from the chain beside the model: ``sfonet``, the source's three-stage SFO-Net
+behind its SOFF gate (``--sfonet``, the components of the part's settings, and ``--allow-weak-sfonet`` when the
+run allows it).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from pipeline.core.errors import ConfigError
+from train.experiment.commands import check_settings
+
+NEEDS = ("sfonet",)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a method: a command of the chain and the settings (config fields) the method fixes for it.
+    ``step`` names its steps (``<step>-<arch>`` for a pre-training); ``leaves`` is the file a pre-training
+    leaves in its run folder."""
+
+    command: str
+    settings: Mapping[str, object] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    step: str = ""
+    leaves: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+        unknown = [n for n in self.needs if n not in NEEDS]
+        if unknown:
+            raise ValueError(f"part {self.command}: needs {', '.join(unknown)}: the chain provides {', '.join(NEEDS)}")
+
+    def key(self) -> tuple:
+        return self.command, tuple(sorted(self.settings.items())), self.needs, self.step, self.leaves
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named way to bring a detector to a new camera (module docstring). ``title`` is its row in the tables."""
+
+    name: str
+    title: str
+    description: str
+    pretrain: Part
+    adapt: Part | None
+    score: Part
+
+
+PRETRAIN_PREDICTOR = Part("train-predictor", step="predictor", leaves="predictor.pt")
+SCORE_PSNR = Part("evaluate-predictor")
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` after checking each part's settings against its command's dataclass
+    (ConfigError naming the method and the setting). A name already taken by another method is refused."""
+    if method.name in METHODS and METHODS[method.name] != method:
+        raise ConfigError(f"method {method.name!r} is already registered")
+    for role, part in (("pretrain", method.pretrain), ("adapt", method.adapt), ("score", method.score)):
+        if part is not None:
+            check_settings(part.command, part.settings, where=f"method {method.name} ({role})")
+    METHODS[method.name] = method
+    return method
+
+
+register(Method("standard", "standard", "fine-tuning on the K clips with the frame-prediction loss L_p (Eq. 9)",
+                PRETRAIN_PREDICTOR, Part("finetune-predictor", {"loss": "standard"}), SCORE_PSNR))
+register(Method("soff", "SOFF", "fine-tuning with L_p and SFO-Net's flow and mask terms (Eq. 10), the paper's",
+                PRETRAIN_PREDICTOR, Part("finetune-predictor", {"loss": "soff"}, needs=("sfonet",)), SCORE_PSNR))
+DEFAULT_METHODS = tuple(METHODS)         # the built-in ones: standard and soff
+
+
+def methods_named(names) -> list[Method]:
+    """The registered methods called ``names``, in that order; ConfigError naming an unknown one."""
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ConfigError(f"--methods {','.join(unknown)}: no such method; known: {', '.join(METHODS)}")
+    return [METHODS[n] for n in names]
