@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
-from train.experiment.validation import choose_schedule, schedule_markdown
+from train.experiment.schedule_check import choose_schedule, schedule_markdown
 
 
 def _score(folder: Path, per_video: dict[str, tuple[int, float]]) -> None:

@@ -21,7 +21,7 @@ def _shown(path: Path) -> Path:
 
 def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
     """The (steps, lr) grid of ``soff validation schedule`` (validation/schedule.json)."""
-    from train.experiment.validation import schedule_markdown
+    from train.experiment.schedule_check import schedule_markdown
 
     result = read_json(run / "validation" / "schedule.json")
     if not result or not result.get("schedules"):
