@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from train.common.floors import Floor
+
 BIN = Path(sys.executable).parent
 
 # name -> (what it tests, options); every predictor candidate runs on the same data, size and seed
@@ -134,7 +136,7 @@ def rescore_predictor(folder: Path) -> dict:
 
     from pipeline.data.frame_source import open_frame_source
     from train.predictor_training.config import TrainPredictorConfig
-    from train.predictor_training.loop import val_loader_of, evaluate, select_clips
+    from train.predictor_training.loop import held_out_psnr, select_clips, val_loader_of
     from train.predictors import load_predictor
 
     config = json.loads((folder / "config.json").read_text())["config"]
@@ -142,7 +144,7 @@ def rescore_predictor(folder: Path) -> dict:
     cfg = TrainPredictorConfig(**config)
     _, val, _ = select_clips(cfg, open_frame_source(cfg.data_root, cfg.split, cfg.layout))
     model, _ = load_predictor(folder / "predictor.pt")
-    return evaluate(model, val_loader_of(cfg, val), torch.device("cpu"))
+    return held_out_psnr(model, val_loader_of(cfg, val), torch.device("cpu"))
 
 
 def run_candidates(args, candidates: dict) -> dict:
@@ -170,9 +172,7 @@ def run_candidates(args, candidates: dict) -> dict:
                          "steps": metrics["steps"] if args.learner == "predictor" else
                          next(iter(metrics["stages"].values()))["steps"],
                          "precision": metrics.get("precision"), "curve": _curve(args, metrics), "floor": floor}
-        verdicts = [floor["verdict"]] if "verdict" in floor else [f["verdict"] for k, f in floor.items()
-                                                                   if isinstance(f, dict)]
-        print(f"{name}: {'; '.join(verdicts)}", flush=True)
+        print(f"{name}: {Floor.from_json(floor).verdict}", flush=True)
     return results
 
 

@@ -1,7 +1,7 @@
 """Teachers that turn frames into pseudo-labels: optical flow and foreground masks.
 
 * :mod:`labelers.base`: the interface (``FlowTeacher``, ``SegmentationTeacher``, ``TeacherIdentity``,
-  ``SegmentationResult``); see ../shared/design/ARCHITECTURE.md, "Teachers".
+  ``SegmentationResult``) and the contracts every teacher keeps.
 * :mod:`labelers.registry`: teachers by name (``build_flow_teacher``, ``build_seg_teacher``) and
   ``warmup_indices`` for ``begin_video``; importing it loads no teacher.
 * weight-free teachers: :mod:`labelers.dis_flow` (``dis``, OpenCV DIS optical flow) and

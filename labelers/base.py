@@ -1,6 +1,6 @@
 """The teacher interface: flow teachers and segmentation teachers, batched, with a provenance identity.
 
-Contracts (ARCHITECTURE.md, "Teachers"):
+Contracts (every teacher keeps them; tests/labelers checks them):
 
 * a flow teacher maps frames ``t`` and ``t+1``, each (N, H, W, 3) RGB uint8, to flow (N, 2, H, W) float32 in
   pixels, channel 0 = x (right), channel 1 = y (down), from frame t to frame t+1;

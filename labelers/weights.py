@@ -1,6 +1,6 @@
 """Local weights files for the teachers: one error type, one way to find a file, one way to hash it.
 
-Weights are local files only (ARCHITECTURE.md, "Teachers"): a teacher looks for its file in the weights folder
+Weights are local files only: a teacher looks for its file in the weights folder
 (``--weights-dir`` / env ``SOFF_WEIGHTS`` on the command line) and nothing is ever downloaded. Whatever goes wrong
 with a file (absent, unreadable, not the expected model) is a single :class:`WeightsError` whose message names the
 file's path, what it should contain and where its official copy is published, so that a user can fix it at once.

@@ -1,7 +1,7 @@
 """Label resolution: teachers run at the frames' own size; labels are stored at a chosen label size.
 
 Resizing a flow field rescales its components: x by the width ratio, y by the height ratio, so that the
-stored flow stays in pixels of the stored frames (ARCHITECTURE.md, "Label resolution").
+stored flow stays in pixels of the stored frames (docs/label-store.md).
 """
 from __future__ import annotations
 

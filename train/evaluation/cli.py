@@ -110,12 +110,14 @@ def _print_result(result: dict, out: Path) -> None:
     click.echo(f"frame AUC (pooled): {_pct(result['frame_auc'])}%   per-video mean AUC: "
                f"{_pct(result['per_video_mean_auc'])}%   pixel AUC: "
                f"{_pct(result['pixel_auc']) + '%' if result['pixel_auc'] is not None else '- (' + str(result['pixel_auc_reason']) + ')'}")
-    floor = result.get("floor") or {}
-    if floor.get("copy_last") is not None:
-        click.echo(f"copy-last floor: frame AUC {_pct(floor['copy_last'])}% when the last frame is the prediction "
-                   f"(same frames, same scoring); the model {floor['verdict'].split(':')[0]} "
-                   f"({100 * floor['margin']:+.2f} points)" if floor.get("margin") is not None else
-                   f"copy-last floor: frame AUC {_pct(floor['copy_last'])}%")
+    from train.common.floors import Floor
+
+    floor = Floor.from_json(result.get("floor"))
+    if floor is not None and floor.baseline_value is not None:
+        click.echo(f"copy-last floor: frame AUC {_pct(floor.baseline_value)}% when the last frame is the prediction "
+                   f"(same frames, same scoring); the model {floor.verdict.split(':')[0]} "
+                   f"({100 * floor.margin:+.2f} points)" if floor.margin is not None else
+                   f"copy-last floor: frame AUC {_pct(floor.baseline_value)}%")
     protocols = result["protocols"]
     calibrated = protocols["calibrated"]
     click.echo(f"frame AUC by score: min-max per video {_pct(protocols['minmax']['frame_auc'])}%   raw PSNR "

@@ -301,7 +301,7 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
                           "abnormal_scored": int(s.scored_labels.sum()), "auc": per_video.aucs[v],
                           "mean_psnr": _mean(s.psnr[s.scored]), "constant_psnr": s.constant}
                       for v, s in scored.items()},
-        "copy_last_frame_auc": floor.get("copy_last"), "floor": floor,
+        "copy_last_frame_auc": floor.baseline_value, "floor": floor.to_json(),
         "pixel_auc": pixel, "pixel_auc_reason": pixel_reason, "pixel_auc_videos": pixel_videos,
         "pixel_samples_per_frame": cfg.pixel_samples,
         "ground_truth": {"path": str(gt.path), "format": gt.format, "sha256": gt.sha256},

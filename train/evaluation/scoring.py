@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from train.common.floors import Floor, margin_floor
+
 log = logging.getLogger(__name__)
 
 PSNR_CAP_DB = 100.0
@@ -207,22 +209,25 @@ def pixel_auc(errors, masks) -> float | None:
 
 def copy_last_floor(copy_psnr_by_video: Mapping[str, np.ndarray] | None, labels_by_video: Mapping[str, np.ndarray],
                     *, past_frames: int, exclude: Mapping[str, Iterable[int]] | None = None,
-                    model_auc: float | None) -> dict:
+                    model_auc: float | None) -> Floor:
     """The floor of a predictor's frame AUC: the same scoring (frames, exclusions, min-max per video, pooling)
     applied to the PSNR of copying frame t-1 as the prediction of frame t (``copy_psnr_by_video``, (T,) dB per
-    video, NaN where there is no prediction). ``cleared``: the model's pooled frame AUC ``model_auc`` is above
-    it."""
-    if copy_psnr_by_video is None:
-        return {"metric": "frame_auc", "cleared": False, "verdict": "floor not measured"}
-    scored = score_videos(copy_psnr_by_video, labels_by_video, past_frames=past_frames, exclude=exclude)
-    copy = auc(*pooled_arrays(scored))
-    if copy is None or model_auc is None:
-        return {"metric": "frame_auc", "copy_last": copy, "cleared": False,
-                "verdict": "floor not measured: the scored frames hold one class only"}
-    margin = model_auc - copy
-    verdict = (f"{'clears' if margin > 0 else 'does NOT clear'} the copy-last floor: frame AUC "
-               f"{100 * model_auc:.2f}% against {100 * copy:.2f}% for copying the last frame "
-               f"({100 * margin:+.2f} points)")
-    return {"metric": "frame_auc", "model": model_auc, "copy_last": copy, "margin": margin,
-            "copy_last_per_video_mean_auc": per_video_auc(scored).mean, "cleared": bool(margin > 0),
-            "verdict": verdict}
+    video, NaN where there is no prediction). Cleared: the model's pooled frame AUC ``model_auc`` is above it;
+    ``extra`` holds copy-last's per-video mean AUC."""
+    copy, extra = None, {}
+    if copy_psnr_by_video is not None:
+        scored = score_videos(copy_psnr_by_video, labels_by_video, past_frames=past_frames, exclude=exclude)
+        copy = auc(*pooled_arrays(scored))
+        extra = {"per_video_mean_auc": per_video_auc(scored).mean}
+
+    def verdict(floor: Floor) -> str:
+        if copy_psnr_by_video is None:
+            return "floor not measured"
+        if floor.margin is None:
+            return "floor not measured: the scored frames hold one class only"
+        return (f"{'clears' if floor.cleared else 'does NOT clear'} the copy-last floor: frame AUC "
+                f"{100 * model_auc:.2f}% against {100 * copy:.2f}% for copying the last frame "
+                f"({100 * floor.margin:+.2f} points)")
+
+    return margin_floor("pooled frame AUC", "copy the last frame", model_auc, copy, needed=0.0, strict=True,
+                        verdict=verdict, extra=extra)

@@ -1,6 +1,6 @@
 """What evaluate-predictor evaluates: the ground truth of a split (frame labels and pixel masks, from the
 dataset's manifest) and the predictors named by ``--predictor`` (a .pt file, a fine-tune seed folder, or a
-fine-tune run folder with several seed folders; layout in ARCHITECTURE.md, K-shot)."""
+fine-tune run folder with several seed folders; layout: train/finetuning/adapt.py)."""
 from __future__ import annotations
 
 import logging

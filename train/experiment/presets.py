@@ -97,7 +97,7 @@ PRESETS = {
         seeds=(0, 1, 2, 3), ablation_shots=(10,), strategy_ablation=False),
     "cpu-128-paper": Preset(
         name="cpu-128-paper",
-        description="the first 128x128 CPU run (docs/results.md before issue 19), kept for comparison: the paper's "
+        description="the first 128x128 CPU run (docs/results-128-paper.md), kept for comparison: the paper's "
                     "losses and direct output, neither learner cleared its floor",
         reduced="frames 128x128 instead of 256x256 (training) and 128x86 instead of 256x172 (Ped2 evaluation); "
                 "SFO-Net 100 steps a stage of batch 8; predictor 250 steps of batch 8; fine-tuning batch 4, 50 "

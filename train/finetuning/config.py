@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from train.common.choices import FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
 from train.finetuning.kshot import parse_clip_spec
 
-ALPHA, BETA = 0.5, 1.0          # Eq. (10); the issue and ARCHITECTURE.md fix these values
+ALPHA, BETA = 0.5, 1.0          # the weights of L_s and L_o in Eq. (10), as the paper sets them beside it
 FINETUNE_FILE, LOG_FILE, ADAPTATION_FILE, MODEL_FILE, PER_VIDEO_DIR, PLOT_FILE = (
     "finetune.json", "finetune.log", "adaptation.json", "predictor.pt", "per_video", "loss.png")
 # may differ between a run and its rerun (the files are compared by sha256, the data root by its resolved path)

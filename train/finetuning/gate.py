@@ -3,7 +3,7 @@
 A frozen SFO-Net whose flow is no better than zero flow, or whose masks are no better than all-empty, maps every
 frame to about the same output; as the target of L_o and L_s it can only pull fine-tuning away from the scene
 (docs/results-notes.md). train-sfonet records the final model's floors (``floor`` in ``sfonet.pt`` and in the
-``metrics.json`` beside it, :func:`train.sfonet_training.metrics.floor_verdict`). For each SFO-Net term the loss
+``metrics.json`` beside it, :func:`train.sfonet_training.metrics.sfonet_floor`). For each SFO-Net term the loss
 uses (``flow`` -> L_o needs the flow floor, ``seg`` -> L_s the masks floor) the gate reads that verdict and
 refuses the file, naming the numbers, unless ``--allow-weak-sfonet``; an SFO-Net that records no floor at all
 (written before floors existed, or not by train-sfonet) is refused the same way. finetune-predictor --loss soff
@@ -20,24 +20,29 @@ import json
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError, RunError
+from train.common.floors import Floor
 
 PARTS = {"flow": "flow", "seg": "masks"}      # SOFF component -> the floor it needs
 
 
-def recorded_floor(path: str | Path) -> dict | None:
+def recorded_floor(path: str | Path) -> Floor | None:
     """The floors train-sfonet recorded for ``path``: its payload's ``floor``, else the ``metrics.json`` beside
-    it; None when neither has one. RunError for a file that is not an SFO-Net."""
+    it; None when neither has one, or one of an older shape. RunError for a file that is not an SFO-Net."""
     from train.common.checkpoints import kind_of, read_checkpoint
 
     payload = read_checkpoint(path)
     if kind_of(payload) != "sfonet":
         raise RunError(f"{path}: is not an SFO-Net file (sfonet.pt of train-sfonet)")
-    if payload.get("floor"):
-        return payload["floor"]
-    beside = Path(path).parent / "metrics.json"
+    recorded = payload.get("floor")
+    if not recorded:
+        beside = Path(path).parent / "metrics.json"
+        try:
+            recorded = json.loads(beside.read_text()).get("floor") if beside.exists() else None
+        except (OSError, ValueError, AttributeError):
+            return None
     try:
-        return json.loads(beside.read_text()).get("floor") if beside.exists() else None
-    except (OSError, ValueError, AttributeError):
+        return Floor.from_json(recorded)
+    except ValueError:
         return None
 
 
@@ -49,19 +54,19 @@ def gate_verdict(path: str | Path, components: tuple[str, ...], *, allow_weak: b
     weak, reasons = [], []
     for component in components:
         part = PARTS[component]
-        verdict = (floor or {}).get(part)
+        verdict = floor.part(part) if floor else None
         if verdict is None:
             weak.append(part)
             reasons.append(f"no {part} floor recorded (train it with this version of train-sfonet)")
-        elif not verdict.get("cleared"):
+        elif not verdict.cleared:
             weak.append(part)
-            reasons.append(verdict.get("verdict", f"{part} did not clear its floor"))
+            reasons.append(verdict.verdict)
     reason = None
     if weak:
         reason = (f"--sfonet {path}: refused as a SOFF teacher, it did not clear its floors: " + "; ".join(reasons)
                   + ". Retrain it (docs/learning.md), fine-tune with --loss standard, or pass --allow-weak-sfonet "
                   "to use it anyway")
-    return {"floor": floor, "cleared": not weak, "allowed_weak": bool(weak and allow_weak), "weak_parts": weak,
+    return {"floor": floor.to_json() if floor else None, "cleared": not weak, "allowed_weak": bool(weak and allow_weak), "weak_parts": weak,
             "refused": bool(weak and not allow_weak), "reason": reason}
 
 

@@ -1,4 +1,4 @@
-"""K-shot adaptation clips: which frames of the target dataset a fine-tuning run may see (ARCHITECTURE.md, K-shot).
+"""K-shot adaptation clips: which frames of the target dataset a fine-tuning run may see.
 
 A clip is ``past_frames + 1`` consecutive frames ``start .. start + past_frames`` of one video: the first
 ``past_frames`` are the predictor's input, the last its target (SOFF paper, section 3.1: n = 4 past frames predict

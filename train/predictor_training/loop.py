@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,11 +49,12 @@ from pipeline.data.manifests import load_manifest, manifest_source
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
+from train.common.floors import Floor, margin_floor
 from train.common.run_folder import RunFolder, plain, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.schedule import learning_rate, set_learning_rate
-from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
+from train.common.steps import Curve, ProgressFn, grad_scaler, held_out_mode, optimizer_step, run_steps
 from train.common.workers import worker_errors
 from train.evaluation.scoring import psnr_from_mse
 from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, FLOOR_MARGIN_DB, LOG_FILE,
@@ -88,28 +88,25 @@ def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     return psnr_from_mse(mse.double().cpu().numpy())
 
 
-@torch.no_grad()
-def evaluate(model, loader, device: torch.device) -> dict:
+def held_out_psnr(model, loader, device: torch.device) -> dict:
     """Mean PSNR of the model's predictions (in float32, whatever the training precision) and of copying the last
     input frame, over the loader's clips; and both PSNRs over the moving pixels only (``moving_psnr``,
     ``copy_last_moving_psnr``: the pixels whose target differs from the last input frame by more than
     ``MOTION_LEVEL`` grey levels, pooled over the clips), where most of what a fixed camera's predictor must learn
     is."""
-    was_training = model.training
-    model.eval()
     ours, copy = [], []
     moving = {"model": 0.0, "copy": 0.0, "pixels": 0}
-    for past, target in worker_errors(loader):
-        past, target = past.to(device), target.to(device)
-        pred, last = model(past).float(), past[:, -model.channels:]
-        ours.append(frame_psnr(pred, target))
-        copy.append(frame_psnr(last, target))
-        # the pixels that change (what copying gets wrong): |target - last| above 15 grey levels, mean over RGB
-        mask = ((target - last).abs().mean(1, keepdim=True) * 127.5 > MOTION_LEVEL).expand_as(target)
-        moving["pixels"] += int(mask.sum())
-        moving["model"] += float((((pred - target) / 2) ** 2)[mask].double().sum())
-        moving["copy"] += float((((last - target) / 2) ** 2)[mask].double().sum())
-    model.train(was_training)
+    with held_out_mode(model):
+        for past, target in worker_errors(loader):
+            past, target = past.to(device), target.to(device)
+            pred, last = model(past).float(), past[:, -model.channels:]
+            ours.append(frame_psnr(pred, target))
+            copy.append(frame_psnr(last, target))
+            # the pixels that change (what copying gets wrong): |target - last| above 15 grey levels, mean of RGB
+            mask = ((target - last).abs().mean(1, keepdim=True) * 127.5 > MOTION_LEVEL).expand_as(target)
+            moving["pixels"] += int(mask.sum())
+            moving["model"] += float((((pred - target) / 2) ** 2)[mask].double().sum())
+            moving["copy"] += float((((last - target) / 2) ** 2)[mask].double().sum())
     if not ours:
         return {"clips": 0}
     result = {"clips": int(sum(len(p) for p in ours)), "psnr": float(np.concatenate(ours).mean()),
@@ -123,19 +120,20 @@ def evaluate(model, loader, device: torch.device) -> dict:
 CURVE_KEYS = ("psnr", "copy_last_psnr", "moving_psnr", "copy_last_moving_psnr")
 
 
-def floor_verdict(psnr: float | None, copy_last_psnr: float | None, *, held_out: bool) -> dict:
+def predictor_floor(psnr: float | None, copy_last_psnr: float | None, *, held_out: bool) -> Floor:
     """Whether held-out PSNR beats copying the last frame by ``FLOOR_MARGIN_DB``: the ``floor`` of metrics.json,
     with its one-line ``verdict``."""
     where = "held-out" if held_out else "training (no --val-videos)"
-    if psnr is None or copy_last_psnr is None:
-        return {"metric": "psnr_db", "cleared": False, "verdict": f"floor not measured: no {where} clips"}
-    margin = psnr - copy_last_psnr
-    cleared = margin >= FLOOR_MARGIN_DB
-    verdict = (f"{'clears' if cleared else 'does NOT clear'} the copy-last floor on {where} clips: PSNR "
-               f"{psnr:.3f} dB against {copy_last_psnr:.3f} dB for copying the last frame, margin {margin:+.3f} dB "
-               f"(needed: {FLOOR_MARGIN_DB:+.2f} dB)")
-    return {"metric": "psnr_db", "model": psnr, "copy_last": copy_last_psnr, "margin_db": margin,
-            "needed_margin_db": FLOOR_MARGIN_DB, "cleared": bool(cleared), "verdict": verdict}
+
+    def verdict(floor: Floor) -> str:
+        if floor.margin is None:
+            return f"floor not measured: no {where} clips"
+        return (f"{'clears' if floor.cleared else 'does NOT clear'} the copy-last floor on {where} clips: PSNR "
+                f"{psnr:.3f} dB against {copy_last_psnr:.3f} dB for copying the last frame, margin "
+                f"{floor.margin:+.3f} dB (needed: {FLOOR_MARGIN_DB:+.2f} dB)")
+
+    return margin_floor(f"{where} PSNR (dB)", "copy the last frame", psnr, copy_last_psnr, needed=FLOOR_MARGIN_DB,
+                        verdict=verdict)
 
 
 def plot_loss(path: Path, losses: list[float], title: str, curve: list[dict] | None = None) -> None:
@@ -271,7 +269,8 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
     step, losses = 0, []
     # the learning curve: held-out PSNR every eval_every steps, against the time spent training (evaluations not
     # counted): wall seconds and CPU seconds of this process (every thread; a 2-core machine gives 2 a second)
-    curve, clock = [], {"seconds": 0.0, "cpu_seconds": 0.0}
+    val_loader = val_loader_of(cfg, val_clips) if cfg.eval_every else None
+    curve = Curve(cfg.eval_every, lambda done: _curve_point(model, val_loader, device, done, curve.clock))
     checkpoint = read_resume_checkpoint(out / CHECKPOINT_FILE, map_location=device) if cfg.resume else None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -280,30 +279,21 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
             scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
-        curve, clock = list(checkpoint.get("curve", [])), dict(checkpoint.get("clock", clock))
+        curve.points, curve.clock = list(checkpoint.get("curve", [])), dict(checkpoint.get("clock", curve.clock))
         log.info("resuming at step %d of %d", step, steps)
 
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict() if scaled else None, "step": step_done, "steps": steps,
-                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch, "curve": curve,
-                         "clock": clock}, out / CHECKPOINT_FILE, keep_previous=True)
-
-    val_loader = val_loader_of(cfg, val_clips) if cfg.eval_every else None
+                         "rng": rng_state(), "losses": list(losses), "arch": cfg.arch, "curve": curve.points,
+                         "clock": curve.clock}, out / CHECKPOINT_FILE, keep_previous=True)
 
     def one_step(batch) -> torch.Tensor:
-        index = len(losses)                                       # 0-based number of this step
-        started, cpu_started = time.perf_counter(), time.process_time()
-        set_learning_rate(optimizer, learning_rate(index, steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
+        set_learning_rate(optimizer, learning_rate(len(losses), steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
                                                    warmup=cfg.warmup))
         past, target = batch
-        loss = train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
+        return train_step(model, optimizer, scaler, past.to(device, non_blocking=True),
                           target.to(device, non_blocking=True), precision=precision).detach()
-        clock["seconds"] += time.perf_counter() - started
-        clock["cpu_seconds"] += time.process_time() - cpu_started
-        if val_loader is not None and (index + 1) % cfg.eval_every == 0 and index + 1 < steps:
-            curve.append(_curve_point(model, val_loader, device, index + 1, clock))
-        return loss
 
     if meta["resolved"]["frames_on_device"]:
         bank = FrameBank(cfg.data_root, cfg.split, meta["resolved"]["train_videos"], size=cfg.input_size,
@@ -318,17 +308,17 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
         loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses,
                  checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save, progress=progress,
-                 what=f"train-predictor {cfg.arch}"):
-        plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {len(losses)})", curve)
+                 what=f"train-predictor {cfg.arch}", curve=curve):
+        plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} (stopped at step {len(losses)})",
+                  curve.points)
         return {"status": "stopped", "step": len(losses), "steps": steps, "final_loss": losses[-1]}
-    return _finish(cfg, out, meta, model, losses, val_clips, device, curve, clock)
+    return _finish(cfg, out, meta, model, losses, val_clips, device, curve)
 
 
 def _curve_point(model, loader, device, step: int, clock: dict) -> dict:
     """One point of the learning curve: held-out PSNR of the model and of copy-last after ``step`` steps."""
-    result = evaluate(model, loader, device)
-    point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
-             **{k: result.get(k) for k in CURVE_KEYS}}
+    result = held_out_psnr(model, loader, device)
+    point = {k: result.get(k) for k in CURVE_KEYS}
     if point["psnr"] is not None:
         log.info("step %d: held-out PSNR %.3f dB (copy last %.3f dB, margin %+.3f dB) after %.1f min of training",
                  step, point["psnr"], point["copy_last_psnr"], point["psnr"] - point["copy_last_psnr"],
@@ -336,25 +326,24 @@ def _curve_point(model, loader, device, step: int, clock: dict) -> dict:
     return point
 
 
-def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, device, curve: list[dict],
-            clock: dict) -> dict:
+def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, device, curve: Curve) -> dict:
     """Score the trained and the untrained model, write metrics.json, predictor.pt and loss.png."""
     val_loader = val_loader_of(cfg, val_clips)
-    trained = evaluate(model, val_loader, device)
+    trained = held_out_psnr(model, val_loader, device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the initial weights of this run (see _run)
         untrained = build_predictor(cfg.arch, past_frames=cfg.past_frames, output=cfg.output).to(device)
-    initial = evaluate(untrained, val_loader, device)
+    initial = held_out_psnr(untrained, val_loader, device)
     held_out = bool(cfg.val_videos)
-    curve = [*curve, {"step": len(losses), "seconds": round(clock["seconds"], 3),
-                      "cpu_seconds": round(clock["cpu_seconds"], 3), **{k: trained.get(k) for k in CURVE_KEYS}}]
-    floor = floor_verdict(trained.get("psnr"), trained.get("copy_last_psnr"), held_out=held_out)
+    clock = curve.clock
+    curve = [*curve.points, curve.stamp(len(losses), {k: trained.get(k) for k in CURVE_KEYS})]
+    floor = predictor_floor(trained.get("psnr"), trained.get("copy_last_psnr"), held_out=held_out)
     metrics = {"arch": cfg.arch, "output": cfg.output, "steps": len(losses), "first_loss": losses[0],
                "final_loss": losses[-1], "final_loss_mean10": float(np.mean(losses[-10:])), "held_out": held_out,
                "val_videos": list(cfg.val_videos), "val_clips": trained.get("clips", 0),
                "val_psnr": trained.get("psnr"), "untrained_psnr": initial.get("psnr"),
                "copy_last_psnr": trained.get("copy_last_psnr"), "val_moving_psnr": trained.get("moving_psnr"),
-               "copy_last_moving_psnr": trained.get("copy_last_moving_psnr"), "floor": floor,
+               "copy_last_moving_psnr": trained.get("copy_last_moving_psnr"), "floor": floor.to_json(),
                "input_size": list(cfg.input_size),
                "precision": meta["resolved"]["precision"], "training_seconds": round(clock["seconds"], 3),
                "training_cpu_seconds": round(clock["cpu_seconds"], 3), "curve": curve}
@@ -364,5 +353,5 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
     plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {load_manifest(cfg.dataset).title} "
                                        f"{cfg.split} (seed {cfg.seed})", curve)
     log.info("finished: %s %s", out / FINAL_FILE, json.dumps({k: v for k, v in metrics.items() if k != "curve"}))
-    log.info("train-predictor %s %s", cfg.arch, floor["verdict"])
+    log.info("train-predictor %s %s", cfg.arch, floor.verdict)
     return {**metrics, "status": "finished"}

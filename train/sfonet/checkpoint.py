@@ -7,7 +7,7 @@ Payload (a plain dict)::
     state_dict      the weights
     use_osf         whether the final map goes through the OSF block (as trained)
     input_size      [w, h] of training; strategy; package_version, torch_version; metrics (per stage)
-    floor           the final model's floors (train.sfonet_training.metrics.floor_verdict), or None
+    floor           the final model's floors (train.sfonet_training.metrics.sfonet_floor, Floor.to_json), or None
 """
 from __future__ import annotations
 

@@ -131,8 +131,8 @@ def _print_metrics(metrics: dict, format_table) -> None:
             for number, m in sorted(stages.items(), key=lambda kv: int(kv[0]))]
     click.echo(format_table(("stage", "trains", "steps", "loss", "pairs", "EPE", "zero", "EPE moving", "zero",
                              "mean flow", "IoU", "empty", "ones", "F1", "empty", "ones"), rows))
-    floor = metrics.get("floor") or {}
-    for part in ("flow", "masks"):
-        if part in floor:
-            click.echo(f"{'FLOOR CLEARED' if floor[part]['cleared'] else 'FLOOR NOT CLEARED'}: "
-                       f"{floor[part]['verdict']}")
+    from train.common.floors import Floor
+
+    floor = Floor.from_json(metrics.get("floor"))
+    for part in (floor.parts.values() if floor else ()):
+        click.echo(f"{'FLOOR CLEARED' if part.cleared else 'FLOOR NOT CLEARED'}: {part.verdict}")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from train.common.device import fits_on_device, resolve_device
 from train.common.run_folder import RunFolder, plain, read_json, settings_identity, write_json
 from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
-from train.common.steps import ProgressFn, grad_scaler, optimizer_step, run_steps
+from train.common.steps import Curve, ProgressFn, grad_scaler, optimizer_step, run_steps
 from train.sfonet.checkpoint import build_sfonet, save_sfonet
 from train.common.schedule import learning_rate, set_learning_rate
 from train.sfonet.losses import flow_training_loss, seg_training_loss
@@ -50,7 +49,7 @@ from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, MET
                                           RESUMABLE_CHANGES, TRAIN_EVAL_PAIRS, LossChoice, Stage, TrainConfig,
                                           plan_stages)
 from train.sfonet_training.data import PairBank, SFONetPairs, choose_pairs
-from train.sfonet_training.metrics import curve_values, evaluate, floor_verdict, mean_teacher_flow
+from train.sfonet_training.metrics import curve_values, held_out_metrics, mean_teacher_flow, sfonet_floor
 from train.sfonet_training.store_checks import check_masks, open_stores
 
 log = logging.getLogger("train.sfonet")
@@ -215,9 +214,8 @@ class _StageRun:
     progress: ProgressFn | None = None
     metrics: dict = field(default_factory=dict)
     curves: dict[int, list[float]] = field(default_factory=dict)    # stage number -> loss per step
-    # stage number -> the learning curve (held-out metrics every eval_every steps) and the training clock
-    learning: dict[int, list[dict]] = field(default_factory=dict)
-    clocks: dict[int, dict] = field(default_factory=dict)
+    # stage number -> the learning curve (held-out metrics every eval_every steps) with the training clock
+    learning: dict[int, Curve] = field(default_factory=dict)
 
     @property
     def scaled(self) -> bool:
@@ -251,8 +249,7 @@ class _StageRun:
                 break
             checkpoint = found
             self.curves[stage.number] = list(checkpoint["losses"])
-            self.learning[stage.number] = list(checkpoint.get("curve", []))
-            self.clocks[stage.number] = dict(checkpoint.get("clock", {}))
+            self.learning[stage.number] = self._curve(stage, checkpoint)
             start_stage, start_step = i, checkpoint["step"]
         if checkpoint is None:
             return 0, 0, None
@@ -284,12 +281,9 @@ class _StageRun:
         else:
             seed_all(mix_seed(cfg.seed, stage.number) % (2 ** 32))
             self.curves[stage.number] = []
-            self.learning[stage.number], self.clocks[stage.number] = [], {}
+            self.learning[stage.number] = self._curve(stage, None)
         losses = self.curves[stage.number]
-        curve = self.learning.setdefault(stage.number, [])
-        clock = self.clocks.setdefault(stage.number, {})
-        clock.setdefault("seconds", 0.0)
-        clock.setdefault("cpu_seconds", 0.0)
+        curve = self.learning.setdefault(stage.number, self._curve(stage, None))
         log.info("stage %d (%s): %d parameters trained, use_osf=%s, from step %d of %d", stage.number, stage.name,
                  sum(p.numel() for p in params), stage.use_osf, step, steps)
 
@@ -297,23 +291,15 @@ class _StageRun:
             save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scaler": scaler.state_dict() if self.scaled else None, "stage": stage.number,
                              "stage_name": stage.name, "step": step_done, "steps": steps, "rng": rng_state(),
-                             "losses": list(losses), "model_config": cfg.model_config(), "curve": curve,
-                             "clock": clock}, self.out / f"stage{stage.number}.pt", keep_previous=True)
+                             "losses": list(losses), "model_config": cfg.model_config(), "curve": curve.points,
+                             "clock": curve.clock}, self.out / f"stage{stage.number}.pt", keep_previous=True)
 
         def one_step(batch) -> float:
-            index = len(losses)                                  # 0-based number of this step in the stage
-            started, cpu_started = time.perf_counter(), time.process_time()
-            set_learning_rate(optimizer, learning_rate(index, steps=steps, lr=cfg.lr, schedule=cfg.lr_schedule,
-                                                       warmup=cfg.warmup))
+            set_learning_rate(optimizer, learning_rate(len(losses), steps=steps, lr=cfg.lr,
+                                                       schedule=cfg.lr_schedule, warmup=cfg.warmup))
             batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
-            loss = train_step(model, optimizer, scaler, batch, stage, precision=self.precision,
+            return train_step(model, optimizer, scaler, batch, stage, precision=self.precision,
                               losses=LossChoice(cfg.flow_loss, cfg.seg_loss, self.moving_px)).detach()
-            clock["seconds"] += time.perf_counter() - started
-            clock["cpu_seconds"] += time.process_time() - cpu_started
-            if cfg.eval_every and (index + 1) % cfg.eval_every == 0 and index + 1 < steps:
-                curve.append(self._curve_point(stage, index + 1, clock))
-                set_trainable(model, params)              # evaluate() leaves every module in train mode
-            return loss
 
         sampler = StepBatches(len(self.train_set), cfg.batch_size, cfg.seed, stage.number, step, steps)
         if self.bank is not None:
@@ -324,9 +310,9 @@ class _StageRun:
         stop_after = cfg.stop_at[1] if cfg.stop_at and cfg.stop_at[0] == stage.number else None
         if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses, label=f"stage {stage.number} ",
                      checkpoint_every=cfg.checkpoint_every, stop_after=stop_after, save=save,
-                     progress=self.progress, what=f"stage {stage.number} ({stage.name})"):
+                     progress=self.progress, what=f"stage {stage.number} ({stage.name})", curve=curve):
             return True
-        result = self._record_stage(stage, steps, losses, seconds=clock["seconds"])
+        result = self._record_stage(stage, steps, losses, seconds=curve.clock["seconds"])
         self._plot()
         log.info("stage %d done: %s", stage.number, json.dumps(result))
         if stop_after == steps:
@@ -334,41 +320,44 @@ class _StageRun:
             return True
         return False
 
+    def _curve(self, stage: Stage, checkpoint: dict | None) -> Curve:
+        """The learning curve of ``stage``: a point every ``--eval-every`` steps; resumed from ``checkpoint``."""
+        curve = Curve(self.cfg.eval_every, lambda done: self._curve_point(stage, done, curve.clock))
+        if checkpoint is not None:
+            curve.points = list(checkpoint.get("curve", []))
+            curve.clock.update(checkpoint.get("clock", {}))
+        return curve
+
+    def _held_out(self, stage: Stage) -> dict:
+        """The held-out metrics of the model as it is now (:func:`.metrics.held_out_metrics`)."""
+        return held_out_metrics(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
+                                moving_threshold=self.moving_px, label_threshold=self.cfg.moving_threshold,
+                                mean_flow=self.mean_flow)
+
     def _record_stage(self, stage: Stage, steps: int, losses: list[float], seconds: float | None = None) -> dict:
         """Held-out metrics of the model as it is now, stored under the stage's number in metrics.json."""
-        result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
-                          moving_threshold=self.moving_px, label_threshold=self.cfg.moving_threshold,
-                          mean_flow=self.mean_flow)
+        result = self._held_out(stage)
         entry = {"trains": stage.name, "use_osf": stage.use_osf, "steps": steps,
                  "final_loss": losses[-1] if losses else None}
         if seconds is not None:
             entry["seconds"] = round(seconds, 2)
-        clock = self.clocks.get(stage.number, {})
-        if clock:
-            entry["cpu_seconds"] = round(clock.get("cpu_seconds", 0.0), 2)
-        entry["curve"] = [*self.learning.get(stage.number, []),
-                          {"step": steps, "seconds": round(clock.get("seconds", 0.0), 3),
-                           "cpu_seconds": round(clock.get("cpu_seconds", 0.0), 3), **curve_values(result)}]
-        floor = floor_verdict(result, held_out=self.held_out)
-        self.metrics["stages"][str(stage.number)] = {**entry, **result, "floor": floor}
+        curve = self.learning.get(stage.number) or self._curve(stage, None)
+        entry["cpu_seconds"] = round(curve.clock["cpu_seconds"], 2)
+        entry["curve"] = [*curve.points, curve.stamp(steps, curve_values(result))]
+        floor = sfonet_floor(result, held_out=self.held_out)
+        self.metrics["stages"][str(stage.number)] = {**entry, **result, "floor": floor.to_json()}
         if stage is self.stages[-1]:            # the final model's verdict
-            self.metrics["floor"] = floor
-            for part in ("flow", "masks"):
-                if part in floor:
-                    log.info("train-sfonet %s", floor[part]["verdict"])
+            self.metrics["floor"] = floor.to_json()
+            for part in floor.parts.values():
+                log.info("train-sfonet %s", part.verdict)
         write_json(self.out / METRICS_FILE, self.metrics)
         return result
 
     def _curve_point(self, stage: Stage, step: int, clock: dict) -> dict:
         """One point of the stage's learning curve: the held-out metrics after ``step`` steps."""
-        result = evaluate(self.model, self.val_loader, self.device, use_osf=stage.use_osf,
-                          moving_threshold=self.moving_px, label_threshold=self.cfg.moving_threshold,
-                          mean_flow=self.mean_flow)
-        point = {"step": step, "seconds": round(clock["seconds"], 3), "cpu_seconds": round(clock["cpu_seconds"], 3),
-                 **curve_values(result)}
+        point = curve_values(self._held_out(stage))
         log.info("stage %d step %d: %s after %.1f min of training", stage.number, step,
-                 ", ".join(f"{k} {v:.4f}" for k, v in point.items() if k not in ("step", "seconds", "cpu_seconds")
-                           and v is not None), clock["seconds"] / 60)
+                 ", ".join(f"{k} {v:.4f}" for k, v in point.items() if v is not None), clock["seconds"] / 60)
         return point
 
     def _plot(self) -> None:

@@ -13,8 +13,8 @@ a pair whose prediction and mask are both empty counts as IoU = F1 = 1 (nothing 
 ``empty_iou`` / ``empty_f1`` are the all-background prediction's scores (so, the fraction of held-out pairs with
 an empty mask) and ``ones_iou`` / ``ones_f1`` the all-foreground prediction's (the mask's share of the frame).
 
-The floors (:func:`floor_verdict`): the flow clears its floor when its moving-pixel EPE is at most
-``FLOW_FLOOR_RATIO`` (0.9) times the better baseline's; the masks when IoU *and* F1 beat the better of all-empty and
+The floors (:func:`sfonet_floor`, a :class:`~train.common.floors.Floor` record): the flow clears its floor when
+its moving-pixel EPE is at most ``FLOW_FLOOR_RATIO`` (0.9) times the better baseline's; the masks when IoU *and* F1 beat the better of all-empty and
 all-ones by at least ``MASK_FLOOR_MARGIN`` (0.05). A branch that does not clear its floor answers every frame
 about as a constant would, and as a frozen teacher in the SOFF loss it can only pull fine-tuning away from the
 scene; ``finetune-predictor --loss soff`` refuses it (:mod:`train.finetuning.gate`).
@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from train.common.floors import Floor, all_floor, margin_floor, ratio_floor
+from train.common.steps import held_out_mode
 from train.common.workers import worker_errors
 
 FLOW_FLOOR_RATIO = 0.9      # moving-pixel EPE must be at most this share of the better trivial flow's
@@ -52,14 +54,12 @@ def mean_teacher_flow(pairs, max_pairs: int = MEAN_FLOW_PAIRS) -> torch.Tensor:
     return (total / len(picks)).float()
 
 
-@torch.no_grad()
-def evaluate(model, loader, device: torch.device, *, use_osf: bool, moving_threshold: float,
-             label_threshold: float | None = None, mean_flow: torch.Tensor | None = None) -> dict:
+def held_out_metrics(model, loader, device: torch.device, *, use_osf: bool, moving_threshold: float,
+                     label_threshold: float | None = None, mean_flow: torch.Tensor | None = None) -> dict:
     """Held-out metrics of ``model`` and of the trivial baselines (see the module docstring); ``moving_threshold``
-    in pixels at the input size, ``label_threshold`` the same at the label size (recorded; default the same)."""
-    was_training = model.training
+    in pixels at the input size, ``label_threshold`` the same at the label size (recorded; default the same). The
+    model's modes (``.training`` of each module, ``use_osf``) are as they were afterwards."""
     previous_osf = getattr(model, "use_osf", None)
-    model.eval()
     if previous_osf is not None:
         model.use_osf = use_osf
     sums = {k: 0.0 for k in ("epe", "zero", "mean", "epe_moving", "zero_moving", "mean_moving")}
@@ -67,32 +67,32 @@ def evaluate(model, loader, device: torch.device, *, use_osf: bool, moving_thres
     scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("iou", "f1", "empty_iou", "empty_f1", "ones_iou",
                                                              "ones_f1")}
     has_flow = has_seg = False
-    for frame1, frame2, flow, mask in worker_errors(loader):
-        frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
-        out = model(frame1, frame2)
-        n, _, h, w = flow.shape
-        pairs += n
-        pixels += n * h * w
-        length = torch.linalg.vector_norm(flow, dim=1)                     # (n, h, w): the zero flow's error
-        moves = length > moving_threshold
-        moving += int(moves.sum())
-        _add(sums, "zero", length, moves)
-        if mean_flow is not None:
-            _add(sums, "mean", torch.linalg.vector_norm(flow - mean_flow.to(device), dim=1), moves)
-        if out.flow is not None:
-            has_flow = True
-            _add(sums, "epe", torch.linalg.vector_norm(out.flow.float() - flow, dim=1), moves)
-        truth = mask[:, 0] > 0.5
-        for name, pred in (("empty", torch.zeros_like(truth)), ("ones", torch.ones_like(truth))):
-            iou, f1 = _iou_f1(pred, truth)
-            scores[f"{name}_iou"].append(iou)
-            scores[f"{name}_f1"].append(f1)
-        if out.seg is not None:
-            has_seg = True
-            iou, f1 = _iou_f1(out.seg.float()[:, 0] >= 0.5, truth)
-            scores["iou"].append(iou)
-            scores["f1"].append(f1)
-    model.train(was_training)
+    with held_out_mode(model):
+        for frame1, frame2, flow, mask in worker_errors(loader):
+            frame1, frame2, flow, mask = (t.to(device) for t in (frame1, frame2, flow, mask))
+            out = model(frame1, frame2)
+            n, _, h, w = flow.shape
+            pairs += n
+            pixels += n * h * w
+            length = torch.linalg.vector_norm(flow, dim=1)                     # (n, h, w): the zero flow's error
+            moves = length > moving_threshold
+            moving += int(moves.sum())
+            _add(sums, "zero", length, moves)
+            if mean_flow is not None:
+                _add(sums, "mean", torch.linalg.vector_norm(flow - mean_flow.to(device), dim=1), moves)
+            if out.flow is not None:
+                has_flow = True
+                _add(sums, "epe", torch.linalg.vector_norm(out.flow.float() - flow, dim=1), moves)
+            truth = mask[:, 0] > 0.5
+            for name, pred in (("empty", torch.zeros_like(truth)), ("ones", torch.ones_like(truth))):
+                iou, f1 = _iou_f1(pred, truth)
+                scores[f"{name}_iou"].append(iou)
+                scores[f"{name}_f1"].append(f1)
+            if out.seg is not None:
+                has_seg = True
+                iou, f1 = _iou_f1(out.seg.float()[:, 0] >= 0.5, truth)
+                scores["iou"].append(iou)
+                scores["f1"].append(f1)
     if previous_osf is not None:
         model.use_osf = previous_osf
     if not pairs:
@@ -132,42 +132,40 @@ def _iou_f1(pred: torch.Tensor, truth: torch.Tensor) -> tuple[torch.Tensor, torc
     return iou.cpu(), f1.cpu()
 
 
-def floor_verdict(metrics: dict, *, held_out: bool) -> dict:
-    """The floors of one stage's ``metrics`` (:func:`evaluate`): ``{"flow": {...}, "masks": {...}}`` for the branches
-    the metrics cover, each with ``cleared`` and a one-line ``verdict``, and ``cleared`` for all of them."""
+def sfonet_floor(metrics: dict, *, held_out: bool) -> Floor:
+    """The floors of one stage's ``metrics`` (:func:`evaluate`), one part per branch the metrics cover: ``flow``
+    (moving-pixel EPE against the better of zero and mean flow, ratio rule) and ``masks`` (IoU and F1 against the
+    better of all-empty and all-ones, both by ``MASK_FLOOR_MARGIN``); cleared when every part is."""
     where = "held-out" if held_out else "training (no --val-videos)"
-    floors = {}
+    parts = {}
     if metrics.get("epe") is not None:
         baselines = {k: metrics.get(f"{k}_flow_epe_moving") for k in ("zero", "mean")}
         baselines = {k: v for k, v in baselines.items() if v is not None}
-        ours = metrics.get("epe_moving")
-        if ours is None or not baselines:
-            floors["flow"] = {"cleared": False, "verdict": f"flow: floor not measured (no moving pixel above "
-                                                           f"{metrics.get('moving_threshold_px')} px)"}
-        else:
-            best_name = min(baselines, key=baselines.get)
-            best = baselines[best_name]
-            ratio = ours / best if best > 0 else float("inf")
-            cleared = ratio <= FLOW_FLOOR_RATIO
-            floors["flow"] = {
-                "cleared": bool(cleared), "epe_moving": ours, "baseline": f"{best_name} flow",
-                "baseline_epe_moving": best, "ratio": ratio, "needed_ratio": FLOW_FLOOR_RATIO,
-                "verdict": f"flow {'clears' if cleared else 'does NOT clear'} its floor on {where} pairs: EPE on "
-                           f"moving pixels (teacher |flow| > {metrics['moving_threshold_px']:g} px at the label size, "
-                           f"{100 * metrics['moving_fraction']:.1f}% of pixels) {ours:.4f} px against "
-                           f"{best:.4f} px for the {best_name} flow, ratio {ratio:.2f} (needed <= "
-                           f"{FLOW_FLOOR_RATIO}); all pixels {metrics['epe']:.4f} against zero flow "
-                           f"{metrics['zero_flow_epe']:.4f}"}
+        best_name = min(baselines, key=baselines.get) if baselines else "zero"
+        ours, best = metrics.get("epe_moving"), baselines.get(best_name)
+
+        def flow_verdict(floor: Floor) -> str:
+            if floor.margin is None:
+                return f"flow: floor not measured (no moving pixel above {metrics.get('moving_threshold_px')} px)"
+            return (f"flow {'clears' if floor.cleared else 'does NOT clear'} its floor on {where} pairs: EPE on "
+                    f"moving pixels (teacher |flow| > {metrics['moving_threshold_px']:g} px at the label size, "
+                    f"{100 * metrics['moving_fraction']:.1f}% of pixels) {ours:.4f} px against {best:.4f} px for "
+                    f"the {best_name} flow, ratio {floor.margin:.2f} (needed <= {FLOW_FLOOR_RATIO}); all pixels "
+                    f"{metrics['epe']:.4f} against zero flow {metrics['zero_flow_epe']:.4f}")
+
+        parts["flow"] = ratio_floor(f"EPE on moving pixels, {where} pairs (px)", f"{best_name} flow", ours, best,
+                                    needed=FLOW_FLOOR_RATIO, verdict=flow_verdict)
     if metrics.get("iou") is not None:
-        best_iou = max(metrics["empty_iou"], metrics["ones_iou"])
-        best_f1 = max(metrics["empty_f1"], metrics["ones_f1"])
-        cleared = (metrics["iou"] >= best_iou + MASK_FLOOR_MARGIN and metrics["f1"] >= best_f1 + MASK_FLOOR_MARGIN)
-        floors["masks"] = {
-            "cleared": bool(cleared), "iou": metrics["iou"], "f1": metrics["f1"], "baseline_iou": best_iou,
-            "baseline_f1": best_f1, "needed_margin": MASK_FLOOR_MARGIN,
-            "verdict": f"masks {'clear' if cleared else 'do NOT clear'} their floor on {where} pairs: IoU "
-                       f"{metrics['iou']:.3f}, F1 {metrics['f1']:.3f} against the better of all-empty (IoU "
-                       f"{metrics['empty_iou']:.3f}, F1 {metrics['empty_f1']:.3f}) and all-ones (IoU "
-                       f"{metrics['ones_iou']:.3f}, F1 {metrics['ones_f1']:.3f}); needed +{MASK_FLOOR_MARGIN} on "
-                       f"both"}
-    return {**floors, "cleared": bool(floors) and all(f["cleared"] for f in floors.values())}
+        scores = {}
+        for name in ("iou", "f1"):
+            best = max(metrics[f"empty_{name}"], metrics[f"ones_{name}"])
+            baseline = "all-empty masks" if metrics[f"empty_{name}"] >= metrics[f"ones_{name}"] else "all-ones masks"
+            scores[name] = margin_floor(f"mask {name.upper()}, {where} pairs", baseline, metrics[name], best,
+                                        needed=MASK_FLOOR_MARGIN, verdict="")
+        cleared = all(s.cleared for s in scores.values())
+        parts["masks"] = all_floor("mask IoU and F1", scores, verdict=(
+            f"masks {'clear' if cleared else 'do NOT clear'} their floor on {where} pairs: IoU "
+            f"{metrics['iou']:.3f}, F1 {metrics['f1']:.3f} against the better of all-empty (IoU "
+            f"{metrics['empty_iou']:.3f}, F1 {metrics['empty_f1']:.3f}) and all-ones (IoU "
+            f"{metrics['ones_iou']:.3f}, F1 {metrics['ones_f1']:.3f}); needed +{MASK_FLOOR_MARGIN} on both"))
+    return all_floor("SFO-Net's branches", parts)

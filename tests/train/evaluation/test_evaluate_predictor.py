@@ -149,11 +149,11 @@ def check_copy_last_floor(metrics: dict, output: str, videos, *, size) -> None:
     expected = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
     floor = metrics["floor"]
     # float32 frames in the command against float64 here: PSNRs agree to about 1e-5 dB, ranks (almost) exactly
-    assert floor["copy_last"] == pytest.approx(expected, abs=1e-4)
-    assert metrics["copy_last_frame_auc"] == floor["copy_last"]
-    assert floor["margin"] == pytest.approx(metrics["frame_auc"] - floor["copy_last"], abs=1e-12)
-    assert floor["cleared"] == (metrics["frame_auc"] > floor["copy_last"])
-    assert f"copy-last floor: frame AUC {100 * floor['copy_last']:.2f}%" in output
+    assert floor["baseline_value"] == pytest.approx(expected, abs=1e-4) and floor["baseline"] == "copy the last frame"
+    assert metrics["copy_last_frame_auc"] == floor["baseline_value"] and floor["value"] == metrics["frame_auc"]
+    assert floor["margin"] == pytest.approx(metrics["frame_auc"] - floor["baseline_value"], abs=1e-12)
+    assert floor["cleared"] == (metrics["frame_auc"] > floor["baseline_value"])
+    assert f"copy-last floor: frame AUC {100 * floor['baseline_value']:.2f}%" in output
 
 
 @pytest.mark.real_data

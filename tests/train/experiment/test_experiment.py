@@ -69,7 +69,7 @@ def test_every_evaluation_has_a_finite_auc(tiny_run):
         assert m["kind"] == "predictor-evaluation" and m["dataset"] == "ped2"
         assert m["frame_auc"] is not None and math.isfinite(m["frame_auc"]) and 0.0 <= m["frame_auc"] <= 1.0
         methods.add((m["run"].get("loss"), m["run"].get("shots") if m["run"].get("known") else 0))
-        assert 0 <= m["floor"]["copy_last"] <= 1 and m["copy_last_frame_auc"] == m["floor"]["copy_last"]
+        assert 0 <= m["floor"]["baseline_value"] <= 1 and m["copy_last_frame_auc"] == m["floor"]["baseline_value"]
     assert methods == {(None, 0), ("standard", 1)}
 
 

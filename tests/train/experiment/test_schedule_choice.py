@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from train.common.floors import margin_floor
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
 from train.experiment.schedule_check import choose_schedule, schedule_markdown
 
@@ -72,19 +73,22 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
     assert "did not use the chosen schedule" in "\n".join(schedule_section(run, preset(50)))
 
     anchor = tmp_path / "anchor"
+    copy_last = margin_floor("pooled frame AUC", "copy the last frame", 0.93, 0.9002, needed=0.0, strict=True,
+                             verdict="clears", extra={"per_video_mean_auc": 0.9})
     for folder, auc in ((anchor, 0.9312345), (run, 0.8712)):
         ev = folder / "eval" / "main" / "unet3-k0"
         ev.mkdir(parents=True)
         (ev / "metrics.json").write_text(json.dumps({"kind": "predictor-evaluation", "frame_auc": auc,
                                                      "per_video_mean_auc": 0.8, "pixel_auc": None,
-                                                     "floor": {"copy_last": 0.9002,
-                                                               "copy_last_per_video_mean_auc": 0.9}}))
+                                                     "floor": copy_last.to_json()}))
     (anchor / "preset.json").write_text(json.dumps({"preset": {"name": "cpu"}, "settings": {
         "train-predictor": {"input_size": [128, 128], "steps": 250, "batch_size": 8},
         "evaluate-predictor": {"eval_size": [128, 86]}}}))
     (anchor / "predictor" / "unet3").mkdir(parents=True)
     (anchor / "predictor" / "unet3" / "metrics.json").write_text(json.dumps({
-        "training_cpu_seconds": 2353.0, "output": "residual", "floor": {"margin_db": 9.0564}}))
+        "training_cpu_seconds": 2353.0, "output": "residual",
+        "floor": margin_floor("held-out PSNR (dB)", "copy the last frame", 40.0564, 31.0, needed=0.5,
+                              verdict="clears").to_json()}))
     section = anchor_section(anchor, run)
     assert ("| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | 90.02 | 90.00 "
             "| – | – | – | 0 dB |") in section

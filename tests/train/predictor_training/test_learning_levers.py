@@ -159,10 +159,10 @@ def test_curve_floor_and_options_of_a_short_run(tmp_path):
     # untrained residual model == copy-last: the same clips give the same PSNR to the last bit
     assert metrics["untrained_psnr"] == metrics["copy_last_psnr"] and metrics["output"] == "residual"
     floor = metrics["floor"]
-    assert floor["margin_db"] == pytest.approx(metrics["val_psnr"] - metrics["copy_last_psnr"], abs=1e-12)
-    assert floor["cleared"] == (floor["margin_db"] >= 0.5)
+    assert floor["margin"] == pytest.approx(metrics["val_psnr"] - metrics["copy_last_psnr"], abs=1e-12)
+    assert floor["cleared"] == (floor["margin"] >= 0.5) and floor["needed"] == 0.5 and floor["rule"] == "margin"
     assert ("FLOOR CLEARED" if floor["cleared"] else "FLOOR NOT CLEARED") in result.output
-    assert f"margin {floor['margin_db']:+.3f} dB" in result.output
+    assert f"margin {floor['margin']:+.3f} dB" in result.output
     assert [p["step"] for p in metrics["curve"]] == [2, 4]
     assert metrics["curve"][-1]["psnr"] == metrics["val_psnr"]
     assert 0 < metrics["curve"][0]["seconds"] <= metrics["curve"][1]["seconds"] == metrics["training_seconds"]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from train.sfonet.network import SFONetOutput
-from train.sfonet_training.metrics import FLOW_FLOOR_RATIO, MASK_FLOOR_MARGIN, evaluate, floor_verdict
+from train.common.floors import Floor
+from train.sfonet_training.metrics import FLOW_FLOOR_RATIO, MASK_FLOOR_MARGIN, held_out_metrics, sfonet_floor
 
 
 class FixedOutput(torch.nn.Module):
@@ -38,7 +39,7 @@ def test_metrics_match_an_independent_computation():
     mean_flow = torch.randn(2, h, w, generator=g) * 0.1
     frames = torch.zeros(n, 3, h, w)
     loader = [(frames[:4], frames[:4], teacher[:4], masks[:4]), (frames[4:], frames[4:], teacher[4:], masks[4:])]
-    m = evaluate(FixedOutput(predicted, maps), loader, torch.device("cpu"), use_osf=True, moving_threshold=0.5,
+    m = held_out_metrics(FixedOutput(predicted, maps), loader, torch.device("cpu"), use_osf=True, moving_threshold=0.5,
                  mean_flow=mean_flow)
 
     t, p, mf = teacher.numpy().astype(np.float64), predicted.numpy().astype(np.float64), mean_flow.numpy()
@@ -68,16 +69,24 @@ def test_verdicts():
             "zero_flow_epe_moving": 1.0, "mean_flow_epe_moving": 0.8, "empty_iou": 0.2, "empty_f1": 0.2,
             "ones_iou": 0.04, "ones_f1": 0.07}
     # the better trivial flow is the mean flow (0.8): at most 0.9 x 0.8 clears
-    good = floor_verdict({**base, "epe_moving": 0.8 * FLOW_FLOOR_RATIO, "iou": 0.25 + 1e-9, "f1": 0.3},
-                         held_out=True)
-    assert good["cleared"] and good["flow"]["baseline"] == "mean flow" and good["masks"]["cleared"]
-    assert "flow clears its floor on held-out pairs" in good["flow"]["verdict"]
-    weak = floor_verdict({**base, "epe_moving": 0.79, "iou": 0.2 + MASK_FLOOR_MARGIN - 0.01, "f1": 0.9},
-                         held_out=False)
-    assert not weak["cleared"] and not weak["flow"]["cleared"] and not weak["masks"]["cleared"]
-    assert "does NOT clear" in weak["flow"]["verdict"] and "ratio 0.99" in weak["flow"]["verdict"]
-    assert "training (no --val-videos)" in weak["masks"]["verdict"]
-    flow_only = floor_verdict({k: v for k, v in base.items() if "iou" not in k} | {"epe_moving": 0.1},
-                              held_out=True)
-    assert set(flow_only) == {"flow", "cleared"} and flow_only["cleared"]
-    assert floor_verdict({"zero_flow_epe": 0.1}, held_out=True) == {"cleared": False}
+    good = sfonet_floor({**base, "epe_moving": 0.8 * FLOW_FLOOR_RATIO, "iou": 0.25 + 1e-9, "f1": 0.3},
+                        held_out=True)
+    flow, masks = good.part("flow"), good.part("masks")
+    assert good.cleared and flow.baseline == "mean flow" and masks.cleared and flow.rule == "ratio"
+    assert flow.margin == pytest.approx(FLOW_FLOOR_RATIO) and flow.baseline_value == 0.8
+    assert masks.part("iou").baseline == "all-empty masks" and masks.part("iou").margin == pytest.approx(0.05)
+    assert "flow clears its floor on held-out pairs" in flow.verdict
+    weak = sfonet_floor({**base, "epe_moving": 0.79, "iou": 0.2 + MASK_FLOOR_MARGIN - 0.01, "f1": 0.9},
+                        held_out=False)
+    assert not weak.cleared and not weak.part("flow").cleared and not weak.part("masks").cleared
+    assert weak.part("masks").part("f1").cleared and not weak.part("masks").part("iou").cleared
+    assert "does NOT clear" in weak.part("flow").verdict and "ratio 0.99" in weak.part("flow").verdict
+    assert "training (no --val-videos)" in weak.part("masks").verdict
+    flow_only = sfonet_floor({k: v for k, v in base.items() if "iou" not in k} | {"epe_moving": 0.1},
+                             held_out=True)
+    assert set(flow_only.parts) == {"flow"} and flow_only.cleared
+    nothing = sfonet_floor({"zero_flow_epe": 0.1}, held_out=True)
+    assert not nothing.cleared and not nothing.parts
+    assert Floor.from_json(good.to_json()) == good                    # the record as metrics.json holds it
+    with pytest.raises(ValueError, match="older version"):
+        Floor.from_json({"flow": {"cleared": True}, "cleared": True})    # the shape before floors were records

@@ -148,7 +148,8 @@ def test_a_run_that_cannot_learn_is_refused_by_the_soff_loss(full_run, tmp_path)
     errors = [line for line in refused.output.splitlines() if line.startswith("ERROR")]
     assert refused.exit_code == 2 and len(errors) == 1, refused.output
     assert "refused as a SOFF teacher" in errors[0] and "--allow-weak-sfonet" in errors[0]
-    assert f"{floor['flow']['epe_moving']:.4f} px" in errors[0] and f"IoU {floor['masks']['iou']:.3f}" in errors[0]
+    flow, masks = floor["parts"]["flow"], floor["parts"]["masks"]["parts"]
+    assert f"{flow['value']:.4f} px" in errors[0] and f"IoU {masks['iou']['value']:.3f}" in errors[0]
     assert not (tmp_path / "soff").exists()
     flow_only = CliRunner().invoke(finetune_predictor_command, [*args, "--out", str(tmp_path / "flow"),
                                                                 "--components", "flow"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from train.common.floors import Floor
 from train.experiment.report.data import (
-    TEACHER_NOTE, evaluation_aucs, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
+    TEACHER_NOTE, evaluation_aucs, floor_of, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
 
 def validation_section(run: Path, preset: dict) -> list[str]:
     """The held-out Ped2 training checks of experiments/ped2_validation.py, and the chosen variant on testing."""
@@ -104,8 +105,12 @@ def _num(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _cleared(floor: dict | None) -> str:
-    return "–" if not floor else "✓ cleared" if floor.get("cleared") else "✗ NOT cleared"
+def _cleared(floor: Floor | None) -> str:
+    return "–" if not floor else "✓ cleared" if floor.cleared else "✗ NOT cleared"
+
+
+def _part(floor: Floor | None, name: str) -> Floor | None:
+    return floor.part(name) if floor else None
 
 
 def quality_section(run: Path) -> list[str]:
@@ -127,7 +132,7 @@ def quality_section(run: Path) -> list[str]:
         if not m or not (folder / "sfonet.pt").exists():
             continue
         for stage, s in sorted(m.get("stages", {}).items()):
-            floor = s.get("floor") or {}
+            floor = floor_of(s)
             lines.append(f"| {folder.name} | {stage} | {s.get('trains')} | {s.get('steps')} | "
                          f"{_num(s.get('epe'), '.4f')} | {_num(s.get('zero_flow_epe'), '.4f')} | "
                          f"{_num(s.get('epe_moving'), '.4f')} | {_num(s.get('zero_flow_epe_moving'), '.4f')} | "
@@ -135,7 +140,7 @@ def quality_section(run: Path) -> list[str]:
                          f"{_num(s.get('empty_iou'), '.3f')} | {_num(s.get('ones_iou'), '.3f')} | "
                          f"{_num(s.get('f1'), '.3f')} | {_num(s.get('seconds'), '.0f')} | "
                          f"{_num(s.get('cpu_seconds') and s['cpu_seconds'] / 60, '.1f')} | "
-                         f"{_cleared(floor.get('flow'))} | {_cleared(floor.get('masks'))} |")
+                         f"{_cleared(_part(floor, 'flow'))} | {_cleared(_part(floor, 'masks'))} |")
     lines += ["", "Pre-trained predictor (PSNR in dB on held-out source clips; floor: copying the last frame, "
               "cleared by a margin of at least 0.5 dB):", "",
               "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | moving pixels: PSNR "
@@ -144,10 +149,10 @@ def quality_section(run: Path) -> list[str]:
     for folder in sorted((run / "predictor").glob("*")):
         m = read_json(folder / "metrics.json")
         if m:
-            floor = m.get("floor") or {}
+            floor = floor_of(m)
             lines.append(f"| {m.get('arch')} | {m.get('output', 'direct')} | {m.get('steps')} | "
                          f"{_num(m.get('val_psnr'), '.2f')} | {_num(m.get('untrained_psnr'), '.2f')} | "
-                         f"{_num(m.get('copy_last_psnr'), '.2f')} | {_num(floor.get('margin_db'), '+.2f')} | "
+                         f"{_num(m.get('copy_last_psnr'), '.2f')} | {_num(floor and floor.margin, '+.2f')} | "
                          f"{_num(m.get('val_moving_psnr'), '.2f')} / {_num(m.get('copy_last_moving_psnr'), '.2f')} | "
                          f"{_num(m.get('training_cpu_seconds') and m['training_cpu_seconds'] / 60, '.1f')} | "
                          f"{_cleared(floor)} |")
@@ -164,7 +169,7 @@ def floors_section(run: Path) -> list[str]:
     predictors = {f.name: read_json(f / "metrics.json") or {} for f in sorted((run / "predictor").glob("*"))}
     gate = read_json(run / "sfonet" / "three-stage" / "gate-flow+seg.json")
     sfonet = read_json(run / "sfonet" / "three-stage" / "metrics.json") or {}
-    sfonet_floor = (gate or {}).get("floor") or sfonet.get("floor")
+    sfonet_floor = floor_of(gate or {}) or floor_of(sfonet)
     rows: dict[tuple[str, str], list[dict]] = {}
     for name, m in evals.items():
         arch, rest = name.split("-", 1)
@@ -174,16 +179,17 @@ def floors_section(run: Path) -> list[str]:
              "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
              "(evaluations) |", "|---|---|---|---|---|"]
     for (arch, method), ms in sorted(rows.items()):
-        pred = predictors.get(arch, {}).get("floor")
-        pred_text = (f"{_cleared(pred)} ({pred['margin_db']:+.2f} dB)" if pred and pred.get("margin_db") is not None
+        pred = floor_of(predictors.get(arch, {}))
+        pred_text = (f"{_cleared(pred)} ({pred.margin:+.2f} dB)" if pred and pred.margin is not None
                      else _cleared(pred))
         if method == "soff":
-            teacher = (f"{_cleared((sfonet_floor or {}).get('flow'))} / {_cleared((sfonet_floor or {}).get('masks'))}"
+            teacher = (f"{_cleared(_part(sfonet_floor, 'flow'))} / {_cleared(_part(sfonet_floor, 'masks'))}"
                        + (" (allowed by --allow-weak-sfonet)" if (gate or {}).get("allowed_weak") else ""))
         else:
             teacher = "not used"
-        above = [m.get("floor", {}).get("cleared") for m in ms if m.get("floor", {}).get("copy_last") is not None]
-        copy = sorted({round(100 * m["floor"]["copy_last"], 2) for m in ms if m.get("floor", {}).get("copy_last")})
+        floors = [f for f in map(floor_of, ms) if f is not None and f.baseline_value is not None]
+        above = [f.cleared for f in floors]
+        copy = sorted({round(100 * f.baseline_value, 2) for f in floors})
         lines.append(f"| {arch} | {method} | {pred_text} | {teacher} | "
                      + (f"{sum(bool(a) for a in above)} of {len(above)} (copy-last "
                         f"{', '.join(f'{c:.2f}' for c in copy)})" if above else "–") + " |")

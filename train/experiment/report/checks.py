@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.experiment.report.data import REPO, format_pct, preset_setting, read_json, size_text
+from train.experiment.report.data import REPO, floor_of, format_pct, preset_setting, read_json, size_text
 
 # Liu et al. 2018 ("Future frame prediction for anomaly detection", Frame-Pred), UCSD Ped2 frame AUC %, as quoted in
 # the MPN paper's comparison table (../shared/papers/mpn-meta-prototype-network.txt): 256x256, trained on Ped2's own
@@ -71,10 +71,10 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
               "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC "
               "| pre-training CPU-min | held-out PSNR − copy-last |",
               "|---|---|---|---|---|---|---|---|"]
-    floor = rows[0][1].get("floor") or {}
-    if floor.get("copy_last") is not None:
+    floor = floor_of(rows[0][1])
+    if floor is not None and floor.baseline_value is not None:
         lines.append(f"| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | "
-                     f"{format_pct(floor.get('copy_last'))} | {format_pct(floor.get('copy_last_per_video_mean_auc'))} "
+                     f"{format_pct(floor.baseline_value)} | {format_pct(floor.extra.get('per_video_mean_auc'))} "
                      "| – | – | – | 0 dB |")
     for arch, m in rows:
         lines.append(f"| {arch} | Ped2 training | {format_pct(m.get('frame_auc'))} | "
@@ -91,7 +91,8 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
 def _pretraining(run: Path, arch: str) -> str:
     """'CPU minutes | margin' of a run's pre-trained predictor (its metrics.json), or dashes."""
     m = read_json(run / "predictor" / arch / "metrics.json") or {}
-    cpu, margin = m.get("training_cpu_seconds"), (m.get("floor") or {}).get("margin_db")
+    floor = floor_of(m)
+    cpu, margin = m.get("training_cpu_seconds"), floor.margin if floor else None
     output = m.get("output", "direct")
     cpu_text = "–" if cpu is None else f"{cpu / 60:.1f}"
     margin_text = "–" if margin is None else f"{margin:+.2f} dB ({output} output)"

@@ -6,6 +6,7 @@ import json
 import statistics
 from pathlib import Path
 
+from train.common.floors import Floor
 from train.experiment.runner import finished_records
 
 REPO = Path(__file__).resolve().parents[3]     # the checkout, for paths shown relative to it
@@ -33,6 +34,15 @@ def preset_setting(preset: dict, command: str, key: str, default="?"):
 def size_text(value) -> str:
     """``[128, 86]`` -> ``"128x86"`` (a size as preset.json holds it); anything else as it is."""
     return f"{value[0]}x{value[1]}" if isinstance(value, (list, tuple)) and len(value) == 2 else str(value)
+
+
+def floor_of(record: dict) -> Floor | None:
+    """The floor a metrics.json (or a gate record) holds, as a record; None when it holds none, or one of the
+    shape written before floors were records."""
+    try:
+        return Floor.from_json(record.get("floor"))
+    except ValueError:
+        return None
 
 
 def read_json(path: Path) -> dict | None:
