@@ -233,3 +233,70 @@ class ProgressBars:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class EverydayOptions(click.Command):
+    """A command whose ``--help`` describes its everyday options and names the rest, which ``--help-all``
+    describes too: the learning levers, the machine's knobs and the test hooks stay available without crowding
+    the page a new user reads. ``everyday`` names the parameters (by their Python names) shown in full."""
+
+    def __init__(self, *args, everyday: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.everyday = frozenset(everyday) | {"help", "help_all"}
+        unknown = sorted(self.everyday - {p.name for p in self.params} - {"help", "help_all"})
+        if unknown:
+            raise ValueError(f"{self.name}: everyday options {unknown} are not parameters of the command")
+        self.params.append(click.Option(["--help-all"], is_flag=True, expose_value=False, is_eager=True,
+                                        callback=self._help_all, help="Show every option, described."))
+
+    def _help_all(self, ctx, param, value) -> None:
+        if value and not ctx.resilient_parsing:
+            ctx.meta["help_all"] = True
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit()
+
+    def format_options(self, ctx, formatter) -> None:
+        shown, more = [], []
+        help_option = self.get_help_option(ctx)
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
+            if record is not None:
+                everyday = ctx.meta.get("help_all") or param.name in self.everyday or param is help_option
+                (shown if everyday else more).append((param, record))
+        with formatter.section("Options"):
+            formatter.write_dl([record for _, record in shown])
+        if more:
+            with formatter.section(f"More options ({len(more)}; --help-all describes them)"):
+                line, width = "", max(40, (formatter.width or 80) - formatter.current_indent)
+                for name in (param.opts[-1] for param, _ in more):      # whole names: no break at a hyphen
+                    if line and len(line) + len(name) + 2 > width:
+                        formatter.write(f"{'':>{formatter.current_indent}}{line},\n")
+                        line = ""
+                    line = f"{line}, {name}" if line else name
+                formatter.write(f"{'':>{formatter.current_indent}}{line}\n")
+
+
+def recipe_option(recipes: dict[str, dict], note: str):
+    """``--recipe NAME``: a named set of settings (``recipes``: name -> field -> value, declared beside the
+    command's config) applied to the options the user did not give (:func:`with_recipe`); its help lists what
+    each recipe sets, then ``note``."""
+    def shown(value) -> str:
+        return "x".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    listed = "; ".join(f"{name}: " + (", ".join(f"--{k.replace('_', '-')} {shown(v)}" for k, v in settings.items())
+                                      or "every default")
+                       for name, settings in recipes.items())
+    return click.option("--recipe", type=click.Choice(sorted(recipes)), default=None, show_default=False,
+                        help=f"Set the learning levers at once (an option you give wins). {listed}. {note}")
+
+
+def with_recipe(ctx: click.Context, options: dict, recipes: dict[str, dict]) -> dict:
+    """``options`` with the settings of ``options["recipe"]`` in place of every default the user left: an option
+    given on the command line wins over the recipe. The ``recipe`` key is dropped (the config records the values
+    it set)."""
+    options = dict(options)
+    name = options.pop("recipe", None)
+    for key, value in (recipes[name] if name else {}).items():
+        if ctx.get_parameter_source(key) in (click.core.ParameterSource.DEFAULT, None):
+            options[key] = value
+    return options

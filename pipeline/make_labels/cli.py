@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, comma_list_callback, fail, field_defaults, print_problems, reported_errors,
+from pipeline.core.cli import (COMMAND_SETTINGS, EverydayOptions, comma_list_callback, fail, field_defaults, print_problems, reported_errors,
                                setup_logging, verbose_option)
 from pipeline.core.choices import STORE_COMPRESSIONS
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
@@ -48,7 +48,9 @@ def _parse_size(ctx, param, value: str):
         raise click.BadParameter(str(err)) from None
 
 
-@click.command(context_settings=COMMAND_SETTINGS)
+@click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
+               everyday=("dataset", "split", "store", "videos", "flow_teacher", "seg_teacher", "weights_dir",
+                         "label_size", "workers", "gpus", "scheduler", "overwrite", "verbose"))
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
               help=DATASET_HELP)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, ProgressBars, comma_list, config_from,
+from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, EverydayOptions, ProgressBars, comma_list, config_from,
                                device_option, fail, field_defaults, reported_errors, setup_logging, size_callback,
                                verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
@@ -22,7 +22,9 @@ def _parse_list(ctx, param, value: str | None):
     return comma_list(value) or None
 
 
-@click.command(context_settings=COMMAND_SETTINGS)
+@click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
+               everyday=("dataset", "predictor", "out", "eval_size", "device", "videos", "pixel_samples",
+                         "calibration", "plots", "overwrite", "verbose"))
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
               help=DATASET_HELP + " The manifest names the ground truth and the evaluation size.")

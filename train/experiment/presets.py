@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from train.experiment.commands import check_settings, setting
+from train.predictor_training.config import RECIPES as PREDICTOR_RECIPES
+from train.sfonet_training.config import RECIPES as SFONET_RECIPES
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,9 @@ PRESETS = {
                 "K = 10 with 1 seed, Table 4's (one- and two-stage SFO-Net) not run; pixel AUC from 1,024 sampled "
                 "pixels per frame; labels from the weight-free teachers",
         commands={"make-labels": {"label_size": (128, 128)},
-                  "train-sfonet": {"steps": 1500, "val_max_pairs": 64, "input_size": (64, 64), "lr": 1e-3,
-                                   "lr_schedule": "cosine", "warmup": 30, "flow_loss": "balanced", "workers": 0},
-                  "train-predictor": {"steps": 800, "batch_size": 32, "input_size": (128, 128), "val_max_clips": 64,
-                                      "output": "residual", "lr": 1e-3, "lr_schedule": "cosine", "warmup": 50,
-                                      "crop": (64, 64), "workers": 0},
+                  "train-sfonet": {**SFONET_RECIPES["cpu"], "steps": 1500, "val_max_pairs": 64, "workers": 0},
+                  "train-predictor": {**PREDICTOR_RECIPES["cpu"], "steps": 800, "input_size": (128, 128),
+                                      "val_max_clips": 64, "workers": 0},
                   "finetune-predictor": {"steps": 50},
                   "evaluate-predictor": {"eval_size": (128, 86), "pixel_samples": 1024}},
         seeds=(0, 1, 2, 3), ablation_shots=(10,), strategy_ablation=False),

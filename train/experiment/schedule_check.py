@@ -91,7 +91,7 @@ def choose_schedule(out: Path, tags: dict[str, tuple[str, int, float]]) -> dict:
         if psnr is not None:
             by.setdefault((n, lr), {}).setdefault(loss, []).append(psnr)
     means = {key: {loss: statistics.fmean(v) for loss, v in losses.items()} for key, losses in by.items()}
-    candidates = {key: statistics.fmean(m.values()) for key, m in means.items() if set(m) == {"standard", "soff"}}
+    candidates = {key: statistics.fmean(m.values()) for key, m in means.items() if set(m) == set(FINETUNE_LOSSES)}
     best = max(candidates, key=lambda key: (round(candidates[key], 6), -key[0])) if candidates else None
     pre = read_metrics(out / "eval" / "pretrained" / "metrics.json")
     return {"pretrained_psnr": held_out_psnr(pre) if pre else None, "runs": runs,

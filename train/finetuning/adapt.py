@@ -88,10 +88,10 @@ def adapt(model: torch.nn.Module, past: torch.Tensor, target: torch.Tensor, cfg:
         inputs, real = past[index].to(device), target[index].to(device)
         with autocast(device, precision):
             pred = model(inputs).float()
-            if cfg.loss == "soff":   # I_{t-1} is the newest of the input frames (oldest first, 3 channels each)
-                parts = soff_loss(pred, real, inputs[:, -3:], sfonet, components=cfg.used_components,
+            if cfg.uses_sfonet:      # I_{t-1} is the newest of the input frames (oldest first)
+                parts = soff_loss(pred, real, inputs[:, -model.channels:], sfonet, components=cfg.used_components,
                                   alpha=cfg.alpha, beta=cfg.beta)
-        if cfg.loss != "soff":
+        if not cfg.uses_sfonet:
             parts = standard_loss(pred, real)
         optimizer_step(optimizer, scaler, parts.total)
         curve.append(parts.as_floats())
@@ -116,14 +116,14 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     precision = resolve_precision(cfg.precision, device)
     source_model, source_payload = load_predictor(cfg.predictor)   # RunError naming the file on a wrong kind
     sfonet = load_frozen_sfonet(cfg.sfonet, device) if cfg.sfonet else None
-    if cfg.loss == "soff":
+    if cfg.uses_sfonet:
         try:
             check_components(sfonet, cfg.used_components)
         except ValueError as err:
             raise RunError(f"{cfg.sfonet}: {err}") from None
     adapts = cfg.shots > 0 or bool(cfg.clips)      # K = 0 copies the predictor: SFO-Net teaches nothing
     gate = check_sfonet(cfg.sfonet, cfg.used_components, allow_weak=cfg.allow_weak_sfonet) \
-        if cfg.loss == "soff" and adapts else None
+        if cfg.uses_sfonet and adapts else None
     if gate and gate["allowed_weak"]:
         log.warning("--allow-weak-sfonet: %s did not clear its %s floor(s); it teaches anyway", cfg.sfonet,
                     ", ".join(gate["weak_parts"]))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, NON_NEGATIVE, OUT_DIR, POSITIVE,
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, NON_NEGATIVE, OUT_DIR, POSITIVE, EverydayOptions,
                                ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
                                reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
@@ -26,7 +26,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
     return tuple(int(v) for v in items)
 
 
-@click.command(context_settings=COMMAND_SETTINGS)
+@click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
+               everyday=("dataset", "predictor", "sfonet", "allow_weak_sfonet", "out", "loss", "components", "shots",
+                         "protocol", "steps", "lr", "batch_size", "seeds", "clips", "device", "verbose"))
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
               help=DATASET_HELP)

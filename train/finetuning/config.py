@@ -46,9 +46,9 @@ class FinetuneConfig:
             raise ValueError(f"loss {self.loss!r} is not one of {', '.join(FINETUNE_LOSSES)}")
         if self.protocol not in KSHOT_PROTOCOLS:
             raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(KSHOT_PROTOCOLS)}")
-        if self.loss == "soff" and not self.sfonet:
+        if self.uses_sfonet and not self.sfonet:
             raise ValueError("--loss soff needs --sfonet (a trained sfonet.pt); or use --loss standard")
-        if self.loss == "soff" and (not self.components or set(self.components) - set(SOFF_TERMS)):
+        if self.uses_sfonet and (not self.components or set(self.components) - set(SOFF_TERMS)):
             raise ValueError(f"components {self.components!r}: choose flow and/or seg")
         if self.shots < 0 or self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.workers < 0:
             raise ValueError("shots must be >= 0, steps, batch size and learning rate positive, workers >= 0")
@@ -62,5 +62,10 @@ class FinetuneConfig:
             raise ValueError(f"seeds {self.seeds!r}: give one or more distinct seeds")
 
     @property
+    def uses_sfonet(self) -> bool:
+        """Whether the loss is Eq. (10) with SFO-Net as a frozen teacher (``soff``), not L_p alone."""
+        return self.loss == "soff"
+
+    @property
     def used_components(self) -> tuple[str, ...]:
-        return tuple(c for c in SOFF_TERMS if c in self.components) if self.loss == "soff" else ()
+        return tuple(c for c in SOFF_TERMS if c in self.components) if self.uses_sfonet else ()

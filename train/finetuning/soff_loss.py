@@ -98,7 +98,7 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
     if any(p.requires_grad for p in sfonet.parameters()):
         raise ValueError("SFO-Net must be frozen (train.sfonet.checkpoint.freeze) before it is used in the soff loss")
     parts = standard_loss(pred, real)                 # L_p at the predictor's size
-    size = getattr(sfonet, "input_size", None)
+    size = sfonet.input_size
     if size is not None and tuple(pred.shape[-2:]) != (size[1], size[0]):
         # SFO-Net sees frames at the size it was trained at (its flow is in pixels of that size): the frames are
         # resized to it, differentiably, so L_o and L_s are computed there (a smaller SFO-Net costs less per step)

@@ -6,22 +6,26 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, ProgressBars, comma_list_callback,
-                               config_from, device_option, field_defaults, reported_errors, setup_logging,
-                               size_callback, verbose_option)
+from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, EverydayOptions, ProgressBars,
+                               comma_list_callback, config_from, device_option, field_defaults, recipe_option,
+                               reported_errors, setup_logging, size_callback, verbose_option, with_recipe)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
 from pipeline.data.manifests import SPLITS
 from train.common.options import on_device_option, precision_option, schedule_options
 from train.common.choices import CLIP_SAMPLINGS, PREDICTOR_OUTPUTS
-from train.predictor_training.config import TrainPredictorConfig
+from train.predictor_training.config import RECIPES, TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
 
 
-@click.command(context_settings=COMMAND_SETTINGS)
+@click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
+               everyday=("dataset", "arch", "out", "recipe", "steps", "lr", "batch_size", "input_size", "output", "crop",
+                         "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
               help=DATASET_HELP)
+@recipe_option(RECIPES, "paper is the paper's; cpu is what docs/learning.md measured clearing the copy-last floor "
+                        "on 2 CPU cores.")
 @click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose (normal) videos train.")
 @click.option("--arch", default=D.arch, metavar="NAME",
               help="Predictor: unet3 (the paper's UNet-3layer, Liu et al.'s generator) or unet4 (one more level); "
@@ -88,7 +92,7 @@ def train_predictor_command(verbose: int, **options) -> None:
     setup_logging(verbose)
     from train.predictor_training.loop import train_predictor
 
-    cfg = config_from(TrainPredictorConfig, options)
+    cfg = config_from(TrainPredictorConfig, with_recipe(click.get_current_context(), options, RECIPES))
     with reported_errors(), ProgressBars() as bars:
         metrics = train_predictor(cfg, progress=bars)
     _report(Path(cfg.out), metrics)

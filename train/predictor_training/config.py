@@ -12,6 +12,11 @@ TRAIN_EVAL_CLIPS = 256   # without held-out videos, metrics use at most this man
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every",
                      "frames_on_device", "eval_every")
+# named sets of the learning levers (train-predictor --recipe; the presets build on them): paper, the paper's
+# (every default); cpu, the levers docs/learning.md measured clearing the copy-last floor on 2 CPU cores
+RECIPES = {"paper": {},
+           "cpu": {"output": "residual", "lr": 1e-3, "lr_schedule": "cosine", "warmup": 50, "crop": (64, 64),
+                   "batch_size": 32}}
 FLOOR_MARGIN_DB = 0.5    # a predictor clears its floor when its held-out PSNR beats copying the last frame by this
 
 

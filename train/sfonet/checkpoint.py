@@ -54,7 +54,7 @@ def load_sfonet(path: str | Path, map_location="cpu") -> SFONet:
     model.load_state_dict(payload["state_dict"])
     model.use_osf = payload.get("use_osf", bool(payload["model_config"].get("osf_block")))
     size = payload.get("input_size")
-    model.input_size = (int(size[0]), int(size[1])) if size else None     # (w, h) it was trained at
+    model.input_size = (int(size[0]), int(size[1])) if size else None
     return model.eval()
 
 

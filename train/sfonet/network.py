@@ -41,6 +41,8 @@ class SFONet(nn.Module):
     Attributes:
         use_osf: whether the segmentation map comes from the OSF block (True, stage 3 and inference) or from the
             segmentation branch's own head (False, stages 1 and 2). True by default when the block exists.
+        input_size: (w, h) the network was trained at, or None when unknown (a network built here, not read
+            from an sfonet.pt): the SOFF loss resizes the frames to it, since the flow is in its pixels.
     """
 
     def __init__(self, *, flow_branch: bool = True, seg_branch: bool = True, osf_block: bool = True,
@@ -64,6 +66,7 @@ class SFONet(nn.Module):
         self.osf_block = (OSFBlock(feature_channels=feature_channels, osf_channels=osf_channels)
                           if osf_block else None)
         self.use_osf = osf_block
+        self.input_size: tuple[int, int] | None = None
 
     def forward(self, frame1: torch.Tensor, frame2: torch.Tensor) -> SFONetOutput:
         """Flow from ``frame1`` to ``frame2`` and the foreground map of ``frame2``.

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, NON_NEGATIVE, OUT_DIR, POSITIVE, ProgressBars, choice_list_callback,
-                               comma_list_callback, config_from, device_option, field_defaults, reported_errors,
-                               setup_logging, size_callback, verbose_option)
+from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_DIR, NON_NEGATIVE, OUT_DIR, POSITIVE, EverydayOptions,
+                               ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option,
+                               field_defaults, recipe_option, reported_errors, setup_logging, size_callback,
+                               verbose_option, with_recipe)
 from train.common.choices import FLOW_LOSSES, SEG_LOSSES, SFONET_COMPONENTS, SFONET_STRATEGIES, STORE_VERIFY_MODES
 from train.common.options import on_device_option, precision_option, schedule_options
-from train.sfonet_training.config import FINAL_FILE, TrainConfig
+from train.sfonet_training.config import FINAL_FILE, RECIPES, TrainConfig
 
 D = field_defaults(TrainConfig)
 
@@ -26,10 +27,14 @@ def _parse_stop_at(ctx, param, value: str | None):
     return int(match.group(1)), int(match.group(2))
 
 
-@click.command(context_settings=COMMAND_SETTINGS)
+@click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
+               everyday=("out", "recipe", "strategy", "steps", "lr", "batch_size", "input_size", "seg_loss",
+                         "flow_loss", "eval_every", "val_videos", "device", "resume", "verbose"))
 @click.argument("stores", nargs=-1, required=True, type=EXISTING_DIR)
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): config.json, stageN.pt, sfonet.pt, metrics.json, loss.png, train.log.")
+@recipe_option(RECIPES, "paper is the paper's; cpu is what docs/learning.md measured clearing the floors on 2 CPU "
+                        "cores.")
 @click.option("--strategy", type=click.Choice(SFONET_STRATEGIES), default=D.strategy,
               help="three-stage: flow, then seg, then OSF (the paper's); two-stage: flow, then seg + OSF together; "
                    "one-stage: everything at once with EPE + segmentation loss (Table 4).")
@@ -99,6 +104,7 @@ def train_sfonet_command(verbose: int, **options) -> None:
     from pipeline.core.tables import format_table
     from train.sfonet_training.loop import train_sfonet
 
+    options = with_recipe(click.get_current_context(), options, RECIPES)
     cfg = config_from(TrainConfig, options, stores=tuple(str(s) for s in options["stores"]))
     with reported_errors(), ProgressBars() as bars:
         metrics = train_sfonet(cfg, progress=bars)

@@ -23,6 +23,10 @@ from train.common.choices import (FLOW_LOSSES, LR_SCHEDULES, ON_DEVICE, SEG_LOSS
 
 CONFIG_FILE, LOG_FILE, METRICS_FILE, FINAL_FILE, PLOT_FILE = (
     "config.json", "train.log", "metrics.json", "sfonet.pt", "loss.png")
+# named sets of the learning levers (train-sfonet --recipe; the presets build on them): paper, the paper's (every
+# default); cpu, the levers docs/learning.md measured clearing the floors on 2 CPU cores (SFO-Net at 64x64)
+RECIPES = {"paper": {},
+           "cpu": {"input_size": (64, 64), "lr": 1e-3, "lr_schedule": "cosine", "warmup": 30, "flow_loss": "balanced"}}
 TRAIN_EVAL_PAIRS = 256   # without held-out videos, metrics use at most this many training pairs (evenly spaced)
 # config fields that may change between a run and its resume (they do not change the result on one device)
 RESUMABLE_CHANGES = ("out", "resume", "device", "workers", "stop_at", "verify_stores", "pairs_on_device",
