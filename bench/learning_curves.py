@@ -29,49 +29,47 @@ import time
 from pathlib import Path
 
 from train.common.floors import Floor
+from train.experiment.commands import flags
+from train.predictor_training.config import RECIPES as PREDICTOR_RECIPES
 
 BIN = Path(sys.executable).parent
 
-# name -> (what it tests, options); every predictor candidate runs on the same data, size and seed
+# name -> (what it tests, its settings: train-predictor's config fields); every candidate runs on the same data,
+# size and seed. The winner is train-predictor's cpu recipe.
+_COSINE = {"lr": 1e-3, "lr_schedule": "cosine", "warmup": 50}
 PREDICTOR_CANDIDATES = {
     "paper": ("the paper's recipe: direct output, Adam 2e-4 constant, batch 8, whole frames",
-              ["--output", "direct", "--lr", "2e-4", "--batch-size", "8"]),
+              {"output": "direct", "lr": 2e-4, "batch_size": 8}),
     "direct-1e-3-cos": ("direct output, Adam 1e-3 cosine with 50 warm-up steps, batch 8",
-                        ["--output", "direct", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup", "50",
-                         "--batch-size", "8"]),
-    "residual": ("residual output, otherwise the paper's",
-                 ["--output", "residual", "--lr", "2e-4", "--batch-size", "8"]),
+                        {"output": "direct", **_COSINE, "batch_size": 8}),
+    "residual": ("residual output, otherwise the paper's", {"output": "residual", "lr": 2e-4, "batch_size": 8}),
     "residual-1e-3-cos": ("residual output, Adam 1e-3 cosine, 50 warm-up steps, batch 8",
-                          ["--output", "residual", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup", "50",
-                           "--batch-size", "8"]),
-    "residual-crop64-uniform": ("residual, 1e-3 cosine, 64x64 crops anywhere, batch 32 (the FLOPs of batch 8)",
-                                ["--output", "residual", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup",
-                                 "50", "--batch-size", "32", "--crop", "64x64"]),
+                          {"output": "residual", **_COSINE, "batch_size": 8}),
+    "residual-crop64-uniform": ("residual, 1e-3 cosine, 64x64 crops anywhere, batch 32 (the FLOPs of batch 8): "
+                                "the cpu recipe", dict(PREDICTOR_RECIPES["cpu"])),
     "residual-crop64-motion": ("residual, 1e-3 cosine, 64x64 crops centred on motion, clips by motion, batch 32",
-                               ["--output", "residual", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup",
-                                "50", "--batch-size", "32", "--crop", "64x64", "--sampling", "motion"]),
+                               {**PREDICTOR_RECIPES["cpu"], "sampling": "motion"}),
     "residual-motion": ("residual, 1e-3 cosine, whole frames, clips drawn by motion, batch 8",
-                        ["--output", "residual", "--lr", "1e-3", "--lr-schedule", "cosine", "--warmup", "50",
-                         "--batch-size", "8", "--sampling", "motion"]),
+                        {"output": "residual", **_COSINE, "batch_size": 8, "sampling": "motion"}),
 }
-# SFO-Net's branches learn in separate stages, so each candidate trains one branch alone (--components flow or
-# seg): its curve is that branch's held-out metric. The kind ("flow" / "masks") is the first word of the name.
-_FAST = ["--lr", "1e-3", "--lr-schedule", "cosine", "--warmup", "30"]
+# SFO-Net's branches learn in separate stages, so each candidate trains one branch alone (components flow or seg):
+# its curve is that branch's held-out metric. The kind ("flow" / "masks") is the first word of the name.
+_FAST = {"lr": 1e-3, "lr_schedule": "cosine", "warmup": 30}
 SFONET_CANDIDATES = {
     "flow-paper": ("flow branch, the paper's EPE, Adam 5e-4 constant, batch 8, label size",
-                   ["--components", "flow", "--flow-loss", "epe", "--lr", "5e-4"]),
+                   {"components": ("flow",), "flow_loss": "epe", "lr": 5e-4}),
     "flow-balanced": ("flow branch, motion-balanced EPE, Adam 1e-3 cosine",
-                      ["--components", "flow", "--flow-loss", "balanced", *_FAST]),
+                      {"components": ("flow",), "flow_loss": "balanced", **_FAST}),
     "flow-balanced-64": ("flow branch, motion-balanced EPE, 1e-3 cosine, at 64x64 (4x the steps)",
-                         ["--components", "flow", "--flow-loss", "balanced", *_FAST, "--input-size", "64x64"]),
+                         {"components": ("flow",), "flow_loss": "balanced", **_FAST, "input_size": (64, 64)}),
     "masks-paper": ("segmentation branch, the paper's intensity + gradient loss, Adam 5e-4, label size",
-                    ["--components", "seg", "--seg-loss", "paper", "--lr", "5e-4"]),
+                    {"components": ("seg",), "seg_loss": "paper", "lr": 5e-4}),
     "masks-dice": ("segmentation branch, Eq. 6 + Dice, Adam 1e-3 cosine",
-                   ["--components", "seg", "--seg-loss", "dice", *_FAST]),
+                   {"components": ("seg",), "seg_loss": "dice", **_FAST}),
     "masks-bce-dice": ("segmentation branch, balanced BCE + Dice, Adam 1e-3 cosine",
-                       ["--components", "seg", "--seg-loss", "bce-dice", *_FAST]),
+                       {"components": ("seg",), "seg_loss": "bce-dice", **_FAST}),
     "masks-bce-dice-64": ("segmentation branch, balanced BCE + Dice, 1e-3 cosine, at 64x64",
-                          ["--components", "seg", "--seg-loss", "bce-dice", *_FAST, "--input-size", "64x64"]),
+                          {"components": ("seg",), "seg_loss": "bce-dice", **_FAST, "input_size": (64, 64)}),
 }
 
 
@@ -89,7 +87,8 @@ def predictor_argv(args, name: str, out: Path, steps: int, eval_every: int) -> l
     argv = [str(BIN / "train-predictor"), str(args.data), "--dataset", args.dataset, "--out", str(out),
             "--input-size", args.size, "--steps", str(steps), "--val-videos", args.val_videos,
             "--val-max-clips", str(args.val_clips), "--eval-every", str(eval_every), "--device", "cpu",
-            "--precision", args.precision, "--workers", "0", "--seed", str(args.seed), *options]
+            "--precision", args.precision, "--workers", "0", "--seed", str(args.seed),
+            *flags("train-predictor", options)]
     if args.videos:
         argv += ["--videos", args.videos]
     return argv
@@ -100,7 +99,7 @@ def sfonet_argv(args, name: str, out: Path, steps: int, eval_every: int) -> list
     return [str(BIN / "train-sfonet"), str(args.store), "--out", str(out), "--steps", str(steps),
             "--batch-size", str(args.batch_size), "--val-videos", args.val_videos, "--val-max-pairs",
             str(args.val_clips), "--eval-every", str(eval_every), "--device", "cpu", "--precision", args.precision,
-            "--workers", "0", "--seed", str(args.seed), *options]
+            "--workers", "0", "--seed", str(args.seed), *flags("train-sfonet", options)]
 
 
 def sfonet_curve(metrics: dict) -> list[dict]:
@@ -168,7 +167,8 @@ def run_candidates(args, candidates: dict) -> dict:
             metrics["curve"][-1].update(moving_psnr=rescored.get("moving_psnr"),
                                         copy_last_moving_psnr=rescored.get("copy_last_moving_psnr"))
         floor = metrics["floor"]
-        results[name] = {"what": candidates[name][0], "options": candidates[name][1],
+        command = "train-predictor" if args.learner == "predictor" else "train-sfonet"
+        results[name] = {"what": candidates[name][0], "options": flags(command, candidates[name][1]),
                          "steps": metrics["steps"] if args.learner == "predictor" else
                          next(iter(metrics["stages"].values()))["steps"],
                          "precision": metrics.get("precision"), "curve": _curve(args, metrics), "floor": floor}
@@ -267,8 +267,9 @@ def main() -> None:
     args = parser.parse_args()
     candidates = PREDICTOR_CANDIDATES if args.learner == "predictor" else SFONET_CANDIDATES
     if args.list:
+        command = "train-predictor" if args.learner == "predictor" else "train-sfonet"
         for name, (what, options) in candidates.items():
-            print(f"{name}: {what}\n    {' '.join(options)}")
+            print(f"{name}: {what}\n    {' '.join(flags(command, options))}")
         return
     if args.learner == "sfonet" and args.store is None:
         parser.error("sfonet: --store is required (a label store written by make-labels)")

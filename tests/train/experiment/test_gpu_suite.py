@@ -29,5 +29,5 @@ def test_the_suite_runs_at_tiny_scale_on_the_cpu(tmp_path):
     assert [r["step"] for r in records if r.get("refused")] == ["gate-three-stage-flow+seg"]
     assert "| UCSD Ped2" in (out / "experiment" / "results.md").read_text()
     page = (out / "results.md").read_text()
-    assert page.startswith("# Results: Ped1 -> Ped2") and "## Commands" in page
+    assert page.startswith("# Results: UCSD Ped1 -> UCSD Ped2") and "## Commands" in page
     assert "0 failure(s)" in (out / "suite.log").read_text()

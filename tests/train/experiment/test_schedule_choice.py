@@ -7,6 +7,7 @@ from pathlib import Path
 
 from train.common.floors import margin_floor
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
+from train.experiment.report.data import run_facts
 from train.experiment.schedule_check import choose_schedule, schedule_markdown
 
 
@@ -64,13 +65,14 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
         "pretrained_psnr": 27.0, "runs": {}, "chosen": {"finetune_steps": 100, "finetune_lr": 2e-4},
         "schedules": [{"steps": 100, "lr": 2e-4, "standard_psnr": 30.9, "soff_psnr": 31.2, "mean_psnr": 31.05}],
         "train_videos": "01", "val_videos": "13", "shots": "10", "seeds": "0"}))
-    text = "\n".join(schedule_section(run))
+    facts = run_facts({"source": "ped1", "target": "ped2"})
+    text = "\n".join(schedule_section(run, {}, facts))
     assert "100 steps at lr 0.0002" in text and "| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |" in text
     def preset(steps):          # the page's view of preset.json: the preset beside every command's settings
         return {"name": "cpu", "settings": {"finetune-predictor": {"steps": steps, "lr": 2e-4}}}
 
-    assert "did not use" not in "\n".join(schedule_section(run, preset(100)))
-    assert "did not use the chosen schedule" in "\n".join(schedule_section(run, preset(50)))
+    assert "did not use" not in "\n".join(schedule_section(run, preset(100), facts))
+    assert "did not use the chosen schedule" in "\n".join(schedule_section(run, preset(50), facts))
 
     anchor = tmp_path / "anchor"
     copy_last = margin_floor("pooled frame AUC", "copy the last frame", 0.93, 0.9002, needed=0.0, strict=True,
@@ -89,12 +91,12 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
         "training_cpu_seconds": 2353.0, "output": "residual",
         "floor": margin_floor("held-out PSNR (dB)", "copy the last frame", 40.0564, 31.0, needed=0.5,
                               verdict="clears").to_json()}))
-    section = anchor_section(anchor, run)
+    section = anchor_section(anchor, run, facts)
     assert ("| copy the last frame (no network; evaluate-predictor's floor on the same frames) | – | 90.02 | 90.00 "
             "| – | – | – | 0 dB |") in section
     rows = [line for line in section if line.startswith("| unet3")]
-    assert rows == ["| unet3 | Ped2 training | 93.12 | 80.00 | – | 95.4 | 39.2 | +9.06 dB (residual output) |",
-                    "| unet3 | Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – | – | – |"]
+    assert rows == ["| unet3 | UCSD Ped2 training | 93.12 | 80.00 | – | 95.4 | 39.2 | +9.06 dB (residual output) |",
+                    "| unet3 | UCSD Ped1 training (this page's K = 0) | 87.12 | 80.00 | – | – | – | – |"]
 
     old = tmp_path / "results-72x48.md"
     old.write_text("# Results: old\n\n**Preset `cpu`**: small.\n\n## K-shot table (x)\n\n| a |\n\n"

@@ -1,4 +1,4 @@
-"""The analysis sections of the results page: the held-out Ped2-training checks, the rerun with a longer-trained
+"""The analysis sections of the results page: the checks on held-out training videos of the target, the rerun with a longer-trained
 SFO-Net, the quality of SFO-Net and of the pre-trained predictor, and the scale of the fine-tuning loss terms."""
 from __future__ import annotations
 
@@ -6,31 +6,34 @@ import statistics
 from pathlib import Path
 
 from train.common.floors import Floor
+from train.predictor_training.config import FLOOR_MARGIN_DB
 from train.experiment.report.data import (
-    TEACHER_NOTE, evaluation_aucs, floor_of, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
+    RunFacts, evaluation_aucs, floor_of, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
 
-def validation_section(run: Path, preset: dict) -> list[str]:
-    """The held-out Ped2 training checks of experiments/ped2_validation.py, and the chosen variant on testing."""
+def validation_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
+    """The checks on held-out training videos of the target (``soff validation run``), and the chosen variant
+    on testing."""
     summary = read_json(run / "validation" / "summary.json")
     if not summary:
         return []
     from train.experiment.validation import VARIANTS, markdown
 
-    lines = ["## Checks on held-out Ped2 training videos (no test data)", "",
-             f"*{TEACHER_NOTE}*", "",
+    target = facts.target_title
+    lines = [f"## Checks on held-out {target} training videos (no test data)", "",
+             f"*{facts.teacher_note}*", "",
              "`soff validation run` fine-tunes the same pre-trained predictor with the same "
-             "three-stage SFO-Net on K clips drawn only from Ped2 training videos 01-12 and measures the "
-             "prediction PSNR on the normal frames of Ped2 training videos 13-16, for standard fine-tuning, "
-             "SOFF with the paper's weights (alpha 0.5, beta 1) and SOFF with both weights scaled by 10 and 100 "
-             "(with the paper's weights the auxiliary terms are well under 1% of L_p here). PSNR on normal "
-             "frames of the new scene is a "
-             "proxy for adaptation; it cannot measure the separation of anomalies.", "", markdown(summary), ""]
+             f"three-stage SFO-Net on K clips drawn only from {target} training videos {summary['train_videos']} and "
+             f"measures the prediction PSNR on the normal frames of {target} training videos "
+             f"{summary['val_videos']}, for standard fine-tuning, SOFF with the run's weights (alpha {facts.alpha:g}, "
+             f"beta {facts.beta:g}) and SOFF with both weights scaled by 10 and 100. PSNR on normal frames of the "
+             "new scene is a proxy for adaptation; it cannot measure the separation of anomalies.", "",
+             markdown(summary), ""]
     rows = []
     for name, row in sorted(summary["runs"].items()):
         first = row.get("first") or {}
         if "pred" in first and ("seg" in first or "flow" in first):
             variant = name.rsplit("-k", 1)[0]
-            _, alpha, beta = VARIANTS.get(variant, (None, 0.5, 1.0))
+            _, alpha, beta = VARIANTS.get(variant, (None, facts.alpha, facts.beta))
             aux = alpha * first.get("seg", 0.0) + beta * first.get("flow", 0.0)
             rows.append(f"| {name} | {first['pred']:.4g} | {alpha * first.get('seg', 0):.3g} | "
                         f"{beta * first.get('flow', 0):.3g} | {aux / first['pred']:.1%} |")
@@ -45,8 +48,8 @@ def validation_section(run: Path, preset: dict) -> list[str]:
         arch = preset.get("archs", ["unet3"])[0]
         v = chosen["variant"]
         lines += [f"The variant chosen on these held-out training videos, `{v}` (alpha {chosen['alpha']}, beta "
-                  f"{chosen['beta']}), evaluated once on Ped2 testing exactly like the main table (same seeds, "
-                  f"K, clips drawn from all Ped2 training videos, evaluation): pooled frame AUC % (pixel AUC %).",
+                  f"{chosen['beta']}), evaluated once on {target} testing exactly like the main table (same seeds, "
+                  f"K, clips drawn from all {target} training videos, evaluation): pooled frame AUC % (pixel AUC %).",
                   "", "| K | standard | SOFF (paper weights) | SOFF chosen | chosen pixel |", "|---|---|---|---|---|"]
         for k in [k for k in preset.get("shots", []) if k > 0]:
             lines.append(f"| {k} | {format_mean_std(evaluation_aucs(main, f'{arch}-standard-k{k}-s'))} | "
@@ -57,7 +60,7 @@ def validation_section(run: Path, preset: dict) -> list[str]:
     return lines
 
 
-def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
+def longer_sfonet_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     """The main table's SOFF rows redone with a longer-trained SFO-Net (soff validation
     longer-sfonet), beside the original rows."""
     lines = []
@@ -69,11 +72,11 @@ def longer_sfonet_section(run: Path, preset: dict) -> list[str]:
         evals = read_evals(run, folder.name)
         m = read_json(run / "sfonet" / f"three-stage-{n}" / "metrics.json") or {}
         stages = m.get("stages", {})
-        lines += [f"## SOFF with SFO-Net trained {n} steps a stage", "", f"*{TEACHER_NOTE}*", "",
+        lines += [f"## SOFF with SFO-Net trained {n} steps a stage", "", f"*{facts.teacher_note}*", "",
                   f"The same three-stage SFO-Net command with `--steps {n}` instead of {sfonet_steps}, "
-                  "chosen because at the preset's steps SFO-Net's held-out Ped1 metrics stayed at the trivial "
-                  "baselines (below) while its training loss was still falling; no Ped2 data was used to choose "
-                  "it. The SOFF rows are then redone exactly as in the main table (same seeds, K, clips and "
+                  f"chosen because at the preset's steps SFO-Net's held-out {facts.source_title} metrics stayed at "
+                  "the trivial baselines (below) while its training loss was still falling; no "
+                  f"{facts.target_title} data was used to choose it. The SOFF rows are then redone exactly as in the main table (same seeds, K, clips and "
                   "evaluation).", ""]
         if stages:
             lines += ["| stage | trains | EPE | zero-flow EPE | IoU | empty IoU | F1 |",
@@ -113,11 +116,11 @@ def _part(floor: Floor | None, name: str) -> Floor | None:
     return floor.part(name) if floor else None
 
 
-def quality_section(run: Path) -> list[str]:
+def quality_section(run: Path, facts: RunFacts) -> list[str]:
     """What each learner learned, beside its floor: SFO-Net (flow against zero and mean teacher flow on all and
     on moving pixels, masks against all-empty and all-ones) and the pre-trained predictor (held-out PSNR against
     copying the last frame), each with its verdict."""
-    lines = ["## What the pieces learned, against their floors", "", f"*{TEACHER_NOTE}*", "",
+    lines = ["## What the pieces learned, against their floors", "", f"*{facts.teacher_note}*", "",
              "SFO-Net on its held-out source pairs after each stage (flow EPE in pixels at SFO-Net's input size, "
              "over all pixels and over the moving ones (teacher flow above the threshold at the label size), "
              "against predicting zero flow and the training pairs' mean flow; "
@@ -142,7 +145,7 @@ def quality_section(run: Path) -> list[str]:
                          f"{_num(s.get('cpu_seconds') and s['cpu_seconds'] / 60, '.1f')} | "
                          f"{_cleared(_part(floor, 'flow'))} | {_cleared(_part(floor, 'masks'))} |")
     lines += ["", "Pre-trained predictor (PSNR in dB on held-out source clips; floor: copying the last frame, "
-              "cleared by a margin of at least 0.5 dB):", "",
+              f"cleared by a margin of at least {FLOOR_MARGIN_DB} dB):", "",
               "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | moving pixels: PSNR "
               "/ copy-last | CPU-min | floor |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -196,21 +199,22 @@ def floors_section(run: Path) -> list[str]:
     return lines + [""]
 
 
-def loss_section(run: Path) -> list[str]:
+def loss_section(run: Path, facts: RunFacts) -> list[str]:
     rows = read_loss_scales(run, "main") + read_loss_scales(run, "ablation")
     for extra in sorted((run / "ft").glob("sfonet*")):
         rows += [(f"{extra.name}/{name}", first, last) for name, first, last in read_loss_scales(run, extra.name)]
     lines = ["## Loss scales during fine-tuning", "",
-             "The parts of L_total = L_p + 0.5 L_s + 1.0 L_o (unweighted L_p, L_s, L_o) at the first and the last "
+             f"The parts of L_total = L_p + {facts.alpha:g} L_s + {facts.beta:g} L_o (unweighted L_p, L_s, L_o) at "
+             "the first and the last "
              "fine-tuning step, read from each adapted predictor.pt. Where L_s and L_o are orders of magnitude "
              "below L_p, SOFF's gradient is almost the standard one and the two rows cannot differ much.", "",
              "| run | L_p first | L_s first | L_o first | L_p last | L_s last | L_o last "
-             "| (0.5 L_s + L_o) / L_p first |",
+             f"| ({facts.alpha:g} L_s + {facts.beta:g} L_o) / L_p first |",
              "|---|---|---|---|---|---|---|---|"]
     for name, first, last in rows:
         if "seg" not in first and "flow" not in first:
             continue
-        aux = 0.5 * first.get("seg", 0.0) + first.get("flow", 0.0)
+        aux = facts.alpha * first.get("seg", 0.0) + facts.beta * first.get("flow", 0.0)
         ratio = aux / first["pred"] if first.get("pred") else float("nan")
         lines.append(f"| {name} | {first['pred']:.4g} | {first.get('seg', 0):.3g} | {first.get('flow', 0):.3g} | "
                      f"{last['pred']:.4g} | {last.get('seg', 0):.3g} | {last.get('flow', 0):.3g} | {ratio:.2%} |")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from train.experiment.report.data import REPO, floor_of, format_pct, preset_setting, read_json, size_text
+from train.experiment.report.data import (REPO, RunFacts, floor_of, format_pct, preset_setting, read_json,
+                                          size_text)
 
-# Liu et al. 2018 ("Future frame prediction for anomaly detection", Frame-Pred), UCSD Ped2 frame AUC %, as quoted in
-# the MPN paper's comparison table (../shared/papers/mpn-meta-prototype-network.txt): 256x256, trained on Ped2's own
-# training videos with intensity, gradient, optical-flow and adversarial losses.
-LIU_PED2_FRAME_AUC = 95.4
+# Liu et al. 2018 ("Future frame prediction for anomaly detection", Frame-Pred), frame AUC % by target trained on
+# its own training videos, as quoted in the MPN paper's comparison table (../shared/papers/mpn-meta-prototype-network.txt):
+# 256x256, with intensity, gradient, optical-flow and adversarial losses.
+LIU_FRAME_AUC = {"ped2": 95.4}
 # The sections of an earlier results page that are carried over for comparison (its headings).
 PREVIOUS_SECTIONS = ("## K-shot table", "## SOFF against standard fine-tuning")
 
@@ -19,7 +20,7 @@ def _shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
-def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
+def schedule_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     """The (steps, lr) grid of ``soff validation schedule`` (validation/schedule.json)."""
     from train.experiment.schedule_check import schedule_markdown
 
@@ -27,7 +28,7 @@ def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
     if not result or not result.get("schedules"):
         return []
     chosen = result.get("chosen") or {}
-    lines = ["## The fine-tuning schedule, chosen on held-out Ped2 training videos", "",
+    lines = [f"## The fine-tuning schedule, chosen on held-out {facts.target_title} training videos", "",
              "`soff validation schedule` fine-tuned the pre-trained predictor of this run with "
              "each (steps, lr) of a small grid, once with the standard and once with the SOFF loss (paper weights), "
              "on clips of the first three quarters of the target's training videos, and scored the prediction PSNR "
@@ -35,17 +36,18 @@ def schedule_section(run: Path, preset: dict | None = None) -> list[str]:
              "averaged over both losses is the one the main table is meant to use for both"
              + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}**." if chosen else "."),
              "", schedule_markdown(result), ""]
-    used = (preset_setting(preset or {}, "finetune-predictor", "steps", None),
-            preset_setting(preset or {}, "finetune-predictor", "lr", None))
+    used = (preset_setting(preset, "finetune-predictor", "steps", None),
+            preset_setting(preset, "finetune-predictor", "lr", None))
     if chosen and None not in used and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
         lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "
                   f"{used[1]:g} (fixed before this check ran); its rows are therefore not the held-out choice.", ""]
     return lines
 
 
-def anchor_section(anchor: Path | None, run: Path) -> list[str]:
-    """Ped2 -> Ped2 with no fine-tuning (``run-experiment --source ped2 --target ped2 --only eval-unet3-k0``)
-    beside Liu et al.'s 95.4: a number far below it says the predictor or the scoring is wrong."""
+def anchor_section(anchor: Path | None, run: Path, facts: RunFacts) -> list[str]:
+    """Target -> target with no fine-tuning (``run-experiment --source T --target T --only eval-unet3-k0``) beside
+    Liu et al.'s number where the target has one: a number far below it says the predictor or the scoring is
+    wrong."""
     if anchor is None:
         return []
     lines = ["## Anchor: the predictor trained on the target scene itself", ""]
@@ -60,14 +62,16 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
     own = {name: read_json(p) or {} for name, p in
            ((p.parent.name.removesuffix("-k0"), p) for p in sorted((run / "eval" / "main").glob("*-k0/metrics.json")))}
     p = {**info.get("preset", {}), "settings": info.get("settings", {})}
-    lines += [f"`run-experiment --source ped2 --target ped2 --preset {p.get('name', '?')} --only eval-unet3-k0` "
-              f"(`{_shown(anchor)}`): the predictor pre-trained on Ped2's own training videos at "
-              f"{size_text(preset_setting(p, 'train-predictor', 'input_size'))} "
+    target, liu = facts.target_title, LIU_FRAME_AUC.get(facts.target)
+    lines += [f"`run-experiment --source {facts.target} --target {facts.target} --preset {p.get('name', '?')} "
+              f"--only eval-unet3-k0` (`{_shown(anchor)}`): the predictor pre-trained on {target}'s own training "
+              f"videos at {size_text(preset_setting(p, 'train-predictor', 'input_size'))} "
               f"({preset_setting(p, 'train-predictor', 'steps')} steps of batch "
-              f"{preset_setting(p, 'train-predictor', 'batch_size')}, prediction loss only), scored on every Ped2 "
-              f"test video at {size_text(preset_setting(p, 'evaluate-predictor', 'eval_size'))}, no fine-tuning. Liu et al.'s frame predictor reaches "
-              f"{LIU_PED2_FRAME_AUC} on Ped2 (256x256, with optical-flow and adversarial losses we leave out, "
-              "trained to convergence).", "",
+              f"{preset_setting(p, 'train-predictor', 'batch_size')}, prediction loss only), scored on every "
+              f"{target} test video at {size_text(preset_setting(p, 'evaluate-predictor', 'eval_size'))}, no "
+              "fine-tuning."
+              + (f" Liu et al.'s frame predictor reaches {liu} on {target} (256x256, with optical-flow and "
+                 "adversarial losses we leave out, trained to convergence)." if liu else ""), "",
               "| predictor | trained on | frame AUC | per-video AUC | pixel AUC | Liu et al. frame AUC "
               "| pre-training CPU-min | held-out PSNR − copy-last |",
               "|---|---|---|---|---|---|---|---|"]
@@ -77,12 +81,12 @@ def anchor_section(anchor: Path | None, run: Path) -> list[str]:
                      f"{format_pct(floor.baseline_value)} | {format_pct(floor.extra.get('per_video_mean_auc'))} "
                      "| – | – | – | 0 dB |")
     for arch, m in rows:
-        lines.append(f"| {arch} | Ped2 training | {format_pct(m.get('frame_auc'))} | "
+        lines.append(f"| {arch} | {target} training | {format_pct(m.get('frame_auc'))} | "
                      f"{format_pct(m.get('per_video_mean_auc'))} | {format_pct(m.get('pixel_auc'))} | "
-                     f"{LIU_PED2_FRAME_AUC} | {_pretraining(anchor, arch)} |")
+                     f"{liu or '–'} | {_pretraining(anchor, arch)} |")
         if arch in own:
             o = own[arch]
-            lines.append(f"| {arch} | Ped1 training (this page's K = 0) | {format_pct(o.get('frame_auc'))} | "
+            lines.append(f"| {arch} | {facts.source_title} training (this page's K = 0) | {format_pct(o.get('frame_auc'))} | "
                          f"{format_pct(o.get('per_video_mean_auc'))} | {format_pct(o.get('pixel_auc'))} | – | "
                          f"{_pretraining(run, arch)} |")
     return lines + [""]

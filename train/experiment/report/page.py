@@ -24,29 +24,31 @@ from pipeline.core.files import sha256_of
 from train.experiment.report.analysis import (floors_section, longer_sfonet_section, loss_section, quality_section,
                                               validation_section)
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
-from train.experiment.report.data import (PAPER_TABLE1_PED2, PAPER_TABLE3, PAPER_TABLE4, REPO, TEACHER_NOTE, read_evals,
+from train.experiment.report.data import (PAPER_SHOTS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE3, PAPER_TABLE4,
+                                          PAPER_TABLES_3_4_TARGET, REPO, RunFacts, read_evals, run_facts,
                                           read_json, format_mean_std, format_pct, seed_of, step_records)
 
-TITLES = {"ped1": "Ped1", "ped2": "Ped2", "avenue": "Avenue", "shanghaitech": "ShanghaiTech", "ucf_crime": "UCF-Crime"}
-
-
-def main_section(run: Path, preset: dict) -> list[str]:
+def main_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     from train.evaluation.results_table import check_poolable, collect, markdown_table
 
     shots = preset.get("shots", [0, 1, 10])
     entries = collect([run / "eval" / "main"])
     check_poolable(entries)
-    lines = ["## K-shot table (Ped1 -> Ped2, scene protocol)", "",
-             f"*{TEACHER_NOTE}*", ""]
+    lines = [f"## K-shot table ({facts.source_title} -> {facts.target_title}, scene protocol)", "",
+             f"*{facts.teacher_note}*", ""]
     if not entries:
         return lines + ["No evaluation has finished yet.", ""]
     lines += [markdown_table(entries, shots=shots, metrics=["frame", "per-video", "pixel"]), ""]
-    lines += ["The paper's numbers (Table 1, pre-trained on ShanghaiTech, target UCSD Ped2, frame AUC %; "
+    if facts.target not in PAPER_TABLE1:
+        return lines + [f"The paper reports no few-shot numbers for {facts.target_title}.", ""]
+    lines += [f"The paper's numbers (Table 1, pre-trained on ShanghaiTech, target {facts.target_title}, frame AUC %; "
               "Table 3's first row is its standard fine-tuning):", "",
               "| Method (paper) | K=0 | K=1 | K=10 |", "|---|---|---|---|"]
-    for name, k0, k1, k10 in PAPER_TABLE1_PED2:
+    for name, k0, k1, k10 in PAPER_TABLE1[facts.target]:
         lines.append(f"| {name} | {'–' if k0 is None else f'{k0:.2f}'} | {k1:.2f} | {k10:.2f} |")
     s1, s10 = PAPER_TABLE3["standard"]
+    if facts.target != PAPER_TABLES_3_4_TARGET:
+        return lines + [""]
     lines += [f"| Standard fine-tuning, UNet-3layer (Table 3, row 1) | 91.10 | {s1} | {s10} |", ""]
     return lines
 
@@ -76,10 +78,10 @@ def paired_by_seed(evals: dict[str, dict], arch: str, k: int, metric: str) -> tu
     return std, soff, [soff[s] - std[s] for s in sorted(set(std) & set(soff))]
 
 
-def difference_section(run: Path, preset: dict) -> list[str]:
+def difference_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     evals = read_evals(run, "main")
     lines = ["## SOFF against standard fine-tuning", "",
-             f"*{TEACHER_NOTE}*", "",
+             f"*{facts.teacher_note}*", "",
              "Paired by seed: the same K clips and the same seed, fine-tuned once with each loss. The paper reports "
              "the frame AUC only.", "",
              "| arch | K | metric | standard | SOFF | SOFF − standard (paired by seed) | SOFF above in "
@@ -88,8 +90,8 @@ def difference_section(run: Path, preset: dict) -> list[str]:
     verdicts = []
     for arch in preset.get("archs", ["unet3"]):
         for k in [k for k in preset.get("shots", []) if k > 0]:
-            paper = {1: PAPER_TABLE3["full"][0] - PAPER_TABLE3["standard"][0],
-                     10: PAPER_TABLE3["full"][1] - PAPER_TABLE3["standard"][1]}.get(k)
+            paper = ({n: full - std for n, full, std in zip(PAPER_SHOTS, PAPER_TABLE3["full"], PAPER_TABLE3["standard"])}
+                     .get(k) if facts.target == PAPER_TABLES_3_4_TARGET else None)
             for metric, label in PAIRED_METRICS:
                 std, soff, paired = paired_by_seed(evals, arch, k, metric)
                 diff, wins = "–", "–"
@@ -109,7 +111,7 @@ def difference_section(run: Path, preset: dict) -> list[str]:
     return lines
 
 
-def ablation_section(run: Path, preset: dict) -> list[str]:
+def ablation_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     evals, main = read_evals(run, "ablation"), read_evals(run, "main")
     arch = preset.get("archs", ["unet3"])[0]
     seeds = preset.get("ablation_seeds", [0])
@@ -126,7 +128,12 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
                   if n == f"{prefix}-k{k}-s{s}" and m.get(metric) is not None]
         return format_mean_std(values)
 
-    lines = ["## Ablations (Tables 3 and 4)", "", f"*{TEACHER_NOTE}*", "",
+    def paper_cells(numbers: tuple[float, float]) -> str:
+        """The paper's (K = 1, K = 10) numbers under this table's K columns; none for another target."""
+        by_k = dict(zip(PAPER_SHOTS, numbers)) if facts.target == PAPER_TABLES_3_4_TARGET else {}
+        return " | ".join(str(by_k.get(k, "–")) for k in ks)
+
+    lines = ["## Ablations (Tables 3 and 4)", "", f"*{facts.teacher_note}*", "",
              f"{arch}, scene protocol, seed(s) {','.join(map(str, seeds))}; frame AUC % (pixel AUC % in the last "
              "columns). The rows with all three parts and the three-stage row are the main table's SOFF runs of "
              "the same seed(s); the first row of Table 3 is its standard fine-tuning.", "",
@@ -140,9 +147,8 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
             ("✓", "✓", "×", evals, f"{arch}-t3-no-osf", "no-osf"),
             ("✓", "✓", "✓", main, f"{arch}-soff", "full")]
     for f, s, o, source, prefix, key in rows:
-        paper = PAPER_TABLE3[key]
         lines.append(f"| {f} | {s} | {o} | " + " | ".join(cell(source, prefix, k) for k in ks) + " | "
-                     + " | ".join(str(paper[i]) for i in range(len(ks))) + " | "
+                     + paper_cells(PAPER_TABLE3[key]) + " | "
                      + " | ".join(cell(source, prefix, k, "pixel_auc") for k in ks) + " |")
     if not preset.get("strategy_ablation", True):
         return lines + ["", "### Table 4: SFO-Net training strategy", "",
@@ -154,9 +160,8 @@ def ablation_section(run: Path, preset: dict) -> list[str]:
     for name, source, prefix in [("One-stage", evals, f"{arch}-t4-one-stage"),
                                  ("Two-stage", evals, f"{arch}-t4-two-stage"),
                                  ("Three-stage", main, f"{arch}-soff")]:
-        paper = PAPER_TABLE4[name.lower()]
         lines.append(f"| {name} | " + " | ".join(cell(source, prefix, k) for k in ks) + " | "
-                     + " | ".join(str(paper[i]) for i in range(len(ks))) + " | "
+                     + paper_cells(PAPER_TABLE4[name.lower()]) + " | "
                      + " | ".join(cell(source, prefix, k, "pixel_auc") for k in ks) + " |")
     return lines + [""]
 
@@ -240,7 +245,7 @@ def timing_section(run: Path) -> list[str]:
     return lines
 
 
-def provenance_section(run: Path, preset_info: dict) -> list[str]:
+def provenance_section(run: Path, preset_info: dict, facts: RunFacts) -> list[str]:
     lines = ["## Provenance", ""]
     evals = {**read_evals(run, "main"), **read_evals(run, "ablation")}
     versions = sorted({(m.get("package_version"), m.get("torch_version")) for m in evals.values()})
@@ -258,7 +263,7 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
         lines.append(f"- pixel ground truth `{Path(path).name}/` sha256 `{sha}`")
     lines.append(f"- evaluation size(s) {', '.join('x'.join(map(str, s)) for s in sizes)}; device(s) "
                  f"{', '.join(devices)}; {len(evals)} evaluations")
-    store = read_json(run / "labels" / f"{preset_info.get('source', 'ped1')}-training" / "manifest.json")
+    store = read_json(run / "labels" / f"{facts.source}-training" / "manifest.json")
     if store:
         ident = store.get("identity", {})
         teachers = ident.get("teachers", {})
@@ -273,6 +278,20 @@ def provenance_section(run: Path, preset_info: dict) -> list[str]:
     return lines + [""]
 
 
+def _differences(facts: RunFacts, preset: dict) -> str:
+    """What differs from the paper's setting, in words, from the run's facts."""
+    parts = []
+    if facts.source != PAPER_SOURCE:
+        parts.append(f"the predictor is pre-trained on {facts.source_title}'s training videos instead of "
+                     "ShanghaiTech's (another source camera)")
+    if facts.weight_free:
+        parts.append(f"SFO-Net learns from weight-free teachers' labels on {facts.source_title} instead of GMA and "
+                     "YOLOv8 + MobileSAM labels")
+    if preset.get("device", "cpu") == "cpu":
+        parts.append("on CPU every size and schedule is reduced as stated above")
+    return ("; ".join(parts) or "nothing but what the preset reduced") + "."
+
+
 def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = None,
           previous: Path | None = None) -> str:
     info = read_json(run / "preset.json") or {}
@@ -283,37 +302,34 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
     failed = [n for n, r in steps.items() if r["rc"] != 0 and n not in stopped
               and not (n.startswith("gate-") and r["rc"] == 2)]
     where = run.relative_to(REPO) if run.is_relative_to(REPO) else run
-    pair = f"{TITLES.get(info.get('source', 'ped1'))} -> {TITLES.get(info.get('target', 'ped2'))}"
-    lines = [f"# Results: {pair} few-shot scene adaptation", "",
+    facts = run_facts(info)
+    lines = [f"# Results: {facts.source_title} -> {facts.target_title} few-shot scene adaptation", "",
              f"Generated by `soff results-page` from `{where}` "
              f"(preset `{preset.get('name', '?')}`); do not edit by hand, rerun the generator.", "",
              f"**Preset `{preset.get('name', '?')}`**: {preset.get('description', '')}. **Reduced from the paper**: "
              f"{preset.get('reduced', '')}.", "",
-             f"**Teachers**: {TEACHER_NOTE}", "",
-             "**What differs from the paper**: the predictor is pre-trained on UCSD Ped1's training videos instead of "
-             "ShanghaiTech (a smaller, different source camera), SFO-Net learns from weight-free teachers' labels "
-             "on Ped1 instead of GMA and YOLOv8 + MobileSAM labels on ShanghaiTech, and on CPU every size and "
-             "schedule is reduced as stated above. The paper's numbers are quoted for reference, not as a "
-             "comparison of like with like.", ""]
+             f"**Teachers**: {facts.teacher_note}", "",
+             f"**What differs from the paper**: {_differences(facts, preset)} The paper's numbers are quoted for reference, "
+             "not as a comparison of like with like.", ""]
     if failed:
         lines += [f"**Failed steps**: {', '.join(sorted(failed))} (see `logs/` in the results folder).", ""]
     if stopped:
         lines += [f"**Stopped by a signal and not rerun**: {', '.join(sorted(stopped))} (their results are not on "
                   "this page; rerunning run-experiment finishes them).", ""]
-    lines += main_section(run, preset)
+    lines += main_section(run, preset, facts)
     lines += floors_section(run)
     lines += withheld_section(steps)
-    lines += anchor_section(anchor, run)
-    lines += difference_section(run, preset)
-    lines += schedule_section(run, preset)
-    lines += ablation_section(run, preset)
+    lines += anchor_section(anchor, run, facts)
+    lines += difference_section(run, preset, facts)
+    lines += schedule_section(run, preset, facts)
+    lines += ablation_section(run, preset, facts)
     if notes and notes.exists():
         lines += ["## Analysis", "", notes.read_text().strip(), ""]
     lines += previous_section(previous)
-    lines += loss_section(run)
-    lines += validation_section(run, preset)
-    lines += longer_sfonet_section(run, preset)
-    lines += quality_section(run)
+    lines += loss_section(run, facts)
+    lines += validation_section(run, preset, facts)
+    lines += longer_sfonet_section(run, preset, facts)
+    lines += quality_section(run, facts)
     lines += figures_section(run, docs, out_doc)
     lines += timing_section(run)
     lines += ["## Preset", "", "```json", json.dumps(preset, indent=1), "```", ""]
@@ -322,14 +338,14 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
         lines += ["## Commands", "", "Every step, in order (`commands.sh` of the results folder; `steps.jsonl` "
                   "has each one's wall time and exit status):", "", "```sh", commands.read_text().strip(), "```", ""]
     for extra, what in [("validation/schedule/commands.sh", "the fine-tuning schedule grid on held-out training videos"),
-                        ("validation/commands.sh", "the held-out Ped2 training checks"),
-                        ("validation/test-commands.sh", "the chosen variant on Ped2 testing"),
+                        ("validation/commands.sh", f"the held-out {facts.target_title} training checks"),
+                        ("validation/test-commands.sh", f"the chosen variant on {facts.target_title} testing"),
                         *[(f"validation/{f.name}", "the longer-trained SFO-Net and its SOFF rows")
                           for f in sorted((run / "validation").glob("sfonet*-commands.sh"))]]:
         if (run / extra).exists():
             lines += [f"Then {what} (`soff validation`; `{extra}`):", "", "```sh",
                       (run / extra).read_text().strip(), "```", ""]
-    lines += provenance_section(run, info)
+    lines += provenance_section(run, info, facts)
     for folder in sorted((run / "predictor").glob("*")):
         if (folder / "predictor.pt").exists():
             lines.insert(-1, f"- pre-trained predictor `{folder.name}/predictor.pt` sha256 "
