@@ -25,7 +25,7 @@ from train.common.precision import autocast, cpu_has_fast_bf16, needs_loss_scale
 from train.common.steps import grad_scaler, optimizer_step
 from train.predictors import build_predictor
 from train.predictors.losses import prediction_loss
-from train.sfonet.checkpoint import build_sfonet
+from train.sfonet.model_file import build_sfonet
 from train.sfonet_training.config import plan_stages
 from train.sfonet_training.loop import set_trainable, stage_parameters, train_step
 

@@ -60,7 +60,7 @@ from train.finetuning.kshot import protocol_split, sample_clips
 from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import to_model_frames
 from train.sfonet import SFONet
-from train.sfonet.checkpoint import freeze
+from train.sfonet.model_file import freeze
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "ped2"

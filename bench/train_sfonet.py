@@ -32,7 +32,7 @@ from train.common.choices import PRECISIONS, SFONET_COMPONENTS
 from train.common.device import resolve_device
 from train.common.precision import needs_loss_scaler, resolve_precision
 from train.common.seeding import StepBatches
-from train.sfonet.checkpoint import build_sfonet
+from train.sfonet.model_file import build_sfonet
 from train.sfonet_training.config import plan_stages
 from train.sfonet_training.data import SFONetPairs
 from train.sfonet_training.loop import set_trainable, stage_parameters, train_step

@@ -2,7 +2,7 @@
 videos to check (real Ped2 frames; one with a bright square pasted into frames 40-60), no labels:
 make-manifest -> finetune-predictor --dataset mycam.json (K drawn clips and --clips stretches) -> score-video to
 flagged spans and an overlay video; then the same folder with a label file -> evaluate-predictor's AUCs under all
-three protocols; and one video file as DATA_ROOT, where the adapted frames are scored and named.
+three score modes; and one video file as DATA_ROOT, where the adapted frames are scored and named.
 
 The predictor is ``copy-last`` with a learnable gain (tests/helpers/models.py): fine-tuning really trains it, and
 its errors stay the frame differences, so where the spans must fall is known."""
@@ -93,10 +93,10 @@ def test_the_same_folder_with_labels_gives_all_three_aucs(mycam):
                  mycam["ft"] / "seed0", "--out", out, "--device", "cpu")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["title"] == "mycam" and metrics["eval_size"] == list(SIZE)
-    protocols = metrics["protocols"]
+    modes = metrics["score_modes"]
     for name in ("minmax", "raw", "calibrated"):
-        assert 0.5 < protocols[name]["frame_auc"] <= 1, (name, protocols[name])
-    assert protocols["calibrated"]["false_alarm_rate_test"] is not None
+        assert 0.5 < modes[name]["frame_auc"] <= 1, (name, modes[name])
+    assert modes["calibrated"]["false_alarm_rate_test"] is not None
     assert metrics["adapted_frames_scored"] == {}                  # adapted on training/, scored testing/
     assert "calibrated" in result.output and "mycam testing" in result.output
 
@@ -119,6 +119,6 @@ def test_one_video_file_as_data_root_names_the_adapted_frames_it_scores(mycam, t
     assert metrics["adapted_frames_scored"] == {"gate": list(range(4, 15))}
     assert "WARNING video gate: 11 scored frame(s) were used for fine-tuning" in result.output
     # its one video is the test video: nothing is left to calibrate on, and the metrics say so
-    assert metrics["protocols"]["calibrated"]["frame_auc"] is None
-    assert "also evaluated" in metrics["protocols"]["calibrated"]["reason"]
-    assert np.isfinite(metrics["protocols"]["raw"]["frame_auc"])
+    assert metrics["score_modes"]["calibrated"]["frame_auc"] is None
+    assert "also evaluated" in metrics["score_modes"]["calibrated"]["reason"]
+    assert np.isfinite(metrics["score_modes"]["raw"]["frame_auc"])

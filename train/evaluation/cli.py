@@ -120,10 +120,10 @@ def _print_result(result: dict, out: Path) -> None:
                    f"(same frames, same scoring); the model {floor.verdict.split(':')[0]} "
                    f"({100 * floor.margin:+.2f} points)" if floor.margin is not None else
                    f"copy-last floor: frame AUC {_pct(floor.baseline_value)}%")
-    protocols = result["protocols"]
-    calibrated = protocols["calibrated"]
-    click.echo(f"frame AUC by score: min-max per video {_pct(protocols['minmax']['frame_auc'])}%   raw PSNR "
-               f"{_pct(protocols['raw']['frame_auc'])}%   calibrated "
+    modes = result["score_modes"]
+    calibrated = modes["calibrated"]
+    click.echo(f"frame AUC by score: min-max per video {_pct(modes['minmax']['frame_auc'])}%   raw PSNR "
+               f"{_pct(modes['raw']['frame_auc'])}%   calibrated "
                + (f"{_pct(calibrated['frame_auc'])}% (threshold {calibrated['threshold']:.3f}: "
                   f"{_pct(calibrated['false_alarm_rate_test'])}% of normal test frames flagged, "
                   f"{_pct(calibrated['detection_rate_test'])}% of abnormal)" if calibrated.get("threshold") is not None

@@ -30,7 +30,7 @@ from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import plain, write_json
 from train.common.steps import ProgressFn
-from train.evaluation import plots as eval_plots, protocols, scoring, targets as eval_inputs
+from train.evaluation import plots as eval_plots, score_modes, scoring, targets as eval_inputs
 from train.evaluation.config import EvalConfig
 from train.evaluation.predict import VideoResult, predict_video
 from train.predictors import load_predictor
@@ -182,22 +182,22 @@ def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn |
     calibration, record = None, {"reason": "per-video models: each test video has its own model"}
     if not target.per_video:
         locations = {v: Path(source.location(v)) for v in videos}
-        calibration, record = protocols.fit_for_target(model, cfg, target, locations, size=size, device=device,
+        calibration, record = score_modes.fit_for_target(model, cfg, target, locations, size=size, device=device,
                                                        precision=precision, progress=progress)
-    metrics["protocols"] = protocols.protocol_metrics(scored, calibration, record)
-    metrics["frame_auc_raw"] = metrics["protocols"]["raw"]["frame_auc"]
-    metrics["frame_auc_calibrated"] = metrics["protocols"]["calibrated"]["frame_auc"]
-    adapted = protocols.adapted_frames_scored(target, source, videos, model.past_frames)
+    metrics["score_modes"] = score_modes.score_mode_metrics(scored, calibration, record)
+    metrics["frame_auc_raw"] = metrics["score_modes"]["raw"]["frame_auc"]
+    metrics["frame_auc_calibrated"] = metrics["score_modes"]["calibrated"]["frame_auc"]
+    adapted = score_modes.adapted_frames_scored(target, source, videos, model.past_frames)
     for video, frames in adapted.items():
         log.warning("%s: frames %s of video %s are scored but were used for fine-tuning (%s); their scores are "
-                    "optimistic", target.name or cfg.predictor, protocols.frame_ranges(frames), video,
+                    "optimistic", target.name or cfg.predictor, score_modes.frame_ranges(frames), video,
                     target.run.get("adaptation_json"))
     metrics["adapted_frames_scored"] = adapted
     metrics["arch"] = payload.get("arch", getattr(model, "arch", None))
     metrics["timing"] = {"seconds": round(seconds, 3), "frames_per_second": round(total / max(seconds, 1e-9), 2),
                          "device": device_name(device), "batch_size": cfg.batch_size}
     metrics["precision"] = precision
-    calibrated = protocols.calibrated_scores(scored, calibration)
+    calibrated = score_modes.calibrated_scores(scored, calibration)
     if cfg.plots and cfg.heatmap_frames and target.predictor is not None and not target.per_video:
         _record_once(ctx)
         metrics["heatmaps"] = _heatmaps(folder, model, scored, calibrated, ctx, size=size, device=device,
@@ -222,7 +222,7 @@ def _heatmaps(folder: Path, model, scored: dict, calibrated: dict, ctx: _Context
         # full heat: the calibration's 99.9th-percentile pixel error; without a calibration, 20x this video's
         # 99th-percentile frame MSE (MSE = 10^(-PSNR/10)), since pixel errors peak far above their frame's mean
         full = scale or max(float(np.nanpercentile(10 ** (-s.psnr[frames] / 10), 99)) * 20, 1e-4)
-        written += [str(p.relative_to(folder)) for p in protocols.write_heatmaps(
+        written += [str(p.relative_to(folder)) for p in score_modes.write_heatmaps(
             folder, model, ctx.source, video, sorted(picks), size=size, device=device, precision=precision,
             scale=full, title=title)]
     return written

@@ -3,7 +3,7 @@ the frames before it, and its PSNR and per-pixel error map come out as soon as i
 batch and the ``past_frames`` before it, whatever the video's length (an hour of video, or a live camera).
 
 Its two pieces, the batching (:func:`model_windows`) and the prediction of one batch (:func:`predict_window`), are
-also evaluate-predictor's (:mod:`train.evaluation.predict`) and its heatmaps' (:mod:`train.evaluation.protocols`)."""
+also evaluate-predictor's (:mod:`train.evaluation.predict`) and its heatmaps' (:mod:`train.evaluation.score_modes`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

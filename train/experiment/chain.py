@@ -167,7 +167,7 @@ class _Chain:
         self._add(Step(name, argv, str(record), [f"sfonet-{sfonet}"], verdict=str(record)))
         return name
 
-    def evaluate(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool,
+    def score(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool,
                  method: Method | None = None) -> None:
         """Score one model on the target's test videos (``method`` None: a pre-trained model, the K = 0 row)."""
         p, data = self.p, self.data
@@ -199,7 +199,7 @@ class _Chain:
         self.steps.append(Step(f"ft-{tag}", argv + flags(part.command, settings),
                                str(folder / f"seed{seed}" / "adaptation.json"), needs))
         plots = group == "main" and seed == p.seeds[0]
-        self.evaluate(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots,
+        self.score(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots,
                       method if row else None)
 
     def main_table(self, methods: list[Method]) -> None:
@@ -210,7 +210,7 @@ class _Chain:
                 suffix = "" if method.pretrain.step == "predictor" else f"-{method.name}"
                 name = f"eval-{arch}{suffix}-k0"
                 if not any(s.name == name for s in self.steps):
-                    self.evaluate(name, model, self.out / "eval" / "main" / f"{arch}{suffix}-k0", [pretrained],
+                    self.score(name, model, self.out / "eval" / "main" / f"{arch}{suffix}-k0", [pretrained],
                                   plots=True, method=None if not suffix else method)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds
             for arch in p.archs:

@@ -96,7 +96,7 @@ def score_command(data_root, predictor, videos, size, out):
     from pipeline.data.frame_source import open_frame_source
     from train.common.device import resolve_device
     from train.evaluation.predict import predict_video
-    from train.predictors.checkpoint import load_predictor
+    from train.predictors.model_file import load_predictor
 
     w, h = map(int, size.split("x"))
     model, _ = load_predictor(predictor)

@@ -48,7 +48,7 @@ from train.finetuning.gate import check_sfonet
 from train.finetuning.kshot import named_clips, protocol_split, sample_clips
 from train.finetuning.soff_loss import check_components, soff_loss, standard_loss
 from train.predictors import load_predictor, save_predictor
-from train.sfonet.checkpoint import load_frozen_sfonet
+from train.sfonet.model_file import load_frozen_sfonet
 
 log = logging.getLogger("train.finetune")
 

@@ -87,7 +87,7 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
         pred: predicted frame I_t-hat (N, 3, H, W) in [-1, 1], attached to the predictor's graph.
         real: real frame I_t (N, 3, H, W) in [-1, 1].
         prev: real previous frame I_{t-1} (N, 3, H, W) in [-1, 1] (the last of the predictor's input frames).
-        sfonet: the frozen SFO-Net (see :func:`train.sfonet.checkpoint.freeze`; its parameters must not require grad).
+        sfonet: the frozen SFO-Net (see :func:`train.sfonet.model_file.freeze`; its parameters must not require grad).
         components: ``flow`` (L_o) and/or ``seg`` (L_s).
         alpha, beta: weights of L_s and L_o.
 
@@ -96,7 +96,7 @@ def soff_loss(pred: torch.Tensor, real: torch.Tensor, prev: torch.Tensor, sfonet
     """
     check_components(sfonet, components)
     if any(p.requires_grad for p in sfonet.parameters()):
-        raise ValueError("SFO-Net must be frozen (train.sfonet.checkpoint.freeze) before it is used in the soff loss")
+        raise ValueError("SFO-Net must be frozen (train.sfonet.model_file.freeze) before it is used in the soff loss")
     parts = standard_loss(pred, real)                 # L_p at the predictor's size
     size = sfonet.input_size
     if size is not None and tuple(pred.shape[-2:]) != (size[1], size[0]):

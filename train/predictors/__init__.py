@@ -3,11 +3,11 @@
 - :mod:`train.predictors.base`: the contract and its padding (:class:`FramePredictor`);
 - :mod:`train.predictors.liu_unet`: Liu et al.'s UNet, ``unet3`` (the paper's UNet-3layer) and ``unet4``;
 - :mod:`train.predictors.registry`: :data:`PREDICTORS`, :func:`build_predictor`, :func:`register_predictor`;
-- :mod:`train.predictors.checkpoint`: the ``predictor.pt`` file, :func:`save_predictor`, :func:`load_predictor`.
+- :mod:`train.predictors.model_file`: the ``predictor.pt`` file, :func:`save_predictor`, :func:`load_predictor`.
 """
 from train.predictors.base import FramePredictor
-from train.predictors.checkpoint import load_predictor, save_predictor
 from train.predictors.liu_unet import LiuUNet, unet3, unet4
+from train.predictors.model_file import load_predictor, save_predictor
 from train.predictors.registry import PREDICTORS, build_predictor, register_predictor
 
 __all__ = ["PREDICTORS", "FramePredictor", "LiuUNet", "build_predictor", "load_predictor", "register_predictor",

@@ -10,7 +10,7 @@ Run folder (``out``)::
     stage1.pt ...    per stage: model and optimizer state, step, RNG states, the stage's losses (also written
                      every ``checkpoint_every`` steps, so a killed run resumes mid-stage); ``step == steps``
                      marks a finished stage
-    sfonet.pt        the final model (train.sfonet.checkpoint; read it with load_sfonet)
+    sfonet.pt        the final model (train.sfonet.model_file; read it with load_sfonet)
     metrics.json     per stage, on the held-out videos, with the trivial baselines and the floors
                      (train.sfonet_training.metrics); ``floor`` at the top: the final model's verdict
     loss.png         training loss per step, one panel per stage
@@ -42,7 +42,7 @@ from train.common.run_folder import RunFolder, plain, read_json, settings_identi
 from train.common.seeding import StepBatches, mix_seed, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.steps import Curve, ProgressFn, grad_scaler, optimizer_step, run_steps
-from train.sfonet.checkpoint import build_sfonet, save_sfonet
+from train.sfonet.model_file import build_sfonet, save_sfonet
 from train.common.schedule import learning_rate, set_learning_rate
 from train.sfonet.losses import flow_training_loss, seg_training_loss
 from train.sfonet_training.config import (CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE, PLOT_FILE,

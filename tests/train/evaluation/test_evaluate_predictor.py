@@ -101,13 +101,13 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
         wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
         assert abs(wins / (len(pos) * len(neg)) - metrics["frame_auc"]) < 1e-9
     assert _is_png(out / "roc.png") and all(_is_png(out / "curves" / f"{v}.png") for v in ("01", "02", "03"))
-    # the other two protocols, recomputed from the same file: raw -PSNR pooled, and the calibrated score from the
+    # the other two score modes, recomputed from the same file: raw -PSNR pooled, and the calibrated score from the
     # calibration's statistics (z-score of PSNR, mean of the last `window` frames)
-    protocols = metrics["protocols"]
-    assert protocols["minmax"]["frame_auc"] == metrics["frame_auc"]
-    c = protocols["calibrated"]["calibration"]
-    assert protocols["calibrated"]["source"].startswith("training videos of") and c["frames"] <= 600 + 180
-    assert all(Path(f).parent.parent.name == "training" for f in protocols["calibrated"]["video_files"].values())
+    modes = metrics["score_modes"]
+    assert modes["minmax"]["frame_auc"] == metrics["frame_auc"]
+    c = modes["calibrated"]["calibration"]
+    assert modes["calibrated"]["source"].startswith("training videos of") and c["frames"] <= 600 + 180
+    assert all(Path(f).parent.parent.name == "training" for f in modes["calibrated"]["video_files"].values())
     calibrated = []
     for video, psnrs in by_video.items():
         z = (c["mean_psnr"] - np.array(psnrs)) / c["std_psnr"]
@@ -117,11 +117,11 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
     for scores, key in ((raw, "raw"), (np.array(calibrated), "calibrated")):
         pos, neg = scores[labels == 1], scores[labels == 0]
         wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-        assert abs(wins / (len(pos) * len(neg)) - protocols[key]["frame_auc"]) < 1e-9
-        assert metrics[f"frame_auc_{key}"] == protocols[key]["frame_auc"]
-    flagged = np.array(calibrated) > protocols["calibrated"]["threshold"]
-    assert protocols["calibrated"]["false_alarm_rate_test"] == pytest.approx(flagged[labels == 0].mean())
-    assert protocols["calibrated"]["detection_rate_test"] == pytest.approx(flagged[labels == 1].mean())
+        assert abs(wins / (len(pos) * len(neg)) - modes[key]["frame_auc"]) < 1e-9
+        assert metrics[f"frame_auc_{key}"] == modes[key]["frame_auc"]
+    flagged = np.array(calibrated) > modes["calibrated"]["threshold"]
+    assert modes["calibrated"]["false_alarm_rate_test"] == pytest.approx(flagged[labels == 0].mean())
+    assert modes["calibrated"]["detection_rate_test"] == pytest.approx(flagged[labels == 1].mean())
     assert "frame AUC by score: min-max per video" in result.output
     assert len(metrics["heatmaps"]) == 9 and all(_is_png(out / h) for h in metrics["heatmaps"])
     assert metrics["adapted_frames_scored"] == {}

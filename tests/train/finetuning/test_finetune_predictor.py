@@ -22,7 +22,7 @@ from train.finetuning.adapt import adapt, load_clip_tensors
 from train.finetuning.config import FinetuneConfig
 from train.finetuning.kshot import sample_clips
 from train.predictors import PREDICTORS, build_predictor, load_predictor, register_predictor, save_predictor
-from train.sfonet.checkpoint import load_frozen_sfonet
+from train.sfonet.model_file import load_frozen_sfonet
 
 SIZE = (64, 48)   # (w, h)
 

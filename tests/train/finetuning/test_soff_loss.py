@@ -11,7 +11,7 @@ import torch
 from helpers.models import TINY_SFONET, tiny_sfonet, tiny_unet
 from train.sfonet import SFONet
 from train.finetuning.soff_loss import soff_loss, standard_loss
-from train.sfonet.checkpoint import freeze
+from train.sfonet.model_file import freeze
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,7 +20,7 @@ from helpers.datasets import PED2
 pytest.importorskip("train.sfonet", reason="the SFO-Net network (train/sfonet) is not in this checkout")
 
 from train.sfonet_training.cli import train_sfonet_command  # noqa: E402
-from train.sfonet.checkpoint import load_sfonet  # noqa: E402
+from train.sfonet.model_file import load_sfonet  # noqa: E402
 
 pytestmark = pytest.mark.real_data
 

@@ -72,8 +72,8 @@ def fit_for_target(model, cfg, target, eval_locations, *, size, device, precisio
                          "video_files": {v.name: str(v.location) for v in videos}}
 
 
-def protocol_metrics(scored: dict, calibration: Calibration | None, record: dict) -> dict:
-    """The frame AUC under each protocol (module docstring) over the scored frames, and the calibrated threshold's
+def score_mode_metrics(scored: dict, calibration: Calibration | None, record: dict) -> dict:
+    """The frame AUC under each score mode (module docstring) over the scored frames, and the calibrated threshold's
     false-alarm and detection rates on the test frames."""
     labels, minmax = scoring.pooled_arrays(scored)
     psnr = np.concatenate([s.psnr[s.scored] for s in scored.values()])
