@@ -108,6 +108,14 @@ def _num(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _taught_by_sfonet(method: str) -> bool:
+    """Whether the method's adaptation takes SFO-Net as a teacher (its part needs ``sfonet``)."""
+    from train.experiment.methods import METHODS
+
+    adapt = METHODS[method].adapt if method in METHODS else None
+    return bool(adapt and "sfonet" in adapt.needs)
+
+
 def _cleared(floor: Floor | None) -> str:
     return "–" if not floor else "✓ cleared" if floor.cleared else "✗ NOT cleared"
 
@@ -176,7 +184,7 @@ def floors_section(run: Path) -> list[str]:
     rows: dict[tuple[str, str], list[dict]] = {}
     for name, m in evals.items():
         arch, rest = name.split("-", 1)
-        method = "pre-trained" if rest == "k0" else rest.split("-k")[0]
+        method = "pre-trained" if rest == "k0" else rest.rsplit("-k", 1)[0]     # <method>-k<K>[-s<seed>]
         rows.setdefault((arch, method), []).append(m)
     lines = ["### Did each row's learners clear their floors?", "",
              "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
@@ -185,7 +193,7 @@ def floors_section(run: Path) -> list[str]:
         pred = floor_of(predictors.get(arch, {}))
         pred_text = (f"{_cleared(pred)} ({pred.margin:+.2f} dB)" if pred and pred.margin is not None
                      else _cleared(pred))
-        if method == "soff":
+        if _taught_by_sfonet(method):
             teacher = (f"{_cleared(_part(sfonet_floor, 'flow'))} / {_cleared(_part(sfonet_floor, 'masks'))}"
                        + (" (allowed by --allow-weak-sfonet)" if (gate or {}).get("allowed_weak") else ""))
         else:
