@@ -127,7 +127,8 @@ def make_manifest_command(data_root: Path, name: str, out: Path, title: str | No
     of any name and container OpenCV reads (.mp4, .avi, .mkv, ...) and/or folders of numbered frames (from 0 or
     1: 000.jpg or ffmpeg's frame_00001.jpg). Every video is decoded once to count its frames and check its size;
     the manifest records counts, sizes, frame rates and numbering, and is then the --dataset of every command.
-    DATA_ROOT may also be one video file: it is then both splits.
+    DATA_ROOT may also be one video file: it is then both splits. A DATA_ROOT with training/ alone is a
+    source-only dataset (extra cameras to pre-train on): its manifest has the training split only.
 
     \b
     Example:
@@ -166,6 +167,8 @@ def make_manifest_command(data_root: Path, name: str, out: Path, title: str | No
     from pipeline.core.tables import format_table
 
     click.echo(format_table(("split", "videos", "frames", "frame size", "fps", "frame folders numbered from"), rows))
-    for g in manifest.splits["testing"].ground_truth:
+    if "testing" not in manifest.splits:
+        click.echo("source only (no testing/): use it to pre-train (train-predictor, make-labels), not as a target")
+    for g in (manifest.splits["testing"].ground_truth if "testing" in manifest.splits else ()):
         click.echo(f"ground truth: {g.path} ({g.format}, {g.abnormal_frames:,} abnormal frames)")
     click.echo(f"wrote {out}  (use it as --dataset {out})")

@@ -42,7 +42,8 @@ class ScanError(DataError):
 
 def scan_dataset(root: Path, *, name: str, title: str | None = None, fps: float | None = None,
                  gt_file: Path | None = None, progress: Progress | None = None) -> DatasetManifest:
-    """The manifest of the folder ``root`` (``training/`` and ``testing/``), every video decoded once.
+    """The manifest of the folder ``root`` (``training/`` and ``testing/``), every video decoded once. A folder
+    with ``training/`` alone is a source-only dataset (pre-training, never a target): its manifest has that split.
 
     Raises :class:`ScanError` listing every problem found: a missing or empty split, a folder that is neither
     frames nor videos, gaps in numbering, frames that do not decode, mixed frame sizes inside a video, labels
@@ -58,9 +59,15 @@ def scan_dataset(root: Path, *, name: str, title: str | None = None, fps: float 
     layouts: list[str] = []
     sizes: Counter = Counter()
     rates: set[float] = set()
+    source_only = not single and (root / "training").is_dir() and not (root / "testing").exists()
     for split in SPLITS:
         if single and splits:       # one video file is both splits: decoded once
             splits[split] = dataclasses.replace(next(iter(splits.values())), name=split)
+            continue
+        if source_only and split == "testing":
+            if gt_file is not None:
+                problems.append(DataError(Path(gt_file), f"--gt-file labels testing videos, and {root} has no "
+                                                         "testing/ (a source-only folder)"))
             continue
         source = open_frame_source(root, split) if single else _open_split(root, split, problems)
         if source is None:
@@ -85,6 +92,8 @@ def scan_dataset(root: Path, *, name: str, title: str | None = None, fps: float 
     if single:
         notes.append("one video file: its one video is both the training and the testing split; evaluate-predictor "
                      "names the frames it scores that fine-tuning adapted on")
+    if source_only:
+        notes.append("source only: training/ without testing/; a pre-training source, never a target")
     if fps is None:
         notes.append("frame rate unknown (frame folders, and no --fps): times are not shown")
     return DatasetManifest(name=name, title=title or name, frame_size=common, eval_size=None, train_size=None,

@@ -110,7 +110,8 @@ def test_gt_file_of_spans_is_checked_and_recorded(tmp_path: Path):
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("missing split", "missing split folder: make-manifest needs testing/ holding the videos to check"),
+    ("missing split", "missing split folder: make-manifest needs training/ holding the normal clips to adapt on"),
+    ("labels of no testing", "--gt-file labels testing videos, and"),
     ("empty split", "empty folder: no video files or frame folders"),
     ("no videos", "holds neither video files nor folders of frame images"),
     ("folder of no frames", "a folder without frame images, so not a video"),
@@ -126,7 +127,11 @@ def test_bad_camera_folders_are_one_line_and_write_nothing(tmp_path: Path, case:
         (root / "testing").mkdir()
     if case == "empty split":
         pass
-    elif case == "missing split":
+    elif case == "missing split":                    # testing/ without training/
+        write_video(root / "testing" / "b.mp4", clip(10))
+        (root / "training" / "a.mp4").unlink()
+        (root / "training").rmdir()
+    elif case == "labels of no testing":             # a source-only folder given labels
         (root / "testing").rmdir()
     elif case == "no videos":
         (root / "testing" / "readme.txt").write_text("nothing here")
@@ -145,9 +150,32 @@ def test_bad_camera_folders_are_one_line_and_write_nothing(tmp_path: Path, case:
     elif case == "flat folder":
         root = root / "training"
     out = tmp_path / "cam.json"
-    line = one_error_line(make_manifest(root, "--name", "cam", "--out", out))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("a,0,3\n")
+    extra = ["--gt-file", str(labels)] if case == "labels of no testing" else []
+    line = one_error_line(make_manifest(root, "--name", "cam", "--out", out, *extra))
     assert expected in line
     assert not out.exists()
+
+
+@pytest.mark.real_data
+def test_a_source_only_folder_is_a_training_only_dataset(tmp_path: Path):
+    """../shared/datasets/multiscene holds training/ alone (normal clips of four more cameras): make-manifest
+    describes it as a source (its one split), verify-data checks it, and it is never a target."""
+    from helpers.datasets import DATASETS
+
+    root, out = DATASETS / "multiscene", tmp_path / "multiscene.json"
+    result = make_manifest(root, "--name", "multiscene", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "source only (no testing/)" in result.output
+    manifest = load_manifest(out)
+    assert list(manifest.splits) == ["training"]
+    training = manifest.split("training")
+    assert training.video_count == 15 and training.frame_count == 2998
+    assert str(manifest.frame_size) == "256x144" and {str(s) for s in training.video_sizes.values()} == {"256x144"}
+    assert any("source only" in note for note in manifest.notes)
+    verified = CliRunner().invoke(verify_data_command, [str(root), "--dataset", str(out)])
+    assert verified.exit_code == 0 and "OK: no problems found" in verified.output
 
 
 def test_manifest_out_is_not_overwritten_without_asking(tmp_path: Path):
