@@ -125,25 +125,37 @@ def _source_predictor(metrics: dict) -> str | None:
 
 
 def check_poolable(entries: Sequence[Entry]) -> None:
-    """DataError unless every row's evaluations (all its K and seeds, and the shared K = 0 of its dataset and
-    architecture) were computed on the same :class:`EvalData`: the one file of each side is named with the first
-    difference."""
+    """DataError unless every row's evaluations were computed on the same :class:`EvalData`: one data root,
+    labels, size and video list for each dataset and architecture, and one pre-trained predictor for each method
+    (all its K and seeds, with the shared K = 0 where the method has no K = 0 of its own: methods may pre-train
+    their own models). The one file of each side is named with the first difference."""
     from pipeline.core.errors import DataError
 
-    by_row: dict[tuple, list[Entry]] = {}
+    def compare(group: list[Entry], fields: tuple[str, ...]) -> None:
+        first = group[0]
+        for other in group[1:]:
+            name = next((n for n in fields if getattr(first.data, n) != getattr(other.data, n)), None)
+            if name is None:
+                continue
+            a, b = getattr(first.data, name), getattr(other.data, name)
+            if name == "videos":
+                a, b = f"{len(a)} videos ({', '.join(a[:4])}...)", f"{len(b)} videos ({', '.join(b[:4])}...)"
+            raise DataError(other.path, f"would be pooled with {first.path}, but the {DATA_FIELDS[name]} differs "
+                                        f"({b} here, {a} there); give results-table one experiment, or pass "
+                                        "--group-by-data for a row per data")
+
+    data_fields = tuple(f for f in EvalData._fields if f != "source_predictor")
+    by_data: dict[tuple, list[Entry]] = {}
+    by_method: dict[tuple, list[Entry]] = {}
     for e in entries:
-        by_row.setdefault(e.row[:2], []).append(e)
-    for row in by_row.values():
-        first = row[0]
-        for other in row[1:]:
-            if other.data != first.data:
-                name = next(n for n in EvalData._fields if getattr(first.data, n) != getattr(other.data, n))
-                a, b = getattr(first.data, name), getattr(other.data, name)
-                if name == "videos":
-                    a, b = f"{len(a)} videos ({', '.join(a[:4])}...)", f"{len(b)} videos ({', '.join(b[:4])}...)"
-                raise DataError(other.path, f"would be pooled with {first.path}, but the {DATA_FIELDS[name]} differs "
-                                            f"({b} here, {a} there); give results-table one experiment, or pass "
-                                            "--group-by-data for a row per data")
+        by_data.setdefault(e.row[:2], []).append(e)
+        by_method.setdefault(e.row[:3], []).append(e)
+    for group in by_data.values():
+        compare(group, data_fields)
+    for (dataset, arch, method), group in by_method.items():
+        own_k0 = any(e.shots == 0 for e in group)
+        shared = [] if own_k0 or method == PRETRAINED else by_method.get((dataset, arch, PRETRAINED), [])
+        compare([*shared, *group], ("source_predictor",))
 
 
 def group_by_data(entries: Sequence[Entry]) -> list[Entry]:

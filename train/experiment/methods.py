@@ -86,7 +86,13 @@ register(Method("standard", "standard", "fine-tuning on the K clips with the fra
                 PRETRAIN_PREDICTOR, Part("finetune-predictor", {"loss": "standard"}), SCORE_PSNR))
 register(Method("soff", "SOFF", "fine-tuning with L_p and SFO-Net's flow and mask terms (Eq. 10), the paper's",
                 PRETRAIN_PREDICTOR, Part("finetune-predictor", {"loss": "soff"}, needs=("sfonet",)), SCORE_PSNR))
-DEFAULT_METHODS = tuple(METHODS)         # the built-in ones: standard and soff
+DEFAULT_METHODS = tuple(METHODS)         # standard and soff
+# The control of what pre-training buys: no source pre-training, the residual predictor at its initial weights
+# (its head starts at zero, so it predicts the last frame exactly: K = 0 is copy-last), adapted like standard.
+register(Method("scratch", "scratch", "no source pre-training: the residual predictor at its initial weights "
+                "(copy-last exactly at K = 0), fine-tuned like standard",
+                Part("train-predictor", {"output": "residual", "steps": 0}, step="scratch", leaves="predictor.pt"),
+                Part("finetune-predictor", {"loss": "standard"}), SCORE_PSNR))
 
 
 def methods_named(names) -> list[Method]:

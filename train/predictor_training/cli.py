@@ -33,7 +33,9 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): config.json, checkpoint.pt, predictor.pt, metrics.json, loss.png, "
                    "train.log.")
-@click.option("--steps", type=click.IntRange(1), default=D.steps, help="Optimizer steps.")
+@click.option("--steps", type=click.IntRange(0), default=D.steps,
+              help="Optimizer steps; 0 writes the initial weights (with --output residual: copying the last frame "
+                   "exactly, the scratch model).")
 @click.option("--epochs", type=click.IntRange(1), default=D.epochs, help="Instead of --steps: passes over the clips.")
 @click.option("--lr", type=POSITIVE, default=D.lr, help="Adam learning rate (paper).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (paper).")

@@ -62,8 +62,8 @@ class TrainPredictorConfig:
 
         if self.arch not in PREDICTORS:
             raise ValueError(f"--arch {self.arch!r}: unknown predictor (known: {', '.join(sorted(PREDICTORS))})")
-        if min(self.steps, self.batch_size, self.past_frames) < 1 or self.lr <= 0 or (self.epochs or 1) < 1:
-            raise ValueError("steps, epochs, batch size, past frames and learning rate must be positive")
+        if min(self.batch_size, self.past_frames) < 1 or self.steps < 0 or self.lr <= 0 or (self.epochs or 1) < 1:
+            raise ValueError("epochs, batch size, past frames and learning rate must be positive, steps not negative")
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise ValueError(f"input size {self.input_size!r} is not (width, height)")
         if self.frames_on_device not in ON_DEVICE:

@@ -338,8 +338,9 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
     clock = curve.clock
     curve = [*curve.points, curve.stamp(len(losses), {k: trained.get(k) for k in CURVE_KEYS})]
     floor = predictor_floor(trained.get("psnr"), trained.get("copy_last_psnr"), held_out=held_out)
-    metrics = {"arch": cfg.arch, "output": cfg.output, "steps": len(losses), "first_loss": losses[0],
-               "final_loss": losses[-1], "final_loss_mean10": float(np.mean(losses[-10:])), "held_out": held_out,
+    metrics = {"arch": cfg.arch, "output": cfg.output, "steps": len(losses), "first_loss": losses[0] if losses else None,
+               "final_loss": losses[-1] if losses else None,
+               "final_loss_mean10": float(np.mean(losses[-10:])) if losses else None, "held_out": held_out,
                "val_videos": list(cfg.val_videos), "val_clips": trained.get("clips", 0),
                "val_psnr": trained.get("psnr"), "untrained_psnr": initial.get("psnr"),
                "copy_last_psnr": trained.get("copy_last_psnr"), "val_moving_psnr": trained.get("moving_psnr"),

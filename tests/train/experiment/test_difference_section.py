@@ -7,7 +7,8 @@ import statistics
 from pathlib import Path
 
 from train.experiment.report.data import run_facts
-from train.experiment.report.page import ablation_section, difference_section
+from train.experiment.report.page import ablation_section
+from train.experiment.report.paired import difference_section
 
 PED1_TO_PED2 = run_facts({"source": "ped1", "target": "ped2"})
 

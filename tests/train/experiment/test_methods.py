@@ -15,6 +15,7 @@ from pipeline.core.errors import ConfigError
 from train.experiment.commands import COMMANDS, check_settings, flags
 from train.experiment.methods import METHODS, Method, Part, register
 from train.experiment.presets import PRESETS, Preset
+from train.experiment.report.page import results_page_command
 
 
 def _preset(**commands) -> Preset:
@@ -83,18 +84,22 @@ TOY = Method("toy", "toy", "a residual predictor of its own, fine-tuned at 1e-3,
 
 @pytest.mark.real_data
 def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(tmp_path, monkeypatch):
+    """One tiny run of three methods: the toy defined here, standard and the built-in scratch control (no
+    pre-training: the residual predictor at its initial weights). No method needs SFO-Net, so no labels."""
     monkeypatch.setitem(METHODS, "toy", register(TOY))
     out = tmp_path / "toy"
     args = ["--source", "ped1", "--target", "ped2", "--preset", "tiny", "--out", str(out), "--datasets",
-            str(DATASETS), "--methods", "toy"]
+            str(DATASETS), "--methods", "toy,standard,scratch"]
     from train.experiment.cli import run_experiment_command
 
     result = CliRunner().invoke(run_experiment_command, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output[-3000:]
     records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
-    assert sorted(r["step"] for r in records) == ["eval-unet3-toy-k0", "eval-unet3-toy-k1-s0", "ft-unet3-toy-k1-s0",
-                                                  "results-table", "toy-predictor-unet3"]  # no labels, no SFO-Net
-    assert records[0]["step"] == "toy-predictor-unet3" and records[-1]["step"] == "results-table"
+    steps = {r["step"] for r in records}
+    assert steps == {"toy-predictor-unet3", "predictor-unet3", "scratch-unet3", "results-table",
+                     *(f"eval-unet3{m}-k0" for m in ("-toy", "", "-scratch")),
+                     *(f"{s}-unet3-{m}-k1-s0" for s in ("ft", "eval") for m in ("toy", "standard", "scratch"))}
+    assert records[-1]["step"] == "results-table"                          # no labels, no SFO-Net
     commands = {r["step"]: r["command"] for r in records}
     assert "--output residual" in commands["toy-predictor-unet3"] and "--steps 5" in commands["toy-predictor-unet3"]
     assert "--loss standard" in commands["ft-unet3-toy-k1-s0"] and "--lr 0.001" in commands["ft-unet3-toy-k1-s0"]
@@ -105,12 +110,34 @@ def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(t
         metrics = json.loads((out / "eval" / "main" / tag / "metrics.json").read_text())
         assert metrics["run"]["method"] == "toy" and metrics["config"]["window"] == 5
         assert 0.0 <= metrics["frame_auc"] <= 1.0 and metrics["run"]["shots"] == shots
-    row = next(line for line in (out / "results.md").read_text().splitlines() if "| UNet-3layer toy | scene |" in line)
-    cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[3].endswith("(n=1)") and cells[4].endswith("(n=1)")     # K = 0 (its own model) and K = 1, one row
+    table = (out / "results.md").read_text().splitlines()
+    for method in ("toy", "scratch", "standard"):
+        row = next(line for line in table if f"| UNet-3layer {method} | scene |" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert "(n=1)" in cells[3] and cells[4].endswith("(n=1)"), row   # K = 0 and K = 1 in one row
     info = json.loads((out / "preset.json").read_text())
-    assert info["methods"] == ["toy"] and info["settings"]["train-predictor"]["steps"] == 5
+    assert info["methods"] == ["toy", "standard", "scratch"] and info["settings"]["train-predictor"]["steps"] == 5
     assert info["settings"]["train-predictor"]["input_size"] == [48, 32]
+
+    # scratch: no optimizer step, so it predicts the last frame exactly: K = 0 is the copy-last floor itself
+    scratch = json.loads((out / "pretrain" / "scratch-unet3" / "metrics.json").read_text())
+    assert scratch["steps"] == 0 and scratch["val_psnr"] == scratch["copy_last_psnr"] and "--steps 0" in \
+        commands["scratch-unet3"]
+    k0 = json.loads((out / "eval" / "main" / "unet3-scratch-k0" / "metrics.json").read_text())
+    # equal in fp32; where --precision auto is bf16 (native bf16 CPUs) the added zero change rounds the frame
+    assert k0["frame_auc"] == pytest.approx(k0["floor"]["baseline_value"], abs=1e-3) and k0["run"]["method"] == "scratch"
+    page = tmp_path / "page" / "results.md"
+    written = CliRunner().invoke(results_page_command, [str(out), "--out", str(page)])
+    assert written.exit_code == 0, written.output
+    text = page.read_text()
+    assert "## What pre-training buys: source minus scratch" in text
+    source_k0 = json.loads((out / "eval" / "main" / "unet3-k0" / "metrics.json").read_text())["frame_auc"]
+    assert f"| unet3 | 0 | {100 * k0['frame_auc']:.2f} | {100 * source_k0:.2f} | " in text
+    k1 = {m: json.loads((out / "eval" / "main" / f"unet3-{m}-k1-s0" / "metrics.json").read_text())["frame_auc"]
+          for m in ("standard", "scratch")}
+    row = next(line for line in text.splitlines() if line.startswith("| unet3 | 1 | "))
+    assert row == (f"| unet3 | 1 | {100 * k1['scratch']:.2f} (n=1) | {100 * k1['standard']:.2f} (n=1) | "
+                   f"{100 * (k1['standard'] - k1['scratch']):+.2f} (n=1) | {int(k1['standard'] > k1['scratch'])} of 1 |")
 
 
 def test_an_unknown_method_is_one_error(tmp_path):
@@ -119,7 +146,7 @@ def test_an_unknown_method_is_one_error(tmp_path):
     result = CliRunner().invoke(run_experiment_command, ["--source", "ped1", "--target", "ped2", "--preset", "tiny",
                                                          "--out", str(tmp_path / "x"), "--datasets", str(DATASETS),
                                                          "--methods", "standard,mpm"])
-    assert result.exit_code == 2 and "--methods mpm: no such method; known: standard, soff" in result.output
+    assert result.exit_code == 2 and "--methods mpm: no such method; known: standard, soff, scratch" in result.output
     assert not (tmp_path / "x").exists()
 
 

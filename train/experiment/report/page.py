@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pipeline.core.files import sha256_of
 from train.experiment.report.analysis import (floors_section, longer_sfonet_section, loss_section, quality_section,
                                               validation_section)
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
+from train.experiment.report.paired import difference_section, pretraining_section
 from train.experiment.report.data import (PAPER_SHOTS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE3, PAPER_TABLE4,
                                           PAPER_TABLES_3_4_TARGET, REPO, RunFacts, read_evals, run_facts,
                                           read_json, format_mean_std, format_pct, seed_of, step_records)
@@ -64,51 +64,6 @@ def withheld_section(steps: dict[str, dict]) -> list[str]:
     for name, r in sorted(refused.items()):
         lines.append(f"- `{name}`: {r.get('refused') or r.get('reason') or 'see its log'}")
     return lines + [""]
-
-
-PAIRED_METRICS = (("frame_auc", "frame AUC"), ("per_video_mean_auc", "per-video AUC"), ("pixel_auc", "pixel AUC"))
-
-
-def paired_by_seed(evals: dict[str, dict], arch: str, k: int, metric: str) -> tuple[dict, dict, list[float]]:
-    """(standard by seed, SOFF by seed, SOFF − standard for every seed both have) of ``metric`` (fractions)."""
-    def by_seed(loss):
-        return {seed_of(n): m[metric] for n, m in evals.items()
-                if n.startswith(f"{arch}-{loss}-k{k}-s") and m.get(metric) is not None}
-    std, soff = by_seed("standard"), by_seed("soff")
-    return std, soff, [soff[s] - std[s] for s in sorted(set(std) & set(soff))]
-
-
-def difference_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
-    evals = read_evals(run, "main")
-    lines = ["## SOFF against standard fine-tuning", "",
-             f"*{facts.teacher_note}*", "",
-             "Paired by seed: the same K clips and the same seed, fine-tuned once with each loss. The paper reports "
-             "the frame AUC only.", "",
-             "| arch | K | metric | standard | SOFF | SOFF − standard (paired by seed) | SOFF above in "
-             "| paper SOFF − standard |",
-             "|---|---|---|---|---|---|---|---|"]
-    verdicts = []
-    for arch in preset.get("archs", ["unet3"]):
-        for k in [k for k in preset.get("shots", []) if k > 0]:
-            paper = ({n: full - std for n, full, std in zip(PAPER_SHOTS, PAPER_TABLE3["full"], PAPER_TABLE3["standard"])}
-                     .get(k) if facts.target == PAPER_TABLES_3_4_TARGET else None)
-            for metric, label in PAIRED_METRICS:
-                std, soff, paired = paired_by_seed(evals, arch, k, metric)
-                diff, wins = "–", "–"
-                if paired:
-                    mean = 100 * statistics.fmean(paired)
-                    sd = 100 * statistics.stdev(paired) if len(paired) > 1 else 0.0
-                    diff = f"{mean:+.2f} ± {sd:.2f} (n={len(paired)})"
-                    wins = f"{sum(d > 0 for d in paired)} of {len(paired)}"
-                    if metric == "frame_auc":
-                        verdicts.append(f"{arch} K={k}: SOFF above standard in {wins} seeds, mean frame-AUC "
-                                        f"difference {mean:+.2f} points"
-                                        + (f" (seed std {sd:.2f})" if len(paired) > 1 else ""))
-                paper_cell = f"{paper:+.2f}" if paper is not None and metric == "frame_auc" else "–"
-                lines.append(f"| {arch} | {k} | {label} | {format_mean_std(list(std.values()))} | "
-                             f"{format_mean_std(list(soff.values()))} | {diff} | {wins} | {paper_cell} |")
-    lines += [""] + [f"- {v}." for v in verdicts] + [""]
-    return lines
 
 
 def ablation_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
@@ -320,6 +275,7 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
     lines += floors_section(run)
     lines += withheld_section(steps)
     lines += anchor_section(anchor, run, facts)
+    lines += pretraining_section(run, preset, facts)
     lines += difference_section(run, preset, facts)
     lines += schedule_section(run, preset, facts)
     lines += ablation_section(run, preset, facts)
