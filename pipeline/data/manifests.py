@@ -80,7 +80,9 @@ class DatasetManifest:
 
     def split(self, name: str) -> SplitManifest:
         if name not in self.splits:
-            raise KeyError(f"dataset {self.name!r} has no split {name!r} (known: {', '.join(self.splits)})")
+            hint = (": a source-only dataset (training/ alone) pre-trains a model, it is never a target"
+                    if set(self.splits) == {"training"} else "")
+            raise KeyError(f"dataset {self.name!r} has no split {name!r} (known: {', '.join(self.splits)}){hint}")
         return self.splits[name]
 
     def video_fps(self, split: str, video: str) -> float | None:

@@ -61,6 +61,7 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
     """
     try:
         manifest = load_manifest(cfg.dataset)
+        manifest.split(cfg.split)               # KeyError naming a split the dataset does not have
         source = open_frame_source(cfg.root, cfg.split, cfg.layout)
     except (KeyError, DataError) as err:
         raise RunError(str(err).strip("'\"")) from None

@@ -176,6 +176,16 @@ def test_a_source_only_folder_is_a_training_only_dataset(tmp_path: Path):
     assert any("source only" in note for note in manifest.notes)
     verified = CliRunner().invoke(verify_data_command, [str(root), "--dataset", str(out)])
     assert verified.exit_code == 0 and "OK: no problems found" in verified.output
+    from train.evaluation.cli import evaluate_predictor_command      # as a target: one line, nothing written
+    from train.predictors import build_predictor, save_predictor
+
+    model = tmp_path / "predictor.pt"
+    save_predictor(model, build_predictor("unet3"), input_size=(64, 64), config={})
+    scored = CliRunner().invoke(evaluate_predictor_command, [str(root), "--dataset", str(out), "--predictor",
+                                                             str(model), "--out", str(tmp_path / "eval")])
+    assert one_error_line(scored).endswith("a source-only dataset (training/ alone) pre-trains a model, it is "
+                                           "never a target")
+    assert not (tmp_path / "eval").exists()
 
 
 def test_manifest_out_is_not_overwritten_without_asking(tmp_path: Path):
