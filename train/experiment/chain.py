@@ -29,7 +29,7 @@ import numpy as np
 from pipeline.core.errors import ConfigError, DataError
 from train.common.choices import SFONET_COMPONENTS
 from train.experiment.commands import command, flags, setting
-from train.experiment.methods import DEFAULT_METHODS, METHODS, SCORE_PSNR, Method, methods_named
+from train.experiment.methods import DEFAULT_METHODS, METHODS, SCORE_PSNR, Method, Part, methods_named
 from train.experiment.presets import Preset
 from train.experiment.runner import Step
 
@@ -108,7 +108,7 @@ class _Chain:
         self.dev = ["--device", p.device]
         self.labels = out / "labels" / f"{data.source}-training"
         self.steps: list[Step] = []
-        self.pretrained: dict[str, tuple] = {}       # pre-training step -> the part that makes it
+        self.pretrained: dict[str, Part] = {}        # pre-training step -> the part that makes it
 
     def _add(self, step: Step) -> None:
         if not any(s.name == step.name for s in self.steps):
@@ -139,10 +139,9 @@ class _Chain:
         part, p, data = method.pretrain, self.p, self.data
         takes_arch = "arch" in command(part.command).field_names()
         name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
-        if name in self.pretrained and self.pretrained[name] != part.key():
+        if self.pretrained.setdefault(name, part) != part:
             raise ConfigError(f"method {method.name}: its pre-training step {name} is another method's, with other "
                               f"settings; give its part a step name of its own")
-        self.pretrained[name] = part.key()
         run = self.out / "pretrain" / name if part.step != "predictor" else self.out / "predictor" / arch
         settings = {**p.settings(part.command), **part.settings}
         chain_settings = {"resume": True, "videos": data.source_videos[:-1], "val_videos": (data.held_out,)}
@@ -168,7 +167,7 @@ class _Chain:
         return name
 
     def score(self, name: str, predictor: Path, folder: Path, needs: list[str], plots: bool,
-                 method: Method | None = None) -> None:
+              method: Method | None = None) -> None:
         """Score one model on the target's test videos (``method`` None: a pre-trained model, the K = 0 row)."""
         p, data = self.p, self.data
         part = method.score if method else SCORE_PSNR
@@ -179,7 +178,7 @@ class _Chain:
             argv += ["--videos", ",".join(data.eval_videos)]
         if method:
             argv += ["--method", method.title]
-        self.steps.append(Step(name, argv + flags(part.command, settings), str(folder / "metrics.json"), needs))
+        self._add(Step(name, argv + flags(part.command, settings), str(folder / "metrics.json"), needs))
 
     def adapt(self, tag: str, method: Method, arch: str, k: int, seed: int, group: str, sfonet: str = "three-stage",
               settings: dict | None = None, row: bool = True) -> None:
@@ -200,7 +199,7 @@ class _Chain:
                                str(folder / f"seed{seed}" / "adaptation.json"), needs))
         plots = group == "main" and seed == p.seeds[0]
         self.score(f"eval-{tag}", folder / f"seed{seed}", self.out / "eval" / group / tag, [f"ft-{tag}"], plots,
-                      method if row else None)
+                   method if row else None)
 
     def main_table(self, methods: list[Method]) -> None:
         p = self.p
@@ -208,10 +207,8 @@ class _Chain:
             for method in methods:
                 pretrained, model = self.pretrain(method, arch)
                 suffix = "" if method.pretrain.step == "predictor" else f"-{method.name}"
-                name = f"eval-{arch}{suffix}-k0"
-                if not any(s.name == name for s in self.steps):
-                    self.score(name, model, self.out / "eval" / "main" / f"{arch}{suffix}-k0", [pretrained],
-                                  plots=True, method=None if not suffix else method)
+                self.score(f"eval-{arch}{suffix}-k0", model, self.out / "eval" / "main" / f"{arch}{suffix}-k0",
+                           [pretrained], plots=True, method=method if suffix else None)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds
             for arch in p.archs:
                 for k in [k for k in p.shots if k > 0]:

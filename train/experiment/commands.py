@@ -68,19 +68,17 @@ def command(name: str) -> Command:
         raise ConfigError(f"command {name!r}: the experiment runs {', '.join(COMMANDS)}") from None
 
 
-def check_settings(name: str, settings: Mapping[str, object], *, where: str,
-                   chain_owned: bool = False) -> object:
+def check_settings(name: str, settings: Mapping[str, object], *, where: str) -> object:
     """The config dataclass of command ``name`` built from ``settings`` (and stand-ins for what the chain fills
     in); ConfigError naming ``where`` (e.g. ``preset cpu``) for a name that is no field of it, a field the chain
-    sets itself (unless ``chain_owned``), a value of another type than the field's default, or a value its checks
-    refuse."""
+    sets itself, a value of another type than the field's default, or a value its checks refuse."""
     cmd = command(name)
     fields = {f.name: f for f in dataclasses.fields(cmd.config)}
     for key, value in settings.items():
         if key not in fields:
             raise ConfigError(f"{where}: {name} has no setting {key!r} (the fields of {cmd.config.__name__}: "
                               f"{', '.join(sorted(fields))})")
-        if key in cmd.chain_fields and not chain_owned:
+        if key in cmd.chain_fields:
             raise ConfigError(f"{where}: {name} {key!r} is set by the experiment's chain, not by a preset")
         default = fields[key].default
         if default is not dataclasses.MISSING and default is not None and value is not None \

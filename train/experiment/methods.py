@@ -48,9 +48,6 @@ class Part:
         if unknown:
             raise ValueError(f"part {self.command}: needs {', '.join(unknown)}: the chain provides {', '.join(NEEDS)}")
 
-    def key(self) -> tuple:
-        return self.command, tuple(sorted(self.settings.items())), self.needs, self.step, self.leaves
-
 
 @dataclass(frozen=True)
 class Method:

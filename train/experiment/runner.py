@@ -93,7 +93,7 @@ def run_chain(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     for s in steps:
         if s.name in done:
             echo(f"skip   {s.name} (finished earlier)")
-            _judge(s, done, withheld, echo)
+            _judge(s, refusal(s), done, withheld, echo)
     running: dict[str, tuple[subprocess.Popen, Step, float, object]] = {}
     (out / "logs").mkdir(exist_ok=True)
     try:
@@ -148,24 +148,25 @@ def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, e
                       "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
                       "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       "threads": cores if s.exclusive else threads}
+            reason = None if rc else refusal(s)        # the verdict record, read once
             if rc:
                 record["reason"] = _error_line(out / "logs" / f"{name}.log")
-            elif refusal(s) is not None:
-                record["refused"] = refusal(s)
+            elif reason is not None:
+                record["refused"] = reason
             _append(out, record)
             del running[name]
             if rc == 0:
                 done.add(name)
                 echo(f"done   {name} ({seconds:.1f} s)")
-                _judge(s, done, withheld, echo)
+                _judge(s, reason, done, withheld, echo)
             else:
                 failed.add(name)
                 echo(f"FAILED {name} (exit {rc}; log {out / 'logs' / (name + '.log')})")
 
 
-def _judge(step: Step, done: set[str], withheld: dict[str, str], echo) -> None:
-    """A finished verdict step that refused: its steps are withheld (the step itself stays done)."""
-    reason = refusal(step)
+def _judge(step: Step, reason: str | None, done: set[str], withheld: dict[str, str], echo) -> None:
+    """A finished verdict step that refused (``reason``, :func:`refusal`): its steps are withheld (the step
+    itself stays done)."""
     if reason is not None:
         done.discard(step.name)
         withheld[step.name] = reason

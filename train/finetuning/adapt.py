@@ -51,7 +51,6 @@ from train.predictors import load_predictor, save_predictor
 from train.sfonet.model_file import load_frozen_sfonet
 
 log = logging.getLogger("train.finetune")
-QUOTES = "'\""                  # around a KeyError's message
 
 
 def load_clip_tensors(cfg: FinetuneConfig, split: str, clips: list[dict], *, size: tuple[int, int],
@@ -132,7 +131,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     try:
         load_manifest(cfg.dataset).split(split)
     except KeyError as err:
-        raise RunError(f"--protocol {cfg.protocol} reads the {split} split: {str(err).strip(QUOTES)}") from None
+        raise RunError(f"--protocol {cfg.protocol} reads the {split} split: {err.args[0]}") from None
     source = open_frame_source(cfg.data_root, split, cfg.layout)
     counts = _frame_counts(source, cfg.videos)
     size = _input_size(cfg, source_model, source_payload)
