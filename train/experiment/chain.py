@@ -29,7 +29,8 @@ import numpy as np
 from pipeline.core.errors import ConfigError, DataError
 from train.common.choices import SFONET_COMPONENTS
 from train.experiment.commands import command, flags, setting
-from train.experiment.methods import DEFAULT_METHODS, METHODS, SCORE_PSNR, Method, Part, methods_named
+from train.experiment.methods import (DEFAULT_METHODS, METHODS, PRETRAIN_PREDICTOR, SCORE_PSNR, Method, Part,
+                                      methods_named, pretraining)
 from train.experiment.presets import Preset
 from train.experiment.runner import Step
 
@@ -137,13 +138,12 @@ class _Chain:
         """The pre-training step of ``method`` for ``arch`` (once for every method whose part is the same);
         returns (its step name, the model file it leaves)."""
         part, p, data = method.pretrain, self.p, self.data
-        takes_arch = "arch" in command(part.command).field_names()
-        name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
+        name, run = pretraining(method, arch, self.out)
         if self.pretrained.setdefault(name, part) != part:
             raise ConfigError(f"method {method.name}: its pre-training step {name} is another method's, with other "
                               f"settings; give its part a step name of its own")
-        run = self.out / "pretrain" / name if part.step != "predictor" else self.out / "predictor" / arch
         settings = {**p.settings(part.command), **part.settings}
+        takes_arch = "arch" in command(part.command).field_names()
         chain_settings = {"resume": True, "videos": data.source_videos[:-1], "val_videos": (data.held_out,)}
         if takes_arch:
             chain_settings["arch"] = arch
@@ -206,7 +206,7 @@ class _Chain:
         for arch in p.archs:
             for method in methods:
                 pretrained, model = self.pretrain(method, arch)
-                suffix = "" if method.pretrain.step == "predictor" else f"-{method.name}"
+                suffix = "" if method.pretrain == PRETRAIN_PREDICTOR else f"-{method.name}"
                 self.score(f"eval-{arch}{suffix}-k0", model, self.out / "eval" / "main" / f"{arch}{suffix}-k0",
                            [pretrained], plots=True, method=method if suffix else None)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds

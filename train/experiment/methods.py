@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 
 from pipeline.core.errors import ConfigError
-from train.experiment.commands import check_settings
+from train.experiment.commands import check_settings, command
 
 NEEDS = ("sfonet",)
 
@@ -90,6 +91,16 @@ register(Method("scratch", "scratch", "no source pre-training: the residual pred
                 "(copy-last exactly at K = 0), fine-tuned like standard",
                 Part("train-predictor", {"output": "residual", "steps": 0}, step="scratch", leaves="predictor.pt"),
                 Part("finetune-predictor", {"loss": "standard"}), SCORE_PSNR))
+
+
+def pretraining(method: Method, arch: str, out: Path) -> tuple[str, Path]:
+    """(step name, run folder) of ``method``'s pre-training for ``arch`` in the results folder ``out``: the shared
+    ``predictor/<arch>/`` of standard and soff, else ``pretrain/<step>-<arch>/`` (no ``-<arch>`` when the command
+    takes no ``--arch``)."""
+    part = method.pretrain
+    takes_arch = "arch" in command(part.command).field_names()
+    name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
+    return name, (out / "predictor" / arch if part == PRETRAIN_PREDICTOR else out / "pretrain" / name)
 
 
 def methods_named(names) -> list[Method]:

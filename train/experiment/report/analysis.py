@@ -108,6 +108,13 @@ def _num(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _pretrained_folder(run: Path, method: str, arch: str) -> Path:
+    """The run folder of the model a row started from: its method's own pre-training, else the shared one."""
+    from train.experiment.methods import METHODS, pretraining
+
+    return pretraining(METHODS.get(method, METHODS["standard"]), arch, run)[1]
+
+
 def _taught_by_sfonet(method: str) -> bool:
     """Whether the method's adaptation takes SFO-Net as a teacher (its part needs ``sfonet``)."""
     from train.experiment.methods import METHODS
@@ -177,7 +184,6 @@ def floors_section(run: Path) -> list[str]:
     evals = read_evals(run, "main")
     if not evals:
         return []
-    predictors = {f.name: read_json(f / "metrics.json") or {} for f in sorted((run / "predictor").glob("*"))}
     gate = read_json(run / "sfonet" / "three-stage" / "gate-flow+seg.json")
     sfonet = read_json(run / "sfonet" / "three-stage" / "metrics.json") or {}
     sfonet_floor = floor_of(gate or {}) or floor_of(sfonet)
@@ -190,7 +196,7 @@ def floors_section(run: Path) -> list[str]:
              "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
              "(evaluations) |", "|---|---|---|---|---|"]
     for (arch, method), ms in sorted(rows.items()):
-        pred = floor_of(predictors.get(arch, {}))
+        pred = floor_of(read_json(_pretrained_folder(run, method, arch) / "metrics.json") or {})
         pred_text = (f"{_cleared(pred)} ({pred.margin:+.2f} dB)" if pred and pred.margin is not None
                      else _cleared(pred))
         if _taught_by_sfonet(method):
