@@ -160,13 +160,13 @@ def comma_list_callback(ctx, param, value: str | None) -> tuple[str, ...]:
     return comma_list(value)
 
 
-def choice_list_callback(choices: tuple[str, ...]):
-    """A click callback reading a non-empty comma list of ``choices`` (case-insensitive), returned in the
-    order of ``choices``."""
+def choice_list_callback(choices: tuple[str, ...], *, empty: bool = False):
+    """A click callback reading a comma list of ``choices`` (case-insensitive; non-empty unless ``empty``),
+    returned in the order of ``choices``."""
     def callback(ctx, param, value: str) -> tuple[str, ...]:
         items = tuple(v.lower() for v in comma_list(value))
         unknown = [v for v in items if v not in choices]
-        if unknown or not items:
+        if unknown or not (items or empty):
             raise click.BadParameter(f"{', '.join(unknown) or '(empty)'}: choose a comma list of {', '.join(choices)}")
         return tuple(c for c in choices if c in items)
     return callback

@@ -35,6 +35,17 @@ class DatasetType(click.ParamType):
 
 DATASET = DatasetType()
 DATASET_HELP = "Which dataset DATA_ROOT holds: a benchmark name or a manifest file from make-manifest."
+DATASETS_HELP = ("Which dataset each DATA_ROOT holds, a comma list in the same order: a benchmark name or a manifest "
+                 "file from make-manifest each (several: one source of several datasets, video ids "
+                 "<dataset>/<video>).")
+
+
+def datasets_callback(ctx, param, value: str) -> tuple[str, ...]:
+    """A click callback reading ``--dataset A,B``: each item checked as :data:`DATASET`."""
+    items = tuple(v.strip() for v in str(value).split(",") if v.strip())
+    if not items:
+        raise click.BadParameter("give a dataset name or manifest file", ctx, param)
+    return tuple(DATASET.convert(v, param, ctx) for v in items)
 
 
 class DataRootPath(click.Path):

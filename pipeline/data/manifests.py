@@ -77,6 +77,7 @@ class DatasetManifest:
     fps: float | None = None        # frames per second of the videos, where known (plots then run over seconds)
     data_root: str | None = None    # the folder (or video file) make-manifest scanned; None for a benchmark
     file: str | None = None         # the manifest file read, for one a user made; None for a shipped benchmark
+    excluded_targets: tuple[str, ...] = ()   # never a pre-training source when one of these datasets is the target
 
     def split(self, name: str) -> SplitManifest:
         if name not in self.splits:
@@ -160,7 +161,8 @@ def _parse(raw: dict) -> DatasetManifest:
         name=raw["name"], title=raw["title"], frame_size=_size(raw["frame_size"]),
         eval_size=_size(raw["eval_size"]), train_size=_size(raw["train_size"]),
         layouts=tuple(raw["layouts"]), splits=splits, citation=raw.get("citation", ""),
-        notes=tuple(raw.get("notes", ())), fps=None if fps is None else float(fps), data_root=raw.get("data_root"))
+        notes=tuple(raw.get("notes", ())), fps=None if fps is None else float(fps), data_root=raw.get("data_root"),
+        excluded_targets=tuple(raw.get("excluded_targets", ())))
 
 
 def manifest_json(manifest: DatasetManifest) -> dict:
@@ -186,4 +188,4 @@ def manifest_json(manifest: DatasetManifest) -> dict:
             "frame_size": size(manifest.frame_size), "eval_size": size(manifest.eval_size),
             "train_size": size(manifest.train_size), "fps": manifest.fps, "data_root": manifest.data_root,
             "layouts": list(manifest.layouts),
-            "splits": splits, "notes": list(manifest.notes)}
+            "splits": splits, "notes": list(manifest.notes), "excluded_targets": list(manifest.excluded_targets)}

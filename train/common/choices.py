@@ -15,6 +15,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # train-predictor: the head of the predictor (train.predictors.liu_unet) and the clip draw (sampling.py)
 PREDICTOR_OUTPUTS = ("direct", "residual")     # direct: the paper's; residual: last frame + learned change
 CLIP_SAMPLINGS = ("uniform", "motion")
+CLIP_BALANCES = ("clips", "scenes")            # clips: each clip alike; scenes: each scene alike (sampling.py)
+AUGMENTATIONS = ("scale", "flip", "photometric", "speed")   # train.predictor_training.augment
 
 # train-sfonet: stages (train.sfonet_training.config), the network's parts (Table 3), losses (train.sfonet.losses)
 SFONET_STRATEGIES = ("three-stage", "two-stage", "one-stage")

@@ -20,8 +20,8 @@ import torch
 from pipeline.core.errors import DataError, RunError
 from train.evaluation import scoring
 from train.evaluation.calibration import Calibration
-from train.evaluation.video_inputs import (VideoInput, adapted_frames, calibration_set, measure_calibration,
-                                          within_budget)
+from train.evaluation.video_inputs import (VideoInput, adapted_frames, calibration_set, frame_estimate,
+                                          measure_calibration, within_budget)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,10 @@ def calibration_videos(cfg, target, eval_locations: dict[str, Path], past_frames
         log.warning("calibration leaves out %d video(s) that are also evaluated", len(videos) - len(kept))
     if not kept:
         return None, f"every calibration video ({where}) is also evaluated"
+    left = [v for v in kept if frame_estimate(v) is None or set(range(past_frames, frame_estimate(v))) - v.excluded]
+    if not left:            # K = all: the fine-tune adapted on every frame, none is left to calibrate on
+        return None, f"every frame of the calibration videos ({where}) was adapted on"
+    kept = left
     return within_budget(kept, cfg.calibration_frames), where
 
 

@@ -47,31 +47,52 @@ TABLE4 = {"one-stage": "one-stage", "two-stage": "two-stage"}
 
 @dataclass(frozen=True)
 class Data:
-    """The benchmarks of one run: where they are and which of their videos the preset uses."""
+    """The benchmarks of one run: where they are and which of their videos the preset uses. A source of several
+    datasets (``--source ped1+multiscene``) has one root each, and video ids ``<dataset>/<video>``
+    (:mod:`pipeline.data.combined`)."""
 
-    source: str
-    source_root: Path
-    source_videos: tuple[str, ...]      # training videos; the last is held out for the source-side metrics
+    source: str                         # ped1, or ped1+multiscene
+    source_roots: tuple[Path, ...]      # one per dataset of the source, in order
+    source_videos: tuple[str, ...]      # training videos; held_out is held out for the source-side metrics
     target: str
     target_root: Path
     eval_videos: tuple[str, ...] | None  # test videos of the target (None: all)
+    held_out: str = ""                  # the last video of the source's first dataset
+    all_shots: int = 0                  # K = all: the non-overlapping clips of the target's training videos
 
     @property
-    def held_out(self) -> str:
-        return self.source_videos[-1]
+    def source_datasets(self) -> tuple[str, ...]:
+        return tuple(self.source.split("+"))
+
+    @property
+    def combined(self) -> bool:
+        return len(self.source_roots) > 1
+
+    def own_id(self, video: str) -> tuple[int, str]:
+        """(index of the source dataset, the video's id inside it) of one of ``source_videos``."""
+        if not self.combined:
+            return 0, video
+        name, _, own = video.partition("/")
+        return self.source_datasets.index(name), own
 
 
 def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Data:
     """Check that the folders the chain reads are there (source training frames, target training frames, target
-    test frames and labels) and pick the preset's videos. ConfigError (a bad pair) or DataError (a missing
-    folder) naming what is missing."""
+    test frames and labels) and pick the preset's videos (the first N of each source dataset). ConfigError (a bad
+    pair, a source that must never pre-train for this target) or DataError (a missing folder) naming what is
+    missing."""
     from pipeline.data.frame_source import open_frame_source
     from pipeline.data.manifests import load_manifest
 
-    roots = {name: datasets / name for name in (source, target)}
+    parts = source.split("+")
+    roots = {name: datasets / name for name in (*parts, target)}
+    for name in parts:
+        if target in load_manifest(name).excluded_targets:
+            raise ConfigError(f"--source {source}: {name} must never pre-train for {target} (its frames overlap "
+                              f"{target}'s; see its manifest's notes)")
     videos: dict[tuple[str, str], list[str]] = {}
-    for name, split, role in ((source, "training", "source"), (target, "training", "target"),
-                              (target, "testing", "target")):
+    for name, split, role in [*((n, "training", "source") for n in parts), (target, "training", "target"),
+                              (target, "testing", "target")]:
         if split not in load_manifest(name).splits:
             raise ConfigError(f"--{role} {name}: the {name} manifest has no {split} split")
         if (name, split) not in videos:
@@ -79,19 +100,29 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
                 videos[name, split] = open_frame_source(roots[name], split).videos()
             except DataError as err:
                 raise DataError(roots[name], f"the {role} needs {name} {split} frames ({err.problem})") from None
-    if len(videos[source, "training"]) < 2:
-        raise DataError(roots[source], f"the source needs at least 2 training videos (one is held out), has "
-                                       f"{len(videos[source, 'training'])}")
+            if not videos[name, split]:
+                raise DataError(roots[name], f"the {role} needs {name} {split} videos; the folder has none")
+    if len(videos[parts[0], "training"]) < 2:
+        raise DataError(roots[parts[0]], f"the source needs at least 2 training videos (one is held out), has "
+                                         f"{len(videos[parts[0], 'training'])}")
     labels = [g for g in load_manifest(target).split("testing").ground_truth if g.format != "pixel-masks"]
     if not any((roots[target] / g.path).exists() for g in labels):
         raise DataError(roots[target], f"the target needs {target} test labels (looked for "
                                        f"{', '.join(g.path for g in labels) or 'none listed'})")
-    source_videos = videos[source, "training"][:preset.source_videos or None]
+    prefix = (lambda name: f"{name}/") if len(parts) > 1 else (lambda name: "")
+    chosen = {name: videos[name, "training"][:preset.source_videos or None] for name in parts}
+    held_out = prefix(parts[0]) + chosen[parts[0]][-1]
+    source_videos = tuple(prefix(name) + v for name in parts for v in chosen[name] if prefix(name) + v != held_out)
     tests = videos[target, "testing"]
     eval_videos = None
     if preset.eval_videos and preset.eval_videos < len(tests):
         eval_videos = tuple(tests[int(i)] for i in np.round(np.linspace(0, len(tests) - 1, preset.eval_videos)))
-    return Data(source, roots[source], tuple(source_videos), target, roots[target], eval_videos)
+    # K = all: the scene protocol's grid of non-overlapping clips (train.finetuning.kshot) over every training video
+    length = setting("train-predictor", preset.settings("train-predictor"), "past_frames") + 1
+    target_train = open_frame_source(roots[target], "training")
+    all_shots = sum(target_train.num_frames(v) // length for v in videos[target, "training"])
+    return Data(source, tuple(roots[n] for n in parts), (*source_videos, held_out), target, roots[target],
+                eval_videos, held_out, all_shots)
 
 
 def _bin(name: str) -> str:
@@ -107,7 +138,8 @@ class _Chain:
         self.p, self.data, self.out, self.teachers, self.cores = p, data, out, teachers, cores
         self.allow_weak = ["--allow-weak-sfonet"] if allow_weak_sfonet else []
         self.dev = ["--device", p.device]
-        self.labels = out / "labels" / f"{data.source}-training"
+        self.labels = [out / "labels" / f"{name}-training" for name in data.source_datasets]
+        self.label_steps = ["labels"] if not data.combined else [f"labels-{n}" for n in data.source_datasets]
         self.steps: list[Step] = []
         self.pretrained: dict[str, Part] = {}        # pre-training step -> the part that makes it
 
@@ -116,23 +148,28 @@ class _Chain:
             self.steps.append(step)
 
     def make_labels(self) -> None:
+        """One label store per source dataset (``labels/<dataset>-training``); train-sfonet reads them all."""
         p, data = self.p, self.data
         flow_t, seg_t = ("dis", "bgsub") if self.teachers == "weight-free" else ("auto", "auto")
-        argv = [_bin("make-labels"), str(data.source_root), "--dataset", data.source, "--split", "training",
-                "--out", str(self.labels), "--flow-teacher", flow_t, "--seg-teacher", seg_t,
-                "--videos", ",".join(data.source_videos), *flags("make-labels", p.settings("make-labels"))]
         gpu_teachers = p.device != "cpu" and self.teachers == "auto"      # dis and bgsub are CPU teachers
         workers = max(1, min(self.cores, 2 if p.device == "cpu" else 8))
-        argv += ["--gpus", "1"] if gpu_teachers else ["--workers", str(workers)]
-        self.steps.append(Step("labels", argv, str(self.labels / "manifest.json"), exclusive=True))
+        for i, (name, root) in enumerate(zip(data.source_datasets, data.source_roots)):
+            own = [v for d, v in map(data.own_id, data.source_videos) if d == i]
+            argv = [_bin("make-labels"), str(root), "--dataset", name, "--split", "training",
+                    "--out", str(self.labels[i]), "--flow-teacher", flow_t, "--seg-teacher", seg_t,
+                    "--videos", ",".join(own), *flags("make-labels", p.settings("make-labels"))]
+            argv += ["--gpus", "1"] if gpu_teachers else ["--workers", str(workers)]
+            self.steps.append(Step(self.label_steps[i], argv, str(self.labels[i] / "manifest.json"), exclusive=True))
 
     def sfonet(self, name: str) -> None:
-        p, run = self.p, self.out / "sfonet" / name
-        argv = [_bin("train-sfonet"), str(self.labels), "--out", str(run),
+        p, run, data = self.p, self.out / "sfonet" / name, self.data
+        store, video = data.own_id(data.held_out)
+        held_out = f"{store}:{video}" if data.combined else video
+        argv = [_bin("train-sfonet"), *map(str, self.labels), "--out", str(run),
                 *flags("train-sfonet", {**SFONETS[name], "eval_every": max(1, p.setting("train-sfonet", "steps") // 4),
-                                        "resume": True, "val_videos": (self.data.held_out,)}),
+                                        "resume": True, "val_videos": (held_out,)}),
                 *self.dev, *flags("train-sfonet", p.settings("train-sfonet"))]
-        self.steps.append(Step(f"sfonet-{name}", argv, str(run / "sfonet.pt"), ["labels"]))
+        self.steps.append(Step(f"sfonet-{name}", argv, str(run / "sfonet.pt"), list(self.label_steps)))
 
     def pretrain(self, method: Method, arch: str) -> tuple[str, Path]:
         """The pre-training step of ``method`` for ``arch`` (once for every method whose part is the same);
@@ -147,9 +184,12 @@ class _Chain:
         chain_settings = {"resume": True, "videos": data.source_videos[:-1], "val_videos": (data.held_out,)}
         if takes_arch:
             chain_settings["arch"] = arch
+        if data.combined and "balance" in command(part.command).field_names():   # each scene alike (a preset may
+            chain_settings["balance"] = "scenes"                                   # say otherwise)
         if "eval_every" in command(part.command).field_names():     # 8 points of the held-out learning curve
             chain_settings["eval_every"] = max(1, setting(part.command, settings, "steps") // 8)
-        argv = [_bin(part.command), str(data.source_root), "--dataset", data.source, "--out", str(run),
+        argv = [_bin(part.command), *map(str, data.source_roots), "--dataset", ",".join(data.source_datasets),
+                "--out", str(run),
                 *flags(part.command, chain_settings), *self.dev, *flags(part.command, settings)]
         self._add(Step(name, argv, str(run / part.leaves)))
         return name, run / part.leaves
@@ -211,9 +251,14 @@ class _Chain:
                            [pretrained], plots=True, method=method if suffix else None)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds
             for arch in p.archs:
-                for k in [k for k in p.shots if k > 0]:
+                for k in self.shots():
                     for method in [m for m in methods if m.adapt is not None]:
-                        self.adapt(f"{arch}-{method.name}-k{k}-s{seed}", method, arch, k, seed, "main")
+                        kname = "all" if k == self.data.all_shots and p.all_shots else k
+                        self.adapt(f"{arch}-{method.name}-k{kname}-s{seed}", method, arch, k, seed, "main")
+
+    def shots(self) -> list[int]:
+        """The K > 0 of the main table: the preset's, and K = all (every clip) where the preset asks for it."""
+        return [k for k in self.p.shots if k > 0] + ([self.data.all_shots] if self.p.all_shots else [])
 
     def ablations(self) -> None:
         """After the main table: its steps go first when both are ready. The rows are SOFF's, with one SFO-Net
@@ -232,7 +277,8 @@ class _Chain:
                                {"components": tuple(components.split(","))}, row=False)
 
     def results_table(self) -> None:
-        argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, self.p.shots)),
+        shots = [k for k in self.p.shots if k == 0] + self.shots()
+        argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, shots)),
                 "--metrics", "frame,per-video,pixel", "--out", str(self.out / "results.md")]
         main = self.out / "eval" / "main"
         evaluations = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]

@@ -22,9 +22,22 @@ COMMANDS_FILE, PRESET_FILE = "commands.sh", "preset.json"
 DEFAULT_DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"   # ../shared/datasets of a checkout
 
 
+def source_callback(ctx, param, value: str) -> str:
+    """``ped1`` or ``ped1+multiscene``: known benchmarks, each once."""
+    names = [v.strip() for v in str(value).split("+")]
+    unknown = [n for n in names if n not in available()]
+    if unknown or len(set(names)) != len(names):
+        raise click.BadParameter(f"{value!r}: give known benchmarks joined by +, each once (known: "
+                                 f"{', '.join(available())})", ctx, param)
+    return "+".join(names)
+
+
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--source", required=True, type=click.Choice(available()),
-              help="Benchmark whose training videos are labelled and pre-train SFO-Net and the predictor.")
+@click.option("--source", required=True, callback=lambda c, p, v: source_callback(c, p, v), metavar="DATASET[+DATASET...]",
+              help=f"Benchmark whose training videos are labelled and pre-train SFO-Net and the predictor; several "
+                   f"joined by + are one source (ped1+multiscene: scene-balanced draws with --preset's "
+                   f"settings, video ids <dataset>/<video>, the first one's last video held out). "
+                   f"Known: {', '.join(available())}.")
 @click.option("--target", required=True, type=click.Choice(available()),
               help="Benchmark of the new scene: K-shot clips from its training videos, scores on its test videos "
                    "(may be the source: the classic unsupervised setting).")
@@ -72,6 +85,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     Examples:
       run-experiment --source ped1 --target ped2 --preset demo
       run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2-intra
+      run-experiment --source ped1+multiscene --target ped2 --preset cpu --methods standard,scratch
       run-experiment --source ped1 --target ped2 --preset gpu --device cuda --jobs 1
     """
     setup_logging(verbose)
@@ -100,7 +114,10 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
         return
     out.mkdir(parents=True, exist_ok=True)
     settings = {name: effective_settings(name, p.settings(name), where=f"preset {p.name}") for name in COMMANDS}
-    info = {"preset": asdict(p), "settings": settings, "methods": list(methods),
+    recorded = asdict(p)
+    if p.all_shots:         # the K columns the run has: the preset's and K = all, counted on the target's videos
+        recorded["shots"] = [*p.shots, data.all_shots]
+    info = {"preset": recorded, "all_shots": data.all_shots if p.all_shots else None, "settings": settings, "methods": list(methods),
             "source": source, "target": target, "teachers": teachers, "jobs": jobs,
             "allow_weak_sfonet": allow_weak_sfonet,
             "cores": cores, "host": host_cpu(), "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),

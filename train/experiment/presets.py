@@ -28,6 +28,8 @@ class Preset:
     source_videos: int | None = None        # the first N training videos of the source; None: all
     archs: tuple[str, ...] = ("unet3",)
     shots: tuple[int, ...] = (0, 1, 10)
+    all_shots: bool = False                 # also K = all: every non-overlapping clip of the target's training
+                                            # videos (the ceiling of adaptation; the chain counts them)
     seeds: tuple[int, ...] = (0, 1, 2)
     eval_videos: int | None = None          # N evenly spaced test videos of the target; None: all
     ablation_shots: tuple[int, ...] = (1, 10)
@@ -61,7 +63,7 @@ PRESETS = {
                                       "workers": 0},
                   "finetune-predictor": {"steps": 3, "batch_size": 1},
                   "evaluate-predictor": {"eval_size": (48, 32), "pixel_samples": 256, "calibration_frames": 60}},
-        source_videos=2, shots=(0, 1), seeds=(0,), eval_videos=2, ablations=False),
+        source_videos=2, shots=(0, 1), all_shots=True, seeds=(0,), eval_videos=2, ablations=False),
     "demo": Preset(
         name="demo", description="make demo: the whole chain in a few minutes on 2 CPU cores, one seed",
         reduced="6 source videos, 72x48 frames, 10 SFO-Net steps a stage, 40 predictor steps of batch 8, seed 0, "
@@ -94,7 +96,7 @@ PRESETS = {
                                       "val_max_clips": 64, "workers": 0},
                   "finetune-predictor": {"steps": 50},
                   "evaluate-predictor": {"eval_size": (128, 86), "pixel_samples": 1024}},
-        seeds=(0, 1, 2, 3), ablation_shots=(10,), strategy_ablation=False),
+        seeds=(0, 1, 2, 3), all_shots=True, ablation_shots=(10,), strategy_ablation=False),
     "cpu-128-paper": Preset(
         name="cpu-128-paper",
         description="the first 128x128 CPU run (docs/results-128-paper.md), kept for comparison: the paper's "

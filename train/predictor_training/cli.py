@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, EverydayOptions, ProgressBars,
-                               comma_list_callback, config_from, device_option, field_defaults, recipe_option,
+                               choice_list_callback, comma_list_callback, config_from, device_option, field_defaults, recipe_option,
                                reported_errors, setup_logging, size_callback, verbose_option, with_recipe)
-from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
+from pipeline.data.dataset_option import DATA_ROOT, DATASETS_HELP, datasets_callback
 from pipeline.data.manifests import SPLITS
 from train.common.options import on_device_option, precision_option, schedule_options
-from train.common.choices import CLIP_SAMPLINGS, PREDICTOR_OUTPUTS
+from train.common.choices import AUGMENTATIONS, CLIP_BALANCES, CLIP_SAMPLINGS, PREDICTOR_OUTPUTS
 from train.predictor_training.config import RECIPES, TrainPredictorConfig
 
 D = field_defaults(TrainPredictorConfig)
@@ -20,10 +20,10 @@ D = field_defaults(TrainPredictorConfig)
 
 @click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
                everyday=("dataset", "arch", "out", "recipe", "steps", "lr", "batch_size", "input_size", "output", "crop",
-                         "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
-@click.argument("data_root", type=DATA_ROOT)
-@click.option("--dataset", required=True, type=DATASET,
-              help=DATASET_HELP)
+                         "balance", "augment", "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
+@click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)
+@click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
+              help=DATASETS_HELP)
 @recipe_option(RECIPES, "paper is the paper's; cpu is what docs/learning.md measured clearing the copy-last floor "
                         "on 2 CPU cores.")
 @click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose (normal) videos train.")
@@ -49,6 +49,14 @@ D = field_defaults(TrainPredictorConfig)
 @click.option("--sampling", type=click.Choice(CLIP_SAMPLINGS), default=D.sampling,
               help="uniform: every clip in turn. motion: clips (and crop centres) drawn half by how much their "
                    "frames change, half uniformly. Needs the frames in memory (--frames-on-device).")
+@click.option("--balance", type=click.Choice(CLIP_BALANCES), default=D.balance,
+              help="clips: every clip alike. scenes: every scene alike (each dataset of several DATA_ROOTs, or the "
+                   "name prefix before '_' where every video has one, as ShanghaiTech's 01_001), so a large "
+                   "dataset does not drown small ones. Needs the frames in memory.")
+@click.option("--augment", default=",".join(D.augment), show_default=False,
+              callback=choice_list_callback(AUGMENTATIONS, empty=True), metavar="LIST",
+              help="Comma list of scale (zoom 0.6-1.6 of each crop, needs --crop), flip (left-right), photometric "
+                   "(contrast and brightness), speed (frames 1-3 apart). Each clip draws its own. Default: none.")
 @click.option("--crop", default=None, callback=size_callback(minimum=8, unset=("", "none")), metavar="WxH",
               show_default=False,
               help="Train on crops of this size of the --input-size frames (fully convolutional: scored on whole "
@@ -75,7 +83,8 @@ D = field_defaults(TrainPredictorConfig)
               help="Checkpoint and stop after STEP (for tests and time-limited jobs).")
 @verbose_option
 def train_predictor_command(verbose: int, **options) -> None:
-    """Pre-train a frame predictor on the videos of DATA_ROOT's --split (SOFF paper, section 4.3).
+    """Pre-train a frame predictor on the videos of DATA_ROOT's --split (SOFF paper, section 4.3). Several
+    DATA_ROOTs (one --dataset each) are one source: video ids become <dataset>/<video>.
 
     The model sees --past-frames consecutive frames and predicts the next; the loss is intensity (MSE) +
     gradient loss between predicted and real frame (no optical-flow loss, no discriminator). At the end the
@@ -88,6 +97,8 @@ def train_predictor_command(verbose: int, **options) -> None:
       train-predictor DATA/shanghaitech --dataset shanghaitech --arch unet3 --out runs/unet3-sht
       train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/unet3-ped2 --val-videos 01 --steps 5000
       train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/unet3-ped2 --resume
+      train-predictor ../shared/datasets/ped1 ../shared/datasets/multiscene --dataset ped1,multiscene \\
+          --out runs/unet3-multi --recipe cpu --balance scenes --augment scale,flip --val-videos ped1/34
       train-predictor ../shared/datasets/ped2 --dataset ped2 --out runs/r --output residual --crop 64x64 \\
           --sampling motion --lr 1e-3 --lr-schedule cosine --warmup 50 --val-videos 16 --eval-every 100
     """

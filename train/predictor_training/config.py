@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from os import PathLike
 
-from train.common.choices import CLIP_SAMPLINGS, LR_SCHEDULES, ON_DEVICE, PREDICTOR_OUTPUTS
+from train.common.choices import AUGMENTATIONS, CLIP_BALANCES, CLIP_SAMPLINGS, LR_SCHEDULES, ON_DEVICE, PREDICTOR_OUTPUTS
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "loss.png", "train.log")
@@ -25,10 +26,13 @@ class TrainPredictorConfig:
     """Everything a train-predictor run depends on (the CLI's help describes each field). ``epochs`` (when set)
     overrides ``steps`` with ``epochs * ceil(training clips / batch_size)``; ``input_size`` and ``crop`` are
     (w, h). Defaults are the paper's: Adam, learning rate 2e-4 constant, batch 16, whole frames at 256x256, 4 past
-    frames, direct output, every clip in turn."""
+    frames, direct output, every clip in turn, no augmentation.
 
-    data_root: str
-    dataset: str
+    ``data_root`` and ``dataset`` are one folder and its dataset, or several (a source of several datasets,
+    :mod:`pipeline.data.combined`: video ids ``<dataset>/<video>``); a single string is taken as one."""
+
+    data_root: tuple[str, ...]
+    dataset: tuple[str, ...]
     out: str
     split: str = "training"
     arch: str = "unet3"
@@ -42,6 +46,8 @@ class TrainPredictorConfig:
     lr_schedule: str = "constant"       # constant | cosine (train.common.schedule)
     warmup: int = 0                     # steps of linear warm-up
     sampling: str = "uniform"           # uniform | motion (train.predictor_training.sampling)
+    balance: str = "clips"              # clips | scenes: what each draw weighs alike (sampling.py)
+    augment: tuple[str, ...] = ()       # scale, flip, photometric, speed (train.predictor_training.augment)
     crop: tuple[int, int] | None = None     # train on crops of this size (w, h) of the input-size frames
     eval_every: int = 0                 # steps between held-out evaluations (the learning curve); 0: at the end
     videos: tuple[str, ...] = ()        # training videos; empty: every video of the split but the held-out ones
@@ -60,6 +66,13 @@ class TrainPredictorConfig:
     def __post_init__(self):
         from train.predictors.registry import PREDICTORS
 
+        for name in ("data_root", "dataset"):       # one folder given as a string is a source of one dataset
+            value = getattr(self, name)
+            object.__setattr__(self, name, (str(value),) if isinstance(value, (str, bytes, PathLike)) else
+                               tuple(str(v) for v in value))
+        if len(self.data_root) != len(self.dataset) or not self.data_root:
+            raise ValueError(f"--dataset {','.join(self.dataset)}: give one dataset per DATA_ROOT folder "
+                             f"({len(self.data_root)} folder(s), {len(self.dataset)} dataset(s))")
         if self.arch not in PREDICTORS:
             raise ValueError(f"--arch {self.arch!r}: unknown predictor (known: {', '.join(sorted(PREDICTORS))})")
         if min(self.batch_size, self.past_frames) < 1 or self.steps < 0 or self.lr <= 0 or (self.epochs or 1) < 1:
@@ -80,9 +93,17 @@ class TrainPredictorConfig:
             if self.crop[0] > self.input_size[0] or self.crop[1] > self.input_size[1]:
                 raise ValueError(f"--crop {self.crop[0]}x{self.crop[1]}: larger than --input-size "
                                  f"{self.input_size[0]}x{self.input_size[1]}")
-        if (self.crop is not None or self.sampling != "uniform") and self.frames_on_device == "off":
-            raise ValueError("--crop and --sampling motion draw from the frames held in memory: they need "
-                             "--frames-on-device auto or on")
+        if self.balance not in CLIP_BALANCES:
+            raise ValueError(f"--balance {self.balance!r}: choose from {', '.join(CLIP_BALANCES)}")
+        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
+        if unknown:
+            raise ValueError(f"--augment {unknown[0]!r}: choose from {', '.join(AUGMENTATIONS)}")
+        if "scale" in self.augment and self.crop is None:
+            raise ValueError("--augment scale needs --crop (a zoom cuts a larger or smaller window around the crop)")
+        if ((self.crop is not None or self.sampling != "uniform" or self.balance != "clips" or self.augment)
+                and self.frames_on_device == "off"):
+            raise ValueError("--crop, --sampling motion, --balance scenes and --augment draw from the frames held "
+                             "in memory: they need --frames-on-device auto or on")
         both = sorted(set(self.videos) & set(self.val_videos))
         if both:
             raise ValueError(f"video {both[0]!r} is both a training video (--videos) and held out (--val-videos)")

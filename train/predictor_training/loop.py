@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
+from pipeline.data.combined import Sources, scene_of
 from pipeline.data.manifests import load_manifest, manifest_source
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
@@ -151,38 +152,40 @@ def plot_loss(path: Path, losses: list[float], title: str, curve: list[dict] | N
 # data and run folder
 
 
-def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[str, int]]:
+def select_clips(cfg: TrainPredictorConfig, source, sources: Sources | None = None) -> tuple[list, list, dict[str, int]]:
     """Training clips, metric clips (held-out, or training clips when none) and frame counts of the videos used.
 
     Raises RunError for unknown videos, frame counts that differ from the manifest and videos too short.
     """
-
+    sources = sources or Sources.of(cfg.data_root, cfg.dataset)
     have = source.videos()
     for option, names in (("--videos", cfg.videos), ("--val-videos", cfg.val_videos)):
         unknown = [v for v in names if v not in have]
         if unknown:
-            raise RunError(f"{option} {unknown[0]}: {cfg.data_root} has no {cfg.split} video {unknown[0]!r} "
-                             f"(have {', '.join(have[:5])}{', ...' if len(have) > 5 else ''})")
+            raise RunError(f"{option} {unknown[0]}: {','.join(cfg.data_root)} has no {cfg.split} video "
+                           f"{unknown[0]!r} (have {', '.join(have[:5])}{', ...' if len(have) > 5 else ''})")
     train_videos = [v for v in (cfg.videos or have) if v not in cfg.val_videos]
     if not train_videos:
         raise RunError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
     counts = {v: source.num_frames(v) for v in sorted({*train_videos, *cfg.val_videos})}
-    try:
-        manifest = load_manifest(cfg.dataset)
-        expected = manifest.split(cfg.split)
-    except (KeyError, ValueError) as err:
-        raise RunError(f"--dataset {cfg.dataset}: {err.args[0]}") from None
     for video, n in counts.items():
-        if expected.counts_certain and expected.videos and expected.videos.get(video, n) != n:
+        part, own = sources.split_id(video)
+        try:
+            manifest = load_manifest(part.dataset)
+            expected = manifest.split(cfg.split)
+        except (KeyError, ValueError) as err:
+            raise RunError(f"--dataset {part.dataset}: {err.args[0]}") from None
+        if expected.counts_certain and expected.videos and expected.videos.get(own, n) != n:
             raise RunError(f"{source.location(video)}: has {n} frames, the {manifest.name} manifest says "
-                             f"{expected.videos[video]}; run verify-data")
+                           f"{expected.videos[own]}; run verify-data")
 
     def clips(videos) -> list[tuple[str, int]]:
         return [(v, s) for v in videos for s in video_clips(source, v, past_frames=cfg.past_frames)]
 
     train, val = clips(train_videos), clips(cfg.val_videos)
     if not train:
-        raise RunError(f"{cfg.data_root}: the training videos are shorter than a clip ({cfg.past_frames + 1} frames)")
+        raise RunError(f"{','.join(cfg.data_root)}: the training videos are shorter than a clip "
+                       f"({cfg.past_frames + 1} frames)")
     limit = cfg.val_max_clips if val else min(cfg.val_max_clips or TRAIN_EVAL_CLIPS, TRAIN_EVAL_CLIPS)
     val = val or list(train)
     if limit and len(val) > limit:
@@ -201,11 +204,20 @@ def config_json(cfg: TrainPredictorConfig, *, device, steps, train_clips, val_cl
                      "arch": cfg.arch, "model_config": model_config, "input_size": list(cfg.input_size),
                      "train_clips": len(train_clips), "val_clips": len(val_clips),
                      "held_out": bool(cfg.val_videos), "train_videos": sorted({v for v, _ in train_clips})},
-        "data": {"root": str(Path(cfg.data_root).resolve()), "dataset": cfg.dataset, "split": cfg.split,
-                 "manifest": manifest_source(load_manifest(cfg.dataset)), "layout": layout, "frame_counts": counts},
+        "data": {**data_identity(cfg), "split": cfg.split, "layout": layout, "frame_counts": counts},
         "package_version": package_version(),
         "torch_version": str(torch.__version__),
     }
+
+
+def data_identity(cfg: TrainPredictorConfig) -> dict:
+    """Root, dataset and manifest of the run's data: strings for one dataset (as always), lists for several."""
+    roots = [str(Path(r).resolve()) for r in cfg.data_root]
+    manifests = [manifest_source(load_manifest(d)) for d in cfg.dataset]
+    if len(roots) == 1:
+        return {"root": roots[0], "dataset": cfg.dataset[0], "manifest": manifests[0]}
+    return {"root": roots, "dataset": list(cfg.dataset), "manifest": manifests,
+            "source": Sources.of(cfg.data_root, cfg.dataset).name}
 
 
 def _frames_on_device(cfg: TrainPredictorConfig, device: torch.device, counts: dict[str, int], train_clips) -> bool:
@@ -231,10 +243,9 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
     """Run (or resume) pre-training; returns the metrics (also in ``out/metrics.json``) with ``"status"``:
     ``finished``, ``already finished`` or ``stopped``. Raises RunError (DataError) naming the file for data and
     run-folder problems."""
-    from pipeline.data.frame_source import open_frame_source
-
-    source = open_frame_source(cfg.data_root, cfg.split, cfg.layout)
-    train_clips, val_clips, counts = select_clips(cfg, source)
+    sources = Sources.of(cfg.data_root, cfg.dataset)
+    source = sources.open(cfg.split, cfg.layout)
+    train_clips, val_clips, counts = select_clips(cfg, source, sources)
     device = resolve_device(cfg.device)
     steps = cfg.steps_for(len(train_clips))
     meta = config_json(cfg, device=device, steps=steps, train_clips=train_clips, val_clips=val_clips,
@@ -245,18 +256,30 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
         if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
             return {**folder.read_json(METRICS_FILE), "status": "already finished"}
         with folder.logging_to_file(log):
-            log.info("train-predictor %s: %s on %s/%s, %d training clips from %d videos, %d metric clips, %dx%d, "
-                     "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.dataset, cfg.split, len(train_clips),
+            log.info("train-predictor %s: %s on %s %s, %d training clips from %d videos, %d metric clips, %dx%d, "
+                     "%d steps of batch %d, device %s", folder.path, cfg.arch, sources.name, cfg.split, len(train_clips),
                      len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
                      device)
+            if cfg.balance == "scenes" or cfg.augment:
+                log.info("balance %s; augmentation: %s", cfg.balance, ", ".join(cfg.augment) or "none")
             return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
 
 
 def val_loader_of(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
     """The held-out (metric) clips in order, batch by batch, read with the run's DataLoader workers."""
-    return DataLoader(ClipDataset(cfg.data_root, cfg.split, val_clips, size=cfg.input_size,
+    return DataLoader(ClipDataset(data_of(cfg), cfg.split, val_clips, size=cfg.input_size,
                                   past_frames=cfg.past_frames, layout=cfg.layout),
                       batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+
+
+def data_of(cfg: TrainPredictorConfig):
+    """What the clip readers open: the one folder, or the :class:`Sources` of several."""
+    sources = Sources.of(cfg.data_root, cfg.dataset)
+    return sources if sources.combined else cfg.data_root[0]
+
+
+def sources_name(cfg: TrainPredictorConfig) -> str:
+    return Sources.of(cfg.data_root, cfg.dataset).name
 
 
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
@@ -296,14 +319,20 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
                           target.to(device, non_blocking=True), precision=precision).detach()
 
     if meta["resolved"]["frames_on_device"]:
-        bank = FrameBank(cfg.data_root, cfg.split, meta["resolved"]["train_videos"], size=cfg.input_size,
+        bank = FrameBank(data_of(cfg), cfg.split, meta["resolved"]["train_videos"], size=cfg.input_size,
                          past_frames=cfg.past_frames, layout=cfg.layout, device=device)
         log.info("frames on %s: %d frames, %.1f MB", device, len(bank.frames), bank.frames.numel() / 1e6)
+        videos = meta["resolved"]["train_videos"]
+        scenes = [scene_of(v, videos) for v, _ in train_clips]
+        if cfg.balance == "scenes":
+            log.info("scenes drawn alike: %s", ", ".join(f"{s or sources_name(cfg)} ({scenes.count(s)} clips)"
+                                                          for s in sorted(set(scenes))))
         loader = ClipBatches(bank, train_clips, batch_size=cfg.batch_size, seed=cfg.seed, start=step, steps=steps,
-                             sampling=cfg.sampling, crop=cfg.crop)
+                             sampling=cfg.sampling, crop=cfg.crop, balance=cfg.balance, augment=cfg.augment,
+                             scenes=scenes)
     else:
         sampler = StepBatches(len(train_clips), cfg.batch_size, cfg.seed, 1, step, steps)
-        data = ClipDataset(cfg.data_root, cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
+        data = ClipDataset(data_of(cfg), cfg.split, train_clips, size=cfg.input_size, past_frames=cfg.past_frames,
                            layout=cfg.layout)
         loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=device.type == "cuda")
     if run_steps(loader, one_step, start=step, steps=steps, log=log, losses=losses,
@@ -351,8 +380,8 @@ def _finish(cfg, out: Path, meta: dict, model, losses: list[float], val_clips, d
     write_json(out / METRICS_FILE, metrics)
     save_predictor(out / FINAL_FILE, model, input_size=cfg.input_size, config=meta,
                    extra={"metrics": metrics, "written_by": "train-predictor"})
-    plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {load_manifest(cfg.dataset).title} "
-                                       f"{cfg.split} (seed {cfg.seed})", curve)
+    titles = " + ".join(load_manifest(d).title for d in cfg.dataset)
+    plot_loss(out / PLOT_FILE, losses, f"train-predictor {cfg.arch} on {titles} {cfg.split} (seed {cfg.seed})", curve)
     log.info("finished: %s %s", out / FINAL_FILE, json.dumps({k: v for k, v in metrics.items() if k != "curve"}))
     log.info("train-predictor %s %s", cfg.arch, floor.verdict)
     return {**metrics, "status": "finished"}

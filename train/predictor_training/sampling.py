@@ -14,6 +14,12 @@ so a step spent on a whole static frame teaches little. Two levers, measured in 
   cell's share of moving pixels plus the clip's mean share (half on motion, half uniform again); with ``uniform``,
   anywhere.
 
+``--balance scenes`` draws each step's clips so that every scene (:func:`pipeline.data.combined.scene_of`: a
+dataset of a multi-dataset source, or a named scene inside one) is drawn as often as any other, whatever its
+number of clips, and clips uniformly inside their scene: Ped1's 6,800 frames then do not drown four small cameras.
+With ``--sampling motion`` the two weights multiply. ``--augment`` (:mod:`train.predictor_training.augment`)
+changes the clips of a batch after they are drawn.
+
 Every draw comes from a generator seeded with (seed, step), so batch ``s`` is a pure function of the run's seed and
 ``s``, and a resumed run sees the batches an uninterrupted one would. ``uniform`` without crops is exactly the
 :class:`train.common.seeding.StepBatches` order of the DataLoader path.
@@ -23,8 +29,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from train.common.choices import CLIP_SAMPLINGS
+from train.common.choices import CLIP_BALANCES, CLIP_SAMPLINGS
 from train.common.seeding import StepBatches, mix_seed
+from train.predictor_training import augment as aug
 
 CELL = 8                       # pixels a side of the cells a motion-centred crop is drawn from
 MOTION_LEVEL = 15              # grey levels (of 255) of frame difference above which a pixel moves
@@ -41,23 +48,30 @@ class ClipBatches:
         batch_size, seed, start, steps: as for :class:`~train.common.seeding.StepBatches`.
         sampling: ``uniform`` or ``motion`` (module docstring).
         crop: (w, h) of the crops, or None for whole frames; at most the bank's frame size.
+        scenes: with ``balance="scenes"``, the scene of each clip (same order as ``clips``).
+        augment: names of :mod:`train.predictor_training.augment`'s augmentations.
     """
 
     def __init__(self, bank, clips: list[tuple[str, int]], *, batch_size: int, seed: int, start: int, steps: int,
-                 sampling: str = "uniform", crop: tuple[int, int] | None = None):
+                 sampling: str = "uniform", crop: tuple[int, int] | None = None, balance: str = "clips",
+                 scenes: list[str] | None = None, augment: tuple[str, ...] = ()):
         if sampling not in CLIP_SAMPLINGS:
             raise ValueError(f"sampling {sampling!r}: choose from {', '.join(CLIP_SAMPLINGS)}")
+        if balance not in CLIP_BALANCES:
+            raise ValueError(f"balance {balance!r}: choose from {', '.join(CLIP_BALANCES)}")
         w, h = bank.size
         if crop is not None and (crop[0] > w or crop[1] > h):
             raise ValueError(f"crop {crop[0]}x{crop[1]} is larger than the frames ({w}x{h})")
         self.bank, self.clips, self.batch_size, self.seed = bank, clips, batch_size, seed
-        self.start, self.steps, self.sampling, self.crop = start, steps, sampling, crop
+        self.start, self.steps, self.sampling, self.crop, self.augment = start, steps, sampling, crop, augment
         self.order = StepBatches(len(clips), batch_size, seed, 1, start, steps)
         self.clip_weights = self.cell_motion = None
         if sampling == "motion":
             self.cell_motion = clip_motion(bank, clips)                         # (N, h / CELL, w / CELL)
             motion = self.cell_motion.flatten(1).mean(1)
             self.clip_weights = motion + motion.mean() + 1e-8
+        if balance == "scenes":
+            self.clip_weights = scene_weights(scenes) * (1 if self.clip_weights is None else self.clip_weights)
 
     def __len__(self) -> int:
         return max(0, self.steps - self.start)
@@ -75,10 +89,18 @@ class ClipBatches:
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.clip_indices(step)
-        past, target = self.bank.batch([self.clips[i] for i in ids])
-        if self.crop is None:
-            return past, target
-        corners = self.crop_corners(step, ids)
+        clips = [self.clips[i] for i in ids]
+        d = aug.draw(self.augment, self.seed, step, [self.bank.longest_stride(v, s) for v, s in clips])
+        past, target = self.bank.batch(clips, d.strides)
+        if self.crop is not None:
+            corners = self.crop_corners(step, ids)
+            past, target = (aug.zoomed_crops(past, target, corners, self.crop, d.zooms) if d.zooms is not None
+                            else self.cut(past, target, corners))
+        return aug.recolour_and_mirror(past, target, d)
+
+    def cut(self, past: torch.Tensor, target: torch.Tensor, corners: list[tuple[int, int]]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crops at ``corners`` (x, y) of each clip's frames."""
         cw, ch = self.crop
         rows = torch.stack([torch.arange(y, y + ch) for _, y in corners]).to(past.device)     # (B, ch)
         cols = torch.stack([torch.arange(x, x + cw) for x, _ in corners]).to(past.device)     # (B, cw)
@@ -109,6 +131,12 @@ class ClipBatches:
             y = min(max(cy * CELL + CELL // 2 - ch // 2, 0), h - ch)
             corners.append((x, y))
         return corners
+
+
+def scene_weights(scenes: list[str]) -> torch.Tensor:
+    """Per clip, 1 / (clips of its scene): every scene drawn alike. (N,) float64."""
+    counts = {s: scenes.count(s) for s in set(scenes)}
+    return torch.tensor([1.0 / counts[s] for s in scenes], dtype=torch.float64)
 
 
 @torch.no_grad()

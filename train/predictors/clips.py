@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipeline.data.frame_source import FrameSource, open_frame_source
+from pipeline.data.combined import Sources, open_source
+from pipeline.data.sources import FrameSource
 
 
 def to_model_frames(frames: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -75,7 +76,7 @@ class ClipDataset(Dataset):
     their own (a video decoder must not be shared between processes).
 
     Args:
-        root: dataset root (``../shared/datasets/ped2``).
+        root: dataset root (``../shared/datasets/ped2``), or a :class:`pipeline.data.combined.Sources` of several.
         split: ``"training"`` or ``"testing"``.
         clips: (video id, start frame) of every item, in item order.
         size: (w, h) of the frames handed to the model.
@@ -85,7 +86,7 @@ class ClipDataset(Dataset):
 
     def __init__(self, root, split: str, clips: list[tuple[str, int]], *, size: tuple[int, int],
                  past_frames: int = 4, layout: str = "auto"):
-        self.root, self.split, self.layout = str(root), split, layout
+        self.root, self.split, self.layout = root if isinstance(root, Sources) else str(root), split, layout
         self.clips = [(str(v), int(s)) for v, s in clips]
         self.size = (int(size[0]), int(size[1]))
         self.past_frames = past_frames
@@ -102,7 +103,7 @@ class ClipDataset(Dataset):
     def source(self) -> FrameSource:
         """This process's frame source (opened on first use)."""
         if self._source is None or self._pid != os.getpid():
-            self._source = open_frame_source(self.root, self.split, self.layout)
+            self._source = open_source(self.root, self.split, self.layout)
             self._pid = os.getpid()
         return self._source
 
@@ -126,7 +127,7 @@ class FrameBank:
         self.size, self.past_frames = (int(size[0]), int(size[1])), past_frames
 
         def read(video: str) -> np.ndarray:        # each thread its own source (video decoders are not shared)
-            source = open_frame_source(root, split, layout)
+            source = open_source(root, split, layout)
             w, h = self.size
             out = np.empty((source.num_frames(video), h, w, 3), np.uint8)
             for i, frame in enumerate(source.iter_frames(video, 0, len(out))):
@@ -135,9 +136,9 @@ class FrameBank:
 
         with ThreadPoolExecutor(max_workers=max(1, min(threads, len(videos)))) as pool:
             arrays = list(pool.map(read, videos))
-        self.offsets, start = {}, 0
+        self.offsets, self.lengths, start = {}, {}, 0
         for video, array in zip(videos, arrays):
-            self.offsets[video] = start
+            self.offsets[video], self.lengths[video] = start, len(array)
             start += len(array)
         stacked = np.concatenate(arrays) if arrays else np.zeros((0, self.size[1], self.size[0], 3), np.uint8)
         self.frames = torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous().to(device)
@@ -148,9 +149,18 @@ class FrameBank:
         """Bytes a bank of videos with these frame counts takes at ``size`` (w, h)."""
         return sum(counts.values()) * 3 * int(size[0]) * int(size[1])
 
-    def batch(self, clips: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(past (B, past_frames*3, h, w), target (B, 3, h, w)) float32 in [-1, 1] on the bank's device."""
+    def longest_stride(self, video: str, start: int) -> int:
+        """The largest frame stride at which the clip of ``video`` at ``start`` still lies inside the video."""
+        return max(1, (self.lengths[video] - 1 - start) // self.past_frames)
+
+    def batch(self, clips: list[tuple[str, int]], strides: list[int] | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(past (B, past_frames*3, h, w), target (B, 3, h, w)) float32 in [-1, 1] on the bank's device.
+        ``strides``: per clip, the frames between two of its frames (1: consecutive; a clip at stride k is frames
+        ``s, s + k, ..``: the same scene moving k times as fast); each at most :meth:`longest_stride`."""
         first = torch.tensor([self.offsets[v] + s for v, s in clips], device=self.frames.device)
-        frames = self.frames[first[:, None] + self._steps].float() / 127.5 - 1.0   # (B, n + 1, 3, h, w)
+        steps = self._steps[None, :] if strides is None else \
+            self._steps[None, :] * torch.tensor(strides, device=self.frames.device)[:, None]
+        frames = self.frames[first[:, None] + steps].float() / 127.5 - 1.0   # (B, n + 1, 3, h, w)
         b, _, _, h, w = frames.shape
         return frames[:, :-1].reshape(b, self.past_frames * 3, h, w), frames[:, -1]

@@ -64,7 +64,7 @@ def run_facts(info: dict) -> RunFacts:
 
     source, target = info.get("source", "?"), info.get("target", "?")
     finetune = (info.get("settings") or {}).get("finetune-predictor") or {}
-    return RunFacts(source, target, title(source), title(target), info.get("held_out_source_video"),
+    return RunFacts(source, target, " + ".join(title(s) for s in source.split("+")), title(target), info.get("held_out_source_video"),
                     info.get("teachers", "weight-free") == "weight-free", finetune.get("alpha", ALPHA),
                     finetune.get("beta", BETA))
 

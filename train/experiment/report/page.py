@@ -218,8 +218,10 @@ def provenance_section(run: Path, preset_info: dict, facts: RunFacts) -> list[st
         lines.append(f"- pixel ground truth `{Path(path).name}/` sha256 `{sha}`")
     lines.append(f"- evaluation size(s) {', '.join('x'.join(map(str, s)) for s in sizes)}; device(s) "
                  f"{', '.join(devices)}; {len(evals)} evaluations")
-    store = read_json(run / "labels" / f"{facts.source}-training" / "manifest.json")
-    if store:
+    for name in facts.source.split("+"):
+        store = read_json(run / "labels" / f"{name}-training" / "manifest.json")
+        if not store:
+            continue
         ident = store.get("identity", {})
         teachers = ident.get("teachers", {})
         lines.append(f"- label store: {ident.get('dataset')} {ident.get('split')}, {len(store.get('videos', {}))} "
