@@ -97,10 +97,13 @@ def open_source(root, split: str, layout: str = "auto") -> FrameSource:
 def scene_of(video: str, videos: list[str]) -> str:
     """The scene of ``video`` among ``videos`` (one source's ids; module docstring): the part's name (or ``""``
     for a single dataset), with ``/<prefix>`` where every video of the part is named ``<prefix>_...``."""
-    part, _, own = video.rpartition(SEPARATOR) if SEPARATOR in video else ("", "", video)
-    siblings = [v.rpartition(SEPARATOR)[2] for v in videos if (v.rpartition(SEPARATOR)[0] if SEPARATOR in v else "")
-                == part]
-    if siblings and all("_" in v for v in siblings):
+    def split(v: str) -> tuple[str, str]:            # (part name or "", the part's own id)
+        part, _, own = v.rpartition(SEPARATOR)
+        return part, own
+
+    part, own = split(video)
+    siblings = [o for p, o in map(split, videos) if p == part]
+    if siblings and all("_" in o for o in siblings):
         return f"{part}{SEPARATOR if part else ''}{own.split('_')[0]}"
     return part
 

@@ -29,6 +29,7 @@ STORE_VERIFY_MODES = ("auto", "always", "never")
 FINETUNE_LOSSES = ("soff", "standard")
 SOFF_TERMS = ("flow", "seg")                   # flow -> L_o, seg -> L_s
 KSHOT_PROTOCOLS = ("scene", "per-video")       # train.finetuning.kshot
+ADAPT_PARTS = ("all", "decoder", "head", "norm")   # which parts of the predictor adapt (FramePredictor.adaptable)
 
 # run-experiment: which teachers label the source
 TEACHER_SETS = ("weight-free", "auto")

@@ -53,12 +53,16 @@ class Data:
 
     source: str                         # ped1, or ped1+multiscene
     source_roots: tuple[Path, ...]      # one per dataset of the source, in order
-    source_videos: tuple[str, ...]      # training videos; held_out is held out for the source-side metrics
+    source_videos: tuple[str, ...]      # training videos; the last is held out for the source-side metrics
     target: str
     target_root: Path
     eval_videos: tuple[str, ...] | None  # test videos of the target (None: all)
-    held_out: str = ""                  # the last video of the source's first dataset
     all_shots: int = 0                  # K = all: the non-overlapping clips of the target's training videos
+
+    @property
+    def held_out(self) -> str:
+        """The source video held out (the last of the source's first dataset)."""
+        return self.source_videos[-1]
 
     @property
     def source_datasets(self) -> tuple[str, ...]:
@@ -122,7 +126,7 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
     target_train = open_frame_source(roots[target], "training")
     all_shots = sum(target_train.num_frames(v) // length for v in videos[target, "training"])
     return Data(source, tuple(roots[n] for n in parts), (*source_videos, held_out), target, roots[target],
-                eval_videos, held_out, all_shots)
+                eval_videos, all_shots)
 
 
 def _bin(name: str) -> str:
@@ -253,8 +257,7 @@ class _Chain:
             for arch in p.archs:
                 for k in self.shots():
                     for method in [m for m in methods if m.adapt is not None]:
-                        kname = "all" if k == self.data.all_shots and p.all_shots else k
-                        self.adapt(f"{arch}-{method.name}-k{kname}-s{seed}", method, arch, k, seed, "main")
+                        self.adapt(f"{arch}-{method.name}-k{k}-s{seed}", method, arch, k, seed, "main")
 
     def shots(self) -> list[int]:
         """The K > 0 of the main table: the preset's, and K = all (every clip) where the preset asks for it."""

@@ -46,14 +46,15 @@ def split_training(root: Path) -> tuple[str, str]:
 
 def finetune_argv(info: dict, predictor: Path, sfonet: Path, out: Path, *, loss: str, alpha: float, beta: float,
                   k: int, seed: int, videos: str | None, steps: int | None = None,
-                  lr: float | None = None) -> list[str]:
+                  lr: float | None = None, adapt_parts: str | None = None) -> list[str]:
     """The finetune-predictor command of one variant in the results folder of ``info``: its settings (steps, lr,
     batch) unless ``steps`` / ``lr`` are given, K clips (scene protocol) drawn from ``videos`` (a comma list; None:
     every training video of the target)."""
     target, root = target_of(info)
     ran = settings_of(info, "finetune-predictor")
     settings = {"loss": loss, "alpha": alpha, "beta": beta, "protocol": "scene", "steps": steps or ran["steps"],
-                "lr": lr or ran["lr"], "batch_size": min(ran["batch_size"], k)}
+                "lr": lr or ran["lr"], "batch_size": min(ran["batch_size"], k),
+                "adapt_parts": adapt_parts or ran.get("adapt_parts", "all")}
     if videos:
         settings["videos"] = tuple(videos.split(","))
     argv = [str(BIN / "finetune-predictor"), str(root), "--dataset", target, "--predictor", str(predictor),
@@ -89,8 +90,8 @@ def held_out_psnr(metrics: dict) -> float | None:
 @click.option("--size", required=True, help="WxH")
 @click.option("--out", required=True, help="JSON file to write.")
 def score_command(data_root, predictor, videos, size, out):
-    """Mean prediction PSNR (dB, frames on [0, 1]) on training videos of the target (all normal), with
-    evaluate-predictor's own scoring loop (evaluate-predictor itself needs frame labels, which training lacks)."""
+    """Mean prediction PSNR (dB, frames on [0, 1]) on training videos of the target (all normal), and that of
+    copying the last frame on the same frames (the floor), with evaluate-predictor's own scoring loop (evaluate-predictor itself needs frame labels, which training lacks)."""
     import numpy as np
 
     from pipeline.data.frame_source import open_frame_source
@@ -104,8 +105,9 @@ def score_command(data_root, predictor, videos, size, out):
     source = open_frame_source(data_root, "training", "auto")
     per = {}
     for video in videos.split(","):
-        psnr = predict_video(model, source, video, size=(w, h), batch_size=16, device=resolve_device("cpu")).psnr
-        psnr = psnr[~np.isnan(psnr)]
-        per[video] = {"scored": int(psnr.size), "mean_psnr": float(psnr.mean())}
+        result = predict_video(model, source, video, size=(w, h), batch_size=16, device=resolve_device("cpu"))
+        scored = ~np.isnan(result.psnr)
+        per[video] = {"scored": int(scored.sum()), "mean_psnr": float(result.psnr[scored].mean()),
+                      "copy_last_mean_psnr": float(result.copy_last_psnr[scored].mean())}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps({"predictor": predictor, "size": [w, h], "per_video": per}, indent=1) + "\n")

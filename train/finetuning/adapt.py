@@ -78,8 +78,17 @@ def adapt(model: torch.nn.Module, past: torch.Tensor, target: torch.Tensor, cfg:
     n = past.shape[0]
     batches = StepBatches(n, min(cfg.batch_size, n), seed, tag, 0, cfg.steps)
     seed_all(mix_seed(seed, tag) % (2 ** 32))
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    model.to(device).eval()
+    try:
+        learning, live = model.adaptable(cfg.adapt_parts)   # --adapt-parts: the rest stays as pre-trained
+    except ValueError as err:
+        raise RunError(f"{cfg.predictor}: {err}") from None
+    for module in live:
+        module.train()
+    chosen = {id(p) for p in learning}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    optimizer = torch.optim.Adam(learning, lr=cfg.lr)
     scaler = grad_scaler(needs_loss_scaler(precision))   # disabled: optimizer.step() on the plain gradients
     curve: list[dict[str, float]] = []
 
@@ -98,6 +107,8 @@ def adapt(model: torch.nn.Module, past: torch.Tensor, target: torch.Tensor, cfg:
         return curve[-1]["total"]
 
     run_steps(batches, one_step, start=0, steps=cfg.steps, log=log, progress=progress, what=what)
+    for p in model.parameters():
+        p.requires_grad_(True)
     return curve
 
 

@@ -12,7 +12,7 @@ from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, NON_NEGATIVE, OU
                                ProgressBars, choice_list_callback, comma_list_callback, config_from, device_option, field_defaults,
                                reported_errors, setup_logging, size_callback, verbose_option)
 from pipeline.data.dataset_option import DATA_ROOT, DATASET, DATASET_HELP
-from train.common.choices import FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
+from train.common.choices import ADAPT_PARTS, FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
 from train.common.options import precision_option
 from train.finetuning.config import FinetuneConfig
 
@@ -28,7 +28,7 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
 
 @click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
                everyday=("dataset", "predictor", "sfonet", "allow_weak_sfonet", "out", "loss", "components", "shots",
-                         "protocol", "steps", "lr", "batch_size", "seeds", "clips", "device", "verbose"))
+                         "protocol", "steps", "lr", "batch_size", "adapt_parts", "seeds", "clips", "device", "verbose"))
 @click.argument("data_root", type=DATA_ROOT)
 @click.option("--dataset", required=True, type=DATASET,
               help=DATASET_HELP)
@@ -61,6 +61,10 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="Adam learning rate (the paper gives none for fine-tuning; 2e-4 is its pre-training rate, "
                    "section 4.3).")
 @click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (at most K).")
+@click.option("--adapt-parts", type=click.Choice(ADAPT_PARTS), default=D.adapt_parts,
+              help="What the steps change: all (every weight), decoder (decoder and head; the encoder keeps its "
+                   "weights and BatchNorm statistics), head (the last convolution), norm (BatchNorm scales, shifts "
+                   "and statistics re-estimated on the K clips; convolutions frozen).")
 @click.option("--seeds", default=",".join(map(str, D.seeds)), callback=_parse_seeds,
               help="Comma list; one seed folder each (report mean and standard deviation over them).")
 @device_option()

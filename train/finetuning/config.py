@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from train.common.choices import FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
+from train.common.choices import ADAPT_PARTS, FINETUNE_LOSSES, KSHOT_PROTOCOLS, SOFF_TERMS
 from train.finetuning.kshot import parse_clip_spec
 
 ALPHA, BETA = 0.5, 1.0          # the weights of L_s and L_o in Eq. (10), as the paper sets them beside it
@@ -32,6 +32,7 @@ class FinetuneConfig:
     steps: int = 100
     lr: float = 2e-4          # the paper's only learning rate (section 4.3, pre-training); it gives none for this
     batch_size: int = 4       # clips per step (at most the K clips there are)
+    adapt_parts: str = "all"  # all | decoder | head | norm (FramePredictor.adaptable): what the steps change
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "auto"
     precision: str = "auto"                      # auto | fp32 | bf16 | fp16 (train.common.precision)
@@ -44,6 +45,8 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.loss not in FINETUNE_LOSSES:
             raise ValueError(f"loss {self.loss!r} is not one of {', '.join(FINETUNE_LOSSES)}")
+        if self.adapt_parts not in ADAPT_PARTS:
+            raise ValueError(f"--adapt-parts {self.adapt_parts!r}: choose from {', '.join(ADAPT_PARTS)}")
         if self.protocol not in KSHOT_PROTOCOLS:
             raise ValueError(f"protocol {self.protocol!r} is not one of {', '.join(KSHOT_PROTOCOLS)}")
         if self.uses_sfonet and not self.sfonet:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -229,8 +229,12 @@ def _frames_on_device(cfg: TrainPredictorConfig, device: torch.device, counts: d
 
 
 def _identity(meta: dict) -> dict:
-    """What a resumed run must share with the run in the folder: its settings, data root and frame counts."""
-    return {**settings_identity(meta["config"], RESUMABLE_CHANGES),
+    """What a resumed run must share with the run in the folder: its settings, data root and frame counts. A run
+    made before a setting existed ran with its default; one dataset was written as a string then."""
+    defaults = {f.name: f.default for f in fields(TrainPredictorConfig) if f.default is not MISSING}
+    config = {**plain(defaults), **meta["config"]}
+    config["dataset"] = [config["dataset"]] if isinstance(config["dataset"], str) else list(config["dataset"])
+    return {**settings_identity(config, RESUMABLE_CHANGES),
             "precision (resolved)": meta["resolved"].get("precision"), "data root": meta["data"]["root"],
             "frame counts": meta["data"]["frame_counts"]}
 

@@ -68,3 +68,11 @@ class FramePredictor(nn.Module):
     def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
         """The network itself, on an input whose height and width are multiples of ``size_multiple``."""
         raise NotImplementedError
+
+    def adaptable(self, parts: str) -> tuple[list[nn.Parameter], list[nn.Module]]:
+        """What fine-tuning may change (``finetune-predictor --adapt-parts``): (the parameters that learn, the
+        modules left in training mode, so that their BatchNorm statistics follow the target). ``all`` is every
+        parameter and module; a subclass names its other parts."""
+        if parts != "all":
+            raise ValueError(f"--adapt-parts {parts!r}: {self.arch} only adapts all of its weights")
+        return list(self.parameters()), [self]

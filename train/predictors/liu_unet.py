@@ -109,6 +109,21 @@ class LiuUNet(FramePredictor):
         return frame + (frame.clamp(-1, 1) - frame).detach()
 
 
+    def adaptable(self, parts: str) -> tuple[list[nn.Parameter], list[nn.Module]]:
+        """``all``; ``decoder``: the decoder levels and the head, the encoder frozen (weights and BatchNorm
+        statistics); ``head``: the last convolution only; ``norm``: every BatchNorm's scale and shift, and its
+        statistics re-estimated on the target (the convolutions frozen). ValueError naming an unknown part."""
+        if parts == "all":
+            return list(self.parameters()), [self]
+        if parts in ("decoder", "head"):
+            modules = [*self.decoder, self.head] if parts == "decoder" else [self.head]
+            return [p for m in modules for p in m.parameters()], modules
+        if parts == "norm":
+            norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+            return [p for m in norms for p in m.parameters()], norms
+        raise ValueError(f"--adapt-parts {parts!r}: choose all, decoder, head or norm")
+
+
 def unet3(*, past_frames: int = 4, channels: int = 3, output: str = "direct") -> LiuUNet:
     """The paper's UNet-3layer: levels of 64/128/256/512 channels, 3 downsamplings (size multiple 8)."""
     return LiuUNet(arch="unet3", widths=(64, 128, 256, 512), past_frames=past_frames, channels=channels,

@@ -11,7 +11,7 @@ from train.experiment.presets import PRESETS
 
 
 def _steps(out: Path):
-    data = Data("ped1", Path("/data/ped1"), tuple(f"{i:02d}" for i in range(1, 35)), "ped2", Path("/data/ped2"), None)
+    data = Data("ped1", (Path("/data/ped1"),), tuple(f"{i:02d}" for i in range(1, 35)), "ped2", Path("/data/ped2"), None)
     return build_steps(PRESETS["cpu"], data, out, "weight-free", 2)
 
 
@@ -21,7 +21,7 @@ def test_the_table_waits_for_the_main_evaluations_only_wherever_the_folder_is():
     assert steps["results-table"].needs == []
     needs = steps["results-table"].after      # after, not needs: rows withheld by the SOFF gate do not stop it
     seeds = len(PRESETS["cpu"].seeds)
-    assert "eval-unet3-k0" in needs and len(needs) == 1 + seeds * 2 * 2 and seeds == 4     # K = 1, 10; 2 losses
+    assert "eval-unet3-k0" in needs and len(needs) == 1 + seeds * 3 * 2 and seeds == 4     # K = 1, 10, all; 2 losses
     assert not [n for n in needs if "-t3-" in n or "-t4-" in n]
     chosen = [s.name for s in select_steps(list(steps.values()), ["results-table"])]
     assert "sfonet-no-osf" not in chosen and not [n for n in chosen if "-t3-" in n]
@@ -50,7 +50,7 @@ def test_every_soff_step_is_behind_its_sfonets_gate():
             assert not [n for n in s.needs if n.startswith(("gate-", "sfonet-"))], name
     gate = gates["gate-three-stage-seg"]
     assert gate.argv[0].endswith("/soff") and gate.argv[1:3] == ["gate", "/runs/x/sfonet/three-stage/sfonet.pt"]
-    data = Data("ped1", Path("/d/ped1"), ("01", "02"), "ped2", Path("/d/ped2"), None)
+    data = Data("ped1", (Path("/d/ped1"),), ("01", "02"), "ped2", Path("/d/ped2"), None)
     allowed = build_steps(PRESETS["tiny"], data, Path("/r"), "weight-free", 2, allow_weak_sfonet=True)
     assert all("--allow-weak-sfonet" in s.argv for s in allowed if s.name.startswith(("gate-", "ft-unet3-soff")))
 

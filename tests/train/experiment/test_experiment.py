@@ -43,7 +43,7 @@ def test_every_step_finished_and_logged(tiny_run):
     commands = [line for line in dry.stdout.splitlines() if line.strip()]
     records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     withheld = [c for c in commands if "--loss soff" in c or "/eval/main/unet3-soff-" in c]
-    assert len(withheld) == 2 and len(records) == len(commands) - len(withheld) >= 8
+    assert len(withheld) == 4 and len(records) == len(commands) - len(withheld) >= 10    # K = 1 and all
     gate = next(r for r in records if r["step"] == "gate-three-stage-flow+seg")
     assert gate["rc"] == 0 and "refused as a SOFF teacher" in gate["refused"] and "EPE on moving pixels" in gate["refused"]
     assert all(r["rc"] == 0 and r["seconds"] >= 0 for r in records)
@@ -62,7 +62,7 @@ def test_every_step_finished_and_logged(tiny_run):
 def test_every_evaluation_has_a_finite_auc(tiny_run):
     out, _ = tiny_run
     metrics = sorted((out / "eval").rglob("metrics.json"))
-    assert len(metrics) == 2                     # K = 0, and K = 1 with the standard loss (SOFF withheld)
+    assert len(metrics) == 3            # K = 0, and K = 1 and all (510) with the standard loss (SOFF withheld)
     methods = set()
     for path in metrics:
         m = json.loads(path.read_text())
@@ -70,14 +70,17 @@ def test_every_evaluation_has_a_finite_auc(tiny_run):
         assert m["frame_auc"] is not None and math.isfinite(m["frame_auc"]) and 0.0 <= m["frame_auc"] <= 1.0
         methods.add((m["run"].get("loss"), m["run"].get("shots") if m["run"].get("known") else 0))
         assert 0 <= m["floor"]["baseline_value"] <= 1 and m["copy_last_frame_auc"] == m["floor"]["baseline_value"]
-    assert methods == {(None, 0), ("standard", 1)}
+    assert methods == {(None, 0), ("standard", 1), ("standard", 510)}     # Ped2: 510 clips of 5 frames
+    k_all = json.loads((out / "eval" / "main" / "unet3-standard-k510-s0" / "metrics.json").read_text())
+    calibrated = k_all["score_modes"]["calibrated"]       # no training frame is left that it did not adapt on
+    assert calibrated["frame_auc"] is None and "was adapted on" in calibrated["reason"]
 
 
 def test_printed_table_has_the_k_columns(tiny_run):
     _, stdout = tiny_run
     header = next(line for line in stdout.splitlines() if line.startswith("| Target"))
     cells = [c.strip() for c in header.strip("|").split("|")]
-    assert "K=0" in cells and "K=1" in cells and "K=10" not in cells
+    assert "K=0" in cells and "K=1" in cells and "K=510" in cells and "K=10" not in cells
     assert any("standard" in line for line in stdout.splitlines() if line.startswith("| UCSD Ped2"))
     assert "REFUSED gate-three-stage-flow+seg: --sfonet" in stdout
     assert "never  eval-unet3-soff-k1-s0 (withheld: --sfonet" in stdout
@@ -129,7 +132,7 @@ def test_intra_dataset_run_ped2_to_ped2(tmp_path):
     config = json.loads((out / "predictor" / "unet3" / "config.json").read_text())
     assert config["data"]["dataset"] == "ped2" and config["resolved"]["train_videos"] == ["01"]
     metrics = sorted((out / "eval").rglob("metrics.json"))
-    assert len(metrics) == 3
+    assert len(metrics) == 5                            # K = 0; K = 1 and K = all (510) with both losses
     for path in metrics:
         m = json.loads(path.read_text())
         assert m["dataset"] == "ped2" and m["split"] == "testing" and 0.0 <= m["frame_auc"] <= 1.0
@@ -160,3 +163,30 @@ def test_missing_benchmark_folders_are_one_error(tmp_path):
     assert proc.returncode == 1 and len(errors) == 1
     assert "shanghaitech" in errors[0] and "training frames" in errors[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_source_of_two_datasets_runs_its_predictor_and_is_refused_for_an_overlapping_target(tmp_path):
+    source = ["--source", "ped1+multiscene", "--target", "ped2", "--preset", "tiny", "--datasets", DATASETS]
+    dry = _run(RUN_EXPERIMENT, *source, "--out", tmp_path / "dry", "--dry-run", timeout=60)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    lines = dry.stdout.splitlines()
+    labels = [line for line in lines if "/make-labels " in line]       # one label store per dataset
+    assert [line.split("--out ")[1].split()[0].rsplit("/", 1)[1] for line in labels] == \
+        ["ped1-training", "multiscene-training"]
+    sfonet = next(line for line in lines if "/train-sfonet " in line)
+    assert "ped1-training" in sfonet and "multiscene-training" in sfonet and "--val-videos 0:02" in sfonet
+    out = tmp_path / "multi"
+    proc = _run(RUN_EXPERIMENT, *source, "--out", out, "--methods", "standard", "--only", "eval-unet3-k0",
+                timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    config = json.loads((out / "predictor" / "unet3" / "config.json").read_text())
+    assert config["data"]["source"] == "ped1+multiscene" and config["config"]["balance"] == "scenes"
+    assert config["resolved"]["train_videos"][0].startswith("multiscene/") and config["config"]["val_videos"] == ["ped1/02"]
+    metrics = json.loads((out / "eval" / "main" / "unet3-k0" / "metrics.json").read_text())
+    assert math.isfinite(metrics["frame_auc"])
+    info = json.loads((out / "preset.json").read_text())
+    assert info["held_out_source_video"] == "ped1/02" and info["source"] == "ped1+multiscene"
+    bad = _run(RUN_EXPERIMENT, "--source", "ped2+multiscene", "--target", "shanghaitech", "--preset", "tiny",
+               "--datasets", DATASETS, "--out", tmp_path / "bad", "--dry-run", timeout=60)
+    assert bad.returncode == 2 and "multiscene must never pre-train for shanghaitech" in bad.stdout + bad.stderr
+    assert not (tmp_path / "bad").exists()

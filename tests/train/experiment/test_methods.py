@@ -98,7 +98,8 @@ def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(t
     steps = {r["step"] for r in records}
     assert steps == {"toy-predictor-unet3", "predictor-unet3", "scratch-unet3", "results-table",
                      *(f"eval-unet3{m}-k0" for m in ("-toy", "", "-scratch")),
-                     *(f"{s}-unet3-{m}-k1-s0" for s in ("ft", "eval") for m in ("toy", "standard", "scratch"))}
+                     *(f"{s}-unet3-{m}-k{k}-s0" for s in ("ft", "eval") for m in ("toy", "standard", "scratch")
+                       for k in (1, 510))}                  # K = all: Ped2's 510 clips of 5 frames
     assert records[-1]["step"] == "results-table"                          # no labels, no SFO-Net
     commands = {r["step"]: r["command"] for r in records}
     assert "--output residual" in commands["toy-predictor-unet3"] and "--steps 5" in commands["toy-predictor-unet3"]
@@ -139,6 +140,10 @@ def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(t
     row = next(line for line in text.splitlines() if line.startswith("| unet3 | 1 | "))
     assert row == (f"| unet3 | 1 | {100 * k1['scratch']:.2f} (n=1) | {100 * k1['standard']:.2f} (n=1) | "
                    f"{100 * (k1['standard'] - k1['scratch']):+.2f} (n=1) | {int(k1['standard'] > k1['scratch'])} of 1 |")
+    # K = all: its own column in the table, its own row of what pre-training buys, and a sentence saying what it is
+    assert "| unet3 | 510 | " in text and "K=510 is K = all: every non-overlapping clip" in text
+    assert "K=510" in next(line for line in text.splitlines() if line.startswith("| Target |"))
+    assert "**Pre-training levers**: source ped1; draws balanced by clips; augmentation: none." in text
 
 
 def test_an_unknown_method_is_one_error(tmp_path):

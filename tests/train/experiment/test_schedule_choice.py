@@ -36,7 +36,7 @@ def test_the_schedule_with_the_best_mean_over_both_losses_is_chosen(tmp_path):
     tags = _grid(tmp_path, psnr)
     _score(tmp_path / "eval" / "pretrained", {"13": (100, 27.0), "14": (300, 28.0)})
     result = choose_schedule(tmp_path, tags)
-    assert result["chosen"] == {"finetune_steps": 100, "finetune_lr": 2e-4}
+    assert result["chosen"] == {"finetune_steps": 100, "finetune_lr": 2e-4, "finetune_adapt_parts": "all"}
     assert abs(result["runs"]["soff-n50-lr0.0002-k10-s0"] - 31.5) < 1e-12
     assert abs(result["pretrained_psnr"] - 27.75) < 1e-12
     row = next(r for r in result["schedules"] if (r["steps"], r["lr"]) == (100, 2e-4))
@@ -44,7 +44,7 @@ def test_the_schedule_with_the_best_mean_over_both_losses_is_chosen(tmp_path):
     result.update(train_videos="01,02", val_videos="13,14", shots="10", seeds="0")
     table = schedule_markdown(result)
     chosen_rows = [line for line in table.splitlines() if line.endswith("✓ |")]
-    assert chosen_rows == ["| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |"]
+    assert chosen_rows == ["| 100 | 0.0002 | all | 30.900 | 31.200 | 31.050 | ✓ |"]
 
 
 def test_a_schedule_missing_one_loss_is_not_a_candidate_and_ties_take_fewer_steps(tmp_path):
@@ -54,8 +54,21 @@ def test_a_schedule_missing_one_loss_is_not_a_candidate_and_ties_take_fewer_step
     tags = _grid(tmp_path, psnr)
     tags["soff-n200-lr0.0002-k10-s0"] = ("soff", 200, 2e-4)
     result = choose_schedule(tmp_path, tags)
-    assert result["chosen"] == {"finetune_steps": 50, "finetune_lr": 2e-4}
+    assert result["chosen"] == {"finetune_steps": 50, "finetune_lr": 2e-4, "finetune_adapt_parts": "all"}
     assert result["runs"]["soff-n200-lr0.0002-k10-s0"] is None
+
+
+def test_the_adapted_parts_are_a_third_axis_and_one_loss_may_choose_alone(tmp_path):
+    tags = {}
+    for parts, value in (("all", 30.0), ("decoder", 31.0), ("norm", 30.5)):
+        tag = f"standard-n50-lr0.0002-{parts}-k10-s0"
+        tags[tag] = ("standard", 50, 2e-4, parts)
+        _score(tmp_path / "eval" / tag, {"13": (100, value)})
+    assert choose_schedule(tmp_path, tags)["chosen"] is None          # SOFF runs are missing
+    result = choose_schedule(tmp_path, tags, ("standard",))
+    assert result["chosen"] == {"finetune_steps": 50, "finetune_lr": 2e-4, "finetune_adapt_parts": "decoder"}
+    result.update(train_videos="01", val_videos="13", shots="10", seeds="0")
+    assert "| 50 | 0.0002 | decoder | 31.000 | 31.000 | ✓ |" in schedule_markdown(result)
 
 
 def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
@@ -67,7 +80,7 @@ def test_the_page_shows_the_schedule_the_anchor_and_the_earlier_run(tmp_path):
         "train_videos": "01", "val_videos": "13", "shots": "10", "seeds": "0"}))
     facts = run_facts({"source": "ped1", "target": "ped2"})
     text = "\n".join(schedule_section(run, {}, facts))
-    assert "100 steps at lr 0.0002" in text and "| 100 | 0.0002 | 30.900 | 31.200 | 31.050 | ✓ |" in text
+    assert "100 steps at lr 0.0002" in text and "| 100 | 0.0002 | all | 30.900 | 31.200 | 31.050 | ✓ |" in text
     def preset(steps):          # the page's view of preset.json: the preset beside every command's settings
         return {"name": "cpu", "settings": {"finetune-predictor": {"steps": steps, "lr": 2e-4}}}
 

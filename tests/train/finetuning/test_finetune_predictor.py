@@ -97,6 +97,35 @@ def test_adapt_changes_the_predictor_only(models, tmp_path):
         assert c["total"] == pytest.approx(c["pred"] + 0.5 * c["seg"] + 1.0 * c["flow"], rel=1e-5)
 
 
+@pytest.mark.real_data
+@pytest.mark.parametrize("parts", ["all", "decoder", "head", "norm"])
+def test_adapt_parts_changes_those_parts_and_nothing_else(models, tmp_path, parts):
+    cfg = FinetuneConfig(data_root=str(PED2), dataset="ped2", predictor=str(models["predictor"]), out=str(tmp_path),
+                         loss="standard", steps=3, batch_size=2, adapt_parts=parts)
+    clips = sample_clips({"01": 120, "02": 150}, shots=2, protocol="scene", seed=0)
+    past, target = load_clip_tensors(cfg, "training", clips, size=SIZE, past_frames=4)
+    predictor, _ = load_predictor(models["predictor"])
+    before = snapshot(predictor)
+    adapt(predictor, past, target, cfg, sfonet=None, seed=0, tag=0, device=torch.device("cpu"))
+    after = snapshot(predictor)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+
+    def kind(key: str) -> str:          # which part a state_dict entry belongs to
+        return "head" if key.startswith("head.") else "decoder" if key.startswith("decoder.") else "encoder"
+
+    norm = {k for k in before if k.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+            or (k.rsplit(".", 1)[-1] in ("weight", "bias") and before[k].ndim == 1 and not k.startswith("head."))}
+    if parts == "all":
+        assert {kind(k) for k in changed} == {"encoder", "decoder", "head"}
+    elif parts == "norm":
+        assert changed and changed <= norm and any("running_mean" in k for k in changed)
+        assert {kind(k) for k in changed} == {"encoder", "decoder"}
+    else:
+        allowed = {"decoder", "head"} if parts == "decoder" else {"head"}
+        assert changed and {kind(k) for k in changed} == allowed     # the encoder's statistics too are kept
+    assert all(p.requires_grad for p in predictor.parameters())        # the model is left trainable
+
+
 # --------------------------------------------------------------------------------------------------------------
 # the command
 

@@ -200,3 +200,20 @@ def test_flip_mirrors_and_photometric_maps_every_frame_of_a_clip_alike(bank):
     zooms = np.array([z for d in draws for z in d.zooms])
     assert aug.ZOOM_MIN <= zooms.min() and zooms.max() <= aug.ZOOM_MAX and abs(np.log(zooms).mean()) < 0.1
     assert 0.4 < float(torch.stack([d.flips for d in draws]).float().mean()) < 0.6
+
+
+@pytest.mark.real_data
+def test_a_run_made_before_the_source_options_existed_is_found_again(tmp_path):
+    _need(PED2)
+    out = tmp_path / "old"
+    args = [str(PED2), "--dataset", "ped2", "--out", str(out), "--steps", "2", "--batch-size", "2", "--input-size",
+            "48x32", "--videos", "01", "--val-videos", "02", "--val-max-clips", "2", "--workers", "0", "--device", "cpu"]
+    assert CliRunner().invoke(train_predictor_command, args).exit_code == 0
+    config = json.loads((out / "config.json").read_text())          # as the version before them wrote it
+    config["config"].update(data_root=str(PED2), dataset="ped2")
+    del config["config"]["balance"], config["config"]["augment"]
+    (out / "config.json").write_text(json.dumps(config))
+    again = CliRunner().invoke(train_predictor_command, [*args, "--resume"])
+    assert again.exit_code == 0 and "already finished" in again.output
+    other = CliRunner().invoke(train_predictor_command, [*args, "--resume", "--augment", "flip"])
+    assert other.exit_code == 1 and "different settings" in other.output

@@ -34,13 +34,17 @@ def schedule_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
              "on clips of the first three quarters of the target's training videos, and scored the prediction PSNR "
              "on the normal frames of the last quarter. No test video was used. The schedule with the highest PSNR "
              "averaged over both losses is the one the main table is meant to use for both"
-             + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}**." if chosen else "."),
+             + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}, adapting "
+                f"{chosen.get('finetune_adapt_parts', 'all')}**." if chosen else "."),
              "", schedule_markdown(result), ""]
     used = (preset_setting(preset, "finetune-predictor", "steps", None),
-            preset_setting(preset, "finetune-predictor", "lr", None))
-    if chosen and None not in used and used != (chosen["finetune_steps"], chosen["finetune_lr"]):
+            preset_setting(preset, "finetune-predictor", "lr", None),
+            preset_setting(preset, "finetune-predictor", "adapt_parts", "all"))
+    if chosen and None not in used and used != (chosen["finetune_steps"], chosen["finetune_lr"],
+                                                 chosen.get("finetune_adapt_parts", "all")):
         lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "
-                  f"{used[1]:g} (fixed before this check ran); its rows are therefore not the held-out choice.", ""]
+                  f"{used[1]:g}, adapting {used[2]} (fixed before this check ran); its rows are therefore not the "
+                  "held-out choice.", ""]
     return lines
 
 

@@ -26,7 +26,24 @@ from train.experiment.report.checks import anchor_section, previous_section, sch
 from train.experiment.report.paired import difference_section, pretraining_section
 from train.experiment.report.data import (PAPER_SHOTS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE3, PAPER_TABLE4,
                                           PAPER_TABLES_3_4_TARGET, REPO, RunFacts, read_evals, run_facts,
-                                          read_json, format_mean_std, format_pct, seed_of, step_records)
+                                          preset_setting, read_json, format_mean_std, format_pct, seed_of,
+                                          step_records)
+
+def levers_lines(run: Path, preset: dict) -> list[str]:
+    """What the pre-training and the adaptation changed from the plain recipe, as the predictor's own config.json
+    and the preset's fine-tuning settings record it: the source's datasets, the scene balance, the augmentations,
+    the parts that adapt."""
+    config = read_json(run / "predictor" / (preset.get("archs") or ["unet3"])[0] / "config.json")
+    if not config:
+        return []
+    cfg = config.get("config", {})
+    datasets = cfg.get("dataset")
+    datasets = datasets if isinstance(datasets, list) else [datasets]
+    parts = preset_setting(preset, "finetune-predictor", "adapt_parts", "all")
+    return [f"**Pre-training levers**: source {' + '.join(map(str, datasets))}; draws balanced by "
+            f"{cfg.get('balance', 'clips')}; augmentation: {', '.join(cfg.get('augment') or []) or 'none'}. "
+            f"**Fine-tuning adapts**: {parts}.", ""]
+
 
 def main_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     from train.evaluation.results_table import check_poolable, collect, markdown_table
@@ -39,6 +56,10 @@ def main_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     if not entries:
         return lines + ["No evaluation has finished yet.", ""]
     lines += [markdown_table(entries, shots=shots, metrics=["frame", "per-video", "pixel"]), ""]
+    if preset.get("all_shots"):
+        lines += [f"K={shots[-1]} is K = all: every non-overlapping clip of {facts.target_title}'s training videos, "
+                  "with the same schedule (the ceiling of adaptation); it has no calibrated score, since no training "
+                  "frame is left that it did not adapt on.", ""]
     if facts.target not in PAPER_TABLE1:
         return lines + [f"The paper reports no few-shot numbers for {facts.target_title}.", ""]
     lines += [f"The paper's numbers (Table 1, pre-trained on ShanghaiTech, target {facts.target_title}, frame AUC %; "
@@ -266,6 +287,7 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
              f"**Preset `{preset.get('name', '?')}`**: {preset.get('description', '')}. **Reduced from the paper**: "
              f"{preset.get('reduced', '')}.", "",
              f"**Teachers**: {facts.teacher_note}", "",
+             *levers_lines(run, preset),
              f"**What differs from the paper**: {_differences(facts, preset)} The paper's numbers are quoted for reference, "
              "not as a comparison of like with like.", ""]
     if failed:
