@@ -5,6 +5,7 @@
         [--eval-size 128x86] [--videos 01,02,...] [--out docs/transfer]
     .venv/bin/python bench/transfer_diagnosis.py geometry [--datasets ../shared/datasets] [--size 128x128]
         [--videos-each 6] [--out docs/transfer]
+    .venv/bin/python bench/transfer_diagnosis.py levers [--runs runs/levers]    (after bench/transfer_levers.sh)
 
 ``models`` scores every model (and copy-last, always) on the target's test videos through the project's own
 prediction path (:func:`train.evaluation.stream.model_windows` / ``predict_window``, fp32) and scoring
@@ -20,18 +21,19 @@ model:
   normal and abnormal apart;
 - an error-map picture (``error-maps.png``): a few normal and abnormal frames, each model's squared error.
 
-Every per-frame number goes to ``models.json`` (full precision) beside a Markdown table on stdout.
+Every per-frame number goes to ``models.json.gz`` (full precision) beside a Markdown table on stdout.
 
 ``geometry`` measures the walkers of each camera at the training size: MOG2 foreground objects
 (:class:`labelers.bgsub_masks.BackgroundSubtractionTeacher`, the weight-free teacher, default options) and DIS
 flow (:class:`labelers.dis_flow.DisFlowTeacher`) on native frames, converted to ``--size`` pixels: object height
 and width (median over objects), and the speed of their pixels (median |flow| inside the objects), its horizontal
 and vertical parts. Ped1 and Ped2 training videos (normal walkers), and Ped2's test frames labelled abnormal
-(``geometry.json``).
+(``geometry.json.gz``; ``geometry --table-only`` prints its table again).
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 from pathlib import Path
@@ -42,6 +44,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 MOVING = 15.0            # grey levels: the moving-pixel threshold of train-predictor's held-out metrics
+
+
+def write_gz(path: Path, data) -> None:
+    """``data`` as gzipped JSON (every number at full precision; the files are for recomputing the tables)."""
+    path.write_bytes(gzip.compress((json.dumps(data) + "\n").encode(), mtime=0))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -183,8 +190,8 @@ def models_command(args) -> None:
               file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "models.json").write_text(json.dumps({"data": str(root.resolve()), "eval_size": list(size),
-                                                 "videos": videos, "results": results}) + "\n")
+    write_gz(out / "models.json.gz", {"data": str(root.resolve()), "eval_size": list(size), "videos": videos,
+                                      "results": results})
     error_maps(models, source, labels, size=size, out=out / "error-maps.png")
     keys = [("frame AUC", "frame_auc", ".2f"), ("per-video AUC", "per_video_auc", ".2f"),
             ("PSNR gap normal − abnormal (dB)", "psnr_gap_db", ".3f"),
@@ -270,14 +277,45 @@ def geometry_command(args) -> None:
         o for v in picks for o in objects_of(test, v, eval_size, np.asarray(labels[v]), 1)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "geometry.json").write_text(json.dumps(groups) + "\n")
-    print("| frames | objects | height px (median) | width px | speed px/frame (median) | |dx| | |dy| |")
-    print("|---|---|---|---|---|---|---|")
+    write_gz(out / "geometry.json.gz", groups)
+    print_geometry(groups)
+
+
+def print_geometry(groups: dict[str, list[dict]]) -> None:
+    """geometry.json's objects as a Markdown table: medians, and the 90th percentile of the speed (the fast
+    objects, which the median of a crowd of walkers hides)."""
+    print("| frames | objects | height px (median) | width px | speed px/frame (median) | speed, 90th pct | "
+          "|dx| (median) | |dy| (median) | |dx| / |dy| |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, objs in groups.items():
-        def med(k):
-            return float(np.median([o[k] for o in objs])) if objs else float("nan")
-        print(f"| {label} | {len(objs)} | {med('height'):.1f} | {med('width'):.1f} | {med('speed'):.2f} | "
-              f"{med('speed_x'):.2f} | {med('speed_y'):.2f} |")
+        def q(k, p=50):
+            return float(np.percentile([o[k] for o in objs], p)) if objs else float("nan")
+        print(f"| {label} | {len(objs)} | {q('height'):.1f} | {q('width'):.1f} | {q('speed'):.2f} | "
+              f"{q('speed', 90):.2f} | {q('speed_x'):.2f} | {q('speed_y'):.2f} | {q('speed_x') / q('speed_y'):.1f} |")
+
+
+def levers_command(args) -> None:
+    """The table of bench/transfer_levers.sh's variants: the held-out numbers that choose, the test numbers that
+    report (K = 0), each read from the files the variant wrote."""
+    root = Path(args.runs)
+    print("| variant | source held-out PSNR − copy-last (dB) | Ped2 training 13-16 PSNR − copy-last (dB) "
+          "| frame AUC K=0 | per-video AUC | pixel AUC | copy-last frame AUC | pre-training CPU-min |")
+    print("|---|---|---|---|---|---|---|---|")
+    for folder in sorted(p for p in root.iterdir() if (p / "pretrain" / "metrics.json").exists()):
+        pre = json.loads((folder / "pretrain" / "metrics.json").read_text())
+        held = json.loads((folder / "heldout-ped2.json").read_text())["per_video"] \
+            if (folder / "heldout-ped2.json").exists() else {}
+        frames = sum(v["scored"] for v in held.values())
+        margin = (sum(v["scored"] * (v["mean_psnr"] - v["copy_last_mean_psnr"]) for v in held.values()) / frames
+                  if frames else float("nan"))
+        ev = json.loads((folder / "eval-k0" / "metrics.json").read_text()) \
+            if (folder / "eval-k0" / "metrics.json").exists() else {}
+
+        def pct(key):
+            return f"{100 * ev[key]:.2f}" if ev.get(key) is not None else "–"
+        print(f"| {folder.name} | {pre['floor']['margin']:+.3f} | {margin:+.3f} | {pct('frame_auc')} | "
+              f"{pct('per_video_mean_auc')} | {pct('pixel_auc')} | {pct('copy_last_frame_auc')} | "
+              f"{pre['training_cpu_seconds'] / 60:.1f} |")
 
 
 def main() -> None:
@@ -297,8 +335,14 @@ def main() -> None:
     g.add_argument("--eval-size", default="128x86")
     g.add_argument("--videos-each", type=int, default=6)
     g.add_argument("--out", default=str(REPO / "docs" / "transfer"))
+    g.add_argument("--table-only", action="store_true", help="print the table of the geometry.json in --out")
+    lv = sub.add_parser("levers", help="the table of bench/transfer_levers.sh's variants")
+    lv.add_argument("--runs", default=str(REPO / "runs" / "levers"))
     args = parser.parse_args()
-    {"models": models_command, "geometry": geometry_command}[args.command](args)
+    if args.command == "geometry" and args.table_only:
+        print_geometry(json.loads(gzip.decompress((Path(args.out) / "geometry.json.gz").read_bytes())))
+        return
+    {"models": models_command, "geometry": geometry_command, "levers": levers_command}[args.command](args)
 
 
 if __name__ == "__main__":

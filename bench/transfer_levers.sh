@@ -19,7 +19,7 @@ variant() {
     name=$1; shift
     mkdir -p "$OUT/$name"
     # shellcheck disable=SC2086
-    "$BIN/train-predictor" "$@" --out "$OUT/$name/pretrain" $COMMON
+    "$BIN/train-predictor" --out "$OUT/$name/pretrain" $COMMON "$@"      # a variant's options win
     "$BIN/soff" validation score --data-root "$DATA/ped2" --predictor "$OUT/$name/pretrain/predictor.pt" \
         --videos 13,14,15,16 --size 128x86 --out "$OUT/$name/heldout-ped2.json"
     "$BIN/evaluate-predictor" "$DATA/ped2" --dataset ped2 --predictor "$OUT/$name/pretrain/predictor.pt" \
@@ -37,6 +37,11 @@ for v in "$@"; do
                            --videos "$MULTI_TRAIN" --val-videos ped1/34 ;;
         multi-aug)     variant multi-aug "$DATA/ped1" "$DATA/multiscene" --dataset ped1,multiscene --balance scenes \
                            --videos "$MULTI_TRAIN" --val-videos ped1/34 --augment scale,flip,photometric,speed ;;
-        *) echo "unknown variant $v (ped1, ped1-aug, multi, multi-aug)" >&2; exit 2 ;;
+        # the frames at the aspect of the evaluation (128x86: walkers as tall as on Ped2's 128x86 test frames)
+        ped1-86)       variant ped1-86 "$DATA/ped1" --dataset ped1 --videos "$PED1_TRAIN" --val-videos 34 \
+                           --input-size 128x86 ;;
+        multi-86)      variant multi-86 "$DATA/ped1" "$DATA/multiscene" --dataset ped1,multiscene --balance scenes \
+                           --videos "$MULTI_TRAIN" --val-videos ped1/34 --input-size 128x86 ;;
+        *) echo "unknown variant $v (ped1, ped1-aug, multi, multi-aug, ped1-86, multi-86)" >&2; exit 2 ;;
     esac
 done

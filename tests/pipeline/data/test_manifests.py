@@ -9,7 +9,8 @@ import pytest
 from pipeline.data.ground_truth import FORMATS
 from pipeline.data.manifests import SPLITS, DatasetManifest, Size, _parse, available, load_manifest
 
-SHIPPED = ["avenue", "ped1", "ped2", "shanghaitech", "ucf-crime"]
+SHIPPED = ["avenue", "multiscene", "ped1", "ped2", "shanghaitech", "ucf-crime"]
+SOURCE_ONLY = {"multiscene"}            # a training split only: pre-training sources, never targets
 
 
 def test_available_lists_every_shipped_manifest():
@@ -22,9 +23,10 @@ def test_every_manifest_loads_and_is_consistent(name: str):
     assert isinstance(manifest, DatasetManifest)
     assert manifest.name == name
     assert manifest.title and manifest.citation
-    assert set(manifest.splits) == set(SPLITS)
-    assert set(manifest.layouts) <= {"frames", "videos", "ucsd", "video-files"}
-    for split in SPLITS:
+    assert set(manifest.splits) == ({"training"} if name in SOURCE_ONLY else set(SPLITS))
+    assert set(manifest.layouts) <= {"frames", "videos", "ucsd", "video-files", "split-folder"}
+    assert set(manifest.excluded_targets) <= set(SHIPPED)
+    for split in manifest.splits:
         spec = manifest.split(split)
         assert spec.name == split
         if spec.videos is not None:  # per-video counts given: they must add up

@@ -173,6 +173,18 @@ def test_shanghaitech_label_files_agree():
     assert differing_videos(npy.labels, npz.labels) == []
 
 
+# ------------------------------------------------------------------------------------------------ multiscene
+
+
+def test_multiscene_clips_match_their_manifest_and_never_pre_train_for_their_own_benchmarks():
+    source = open_frame_source(DATASETS / "multiscene", "training")
+    manifest = load_manifest("multiscene")
+    counts = {v: source.num_frames(v) for v in source.videos()}
+    assert counts == manifest.split("training").videos and sum(counts.values()) == 2998     # its README's total
+    assert source.read("sht10_0038_228-240", 12).shape == (144, 256, 3)
+    assert set(manifest.excluded_targets) == {"shanghaitech", "avenue"} and set(manifest.splits) == {"training"}
+
+
 # ------------------------------------------------------------------------------------------------ ped1
 
 
