@@ -296,25 +296,45 @@ def print_geometry(groups: dict[str, list[dict]]) -> None:
 
 def levers_command(args) -> None:
     """The table of bench/transfer_levers.sh's variants: the held-out numbers that choose, the test numbers that
-    report (K = 0), each read from the files the variant wrote."""
+    report (K = 0; K = 10 over the seeds fine-tuned, and minus the scratch model's, paired by seed; K = all), each
+    read from the files the variant wrote."""
     root = Path(args.runs)
+
+    def auc(path: Path, key: str = "frame_auc") -> float | None:
+        return 100 * json.loads(path.read_text())[key] if path.exists() else None
+
+    def k10(folder: Path) -> dict[int, float]:
+        return {int(p.name.rsplit("-s", 1)[1]): auc(p / "metrics.json") for p in sorted(folder.glob("eval-k10-s*"))
+                if (p / "metrics.json").exists()}
+
+    def mean_std(values) -> str:
+        values = list(values)
+        if not values:
+            return "–"
+        return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f} (n={len(values)})" if len(values) > 1 else \
+            f"{values[0]:.2f} (n=1)"
+
+    scratch = k10(root / "scratch")
     print("| variant | source held-out PSNR − copy-last (dB) | Ped2 training 13-16 PSNR − copy-last (dB) "
-          "| frame AUC K=0 | per-video AUC | pixel AUC | copy-last frame AUC | pre-training CPU-min |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| frame AUC K=0 | per-video AUC K=0 | pixel AUC K=0 | frame AUC K=10 | K=10 − scratch (paired) "
+          "| frame AUC K=all | pre-training CPU-min |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for folder in sorted(p for p in root.iterdir() if (p / "pretrain" / "metrics.json").exists()):
         pre = json.loads((folder / "pretrain" / "metrics.json").read_text())
         held = json.loads((folder / "heldout-ped2.json").read_text())["per_video"] \
             if (folder / "heldout-ped2.json").exists() else {}
         frames = sum(v["scored"] for v in held.values())
-        margin = (sum(v["scored"] * (v["mean_psnr"] - v["copy_last_mean_psnr"]) for v in held.values()) / frames
-                  if frames else float("nan"))
-        ev = json.loads((folder / "eval-k0" / "metrics.json").read_text()) \
-            if (folder / "eval-k0" / "metrics.json").exists() else {}
+        margin = (f"{sum(v['scored'] * (v['mean_psnr'] - v['copy_last_mean_psnr']) for v in held.values()) / frames:+.3f}"
+                  if frames else "–")
+        ev = folder / "eval-k0" / "metrics.json"
 
-        def pct(key):
-            return f"{100 * ev[key]:.2f}" if ev.get(key) is not None else "–"
-        print(f"| {folder.name} | {pre['floor']['margin']:+.3f} | {margin:+.3f} | {pct('frame_auc')} | "
-              f"{pct('per_video_mean_auc')} | {pct('pixel_auc')} | {pct('copy_last_frame_auc')} | "
+        def pct(value):
+            return "–" if value is None else f"{value:.2f}"
+        own = k10(folder)
+        paired = [own[s] - scratch[s] for s in own if s in scratch] if folder.name != "scratch" else []
+        print(f"| {folder.name} | {pre['floor']['margin']:+.3f} | {margin} | {pct(auc(ev))} | "
+              f"{pct(auc(ev, 'per_video_mean_auc'))} | {pct(auc(ev, 'pixel_auc'))} | {mean_std(own.values())} | "
+              f"{mean_std(paired) if paired else '–'} | {pct(auc(folder / 'eval-kall-s0' / 'metrics.json'))} | "
               f"{pre['training_cpu_seconds'] / 60:.1f} |")
 
 
