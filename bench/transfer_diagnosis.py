@@ -336,6 +336,30 @@ def levers_command(args) -> None:
               f"{pct(auc(ev, 'per_video_mean_auc'))} | {pct(auc(ev, 'pixel_auc'))} | {mean_std(own.values())} | "
               f"{mean_std(paired) if paired else '–'} | {pct(auc(folder / 'eval-kall-s0' / 'metrics.json'))} | "
               f"{pre['training_cpu_seconds'] / 60:.1f} |")
+    if args.plot:
+        plot_curves(root, Path(args.plot))
+
+
+def plot_curves(root: Path, out: Path) -> None:
+    """Each variant's held-out learning curve (its source's held-out video: PSNR minus copy-last's, by step)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for folder in sorted(p for p in root.iterdir() if (p / "pretrain" / "metrics.json").exists()):
+        curve = json.loads((folder / "pretrain" / "metrics.json").read_text()).get("curve") or []
+        points = [(c["step"], c["psnr"] - c["copy_last_psnr"]) for c in curve if c.get("psnr") is not None]
+        if len(points) > 1:
+            ax.plot(*zip(*points), marker="o", markersize=3, label=folder.name)
+    ax.axhline(0, color="grey", lw=0.8, ls="--", label="copy the last frame")
+    ax.set_xlabel("training step (batch 32)")
+    ax.set_ylabel("held-out PSNR − copy-last (dB)")
+    ax.set_title("Pre-training levers: held-out learning curves (Ped1 video 34)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -358,6 +382,7 @@ def main() -> None:
     g.add_argument("--table-only", action="store_true", help="print the table of the geometry.json in --out")
     lv = sub.add_parser("levers", help="the table of bench/transfer_levers.sh's variants")
     lv.add_argument("--runs", default=str(REPO / "runs" / "levers"))
+    lv.add_argument("--plot", default="", help="also draw the variants' held-out learning curves to this PNG")
     args = parser.parse_args()
     if args.command == "geometry" and args.table_only:
         print_geometry(json.loads(gzip.decompress((Path(args.out) / "geometry.json.gz").read_bytes())))
