@@ -46,8 +46,8 @@ demo: $(STAMP)
 # training, 128x86 Ped2 evaluation, the learners that clear their floors: docs/learning.md) and writes
 # docs/results.md from it: first SFO-Net and the predictor (14 and 20 CPU-minutes measured, side by side), then the
 # Ped2 -> Ped2 anchor (its predictor with both cores, no fine-tuning), then the fine-tuning schedule checked on
-# held-out Ped2 *training* videos (the preset carries the chosen one; the page says if they differ), then the
-# whole chain; `make experiment-gpu` runs the paper's sizes on a GPU. Measured times: docs/results.md.
+# held-out Ped2 *training* videos (the chain's adaptations then use the chosen one: validation/schedule.json), then
+# the whole chain with the scratch control and K = all beside standard and SOFF; `make experiment-gpu` runs the paper's sizes on a GPU. Measured times: docs/results.md.
 EXP := runs/ped1_to_ped2-cpu
 experiment: $(STAMP)
 	$(BIN)/verify-data $(DATASETS)/ped2 --dataset ped2
@@ -56,8 +56,9 @@ experiment: $(STAMP)
 	    --only sfonet-three-stage,predictor-unet3
 	$(BIN)/run-experiment --source ped2 --target ped2 --preset cpu --out runs/ped2_to_ped2-cpu --datasets $(DATASETS) \
 	    --only eval-unet3-k0 --jobs 1
-	$(BIN)/soff validation schedule $(EXP) --grid 50:2e-4,50:1e-3,100:2e-4 --shots 10 --seeds 0
-	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS)
+	$(BIN)/soff validation schedule $(EXP) --grid 50:2e-4,50:1e-3,100:2e-4,100:2e-4:decoder --shots 10 --seeds 0
+	$(BIN)/run-experiment --source ped1 --target ped2 --preset cpu --out $(EXP) --datasets $(DATASETS) \
+	    --methods standard,soff,scratch
 	$(BIN)/soff results-page $(EXP) --out docs/results.md --notes docs/results-notes.md \
 	    --anchor runs/ped2_to_ped2-cpu --previous docs/results-128-paper.md
 

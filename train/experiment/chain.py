@@ -20,6 +20,7 @@ fine-tuning on the scene's own normal videos).
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,16 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
                 eval_videos, all_shots)
 
 
+def chosen_schedule(out: Path) -> dict:
+    """The fine-tuning settings ``soff validation schedule`` chose on held-out training videos of the target
+    (``<out>/validation/schedule.json``), which the adaptations use over the preset's; a method's own fixed
+    settings still win. Empty until the check has run."""
+    path = out / "validation" / "schedule.json"
+    chosen = (json.loads(path.read_text()).get("chosen") or {}) if path.exists() else {}
+    names = {"finetune_steps": "steps", "finetune_lr": "lr", "finetune_adapt_parts": "adapt_parts"}
+    return {names[k]: v for k, v in chosen.items() if k in names}
+
+
 def _bin(name: str) -> str:
     return str(BIN / name)
 
@@ -146,6 +157,7 @@ class _Chain:
         self.label_steps = ["labels"] if not data.combined else [f"labels-{n}" for n in data.source_datasets]
         self.steps: list[Step] = []
         self.pretrained: dict[str, Part] = {}        # pre-training step -> the part that makes it
+        self.schedule = chosen_schedule(out)
 
     def _add(self, step: Step) -> None:
         if not any(s.name == step.name for s in self.steps):
@@ -230,7 +242,8 @@ class _Chain:
         go after the method's; ``row``: the evaluation is reported under the method's title."""
         p, data, folder, part = self.p, self.data, self.out / "ft" / group / tag, method.adapt
         pretrained, model = self.pretrain(method, arch)
-        settings = {**p.settings(part.command), **part.settings, **(settings or {})}
+        chosen = self.schedule if part.command == "finetune-predictor" else {}
+        settings = {**p.settings(part.command), **chosen, **part.settings, **(settings or {})}
         settings["batch_size"] = min(setting(part.command, settings, "batch_size"), k)
         argv = [_bin(part.command), str(data.target_root), "--dataset", data.target, "--predictor", str(model),
                 "--out", str(folder), "--shots", str(k), "--seeds", str(seed), *self.dev]

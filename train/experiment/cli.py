@@ -89,7 +89,7 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
       run-experiment --source ped1 --target ped2 --preset gpu --device cuda --jobs 1
     """
     setup_logging(verbose)
-    from train.experiment.chain import build_steps, resolve_data, select_steps
+    from train.experiment.chain import build_steps, chosen_schedule, resolve_data, select_steps
     from train.common.precision import host_cpu
     from train.experiment.commands import COMMANDS, effective_settings
     from train.experiment.runner import run_chain
@@ -117,7 +117,8 @@ def run_experiment_command(source: str, target: str, preset: str, out: Path | No
     recorded = asdict(p)
     if p.all_shots:         # the K columns the run has: the preset's and K = all, counted on the target's videos
         recorded["shots"] = [*p.shots, data.all_shots]
-    info = {"preset": recorded, "all_shots": data.all_shots if p.all_shots else None, "settings": settings, "methods": list(methods),
+    info = {"preset": recorded, "all_shots": data.all_shots if p.all_shots else None, "settings": settings,
+            "schedule_used": chosen_schedule(out), "methods": list(methods),
             "source": source, "target": target, "teachers": teachers, "jobs": jobs,
             "allow_weak_sfonet": allow_weak_sfonet,
             "cores": cores, "host": host_cpu(), "datasets": str(datasets.resolve()), "source_videos": list(data.source_videos),

@@ -92,3 +92,16 @@ def test_a_refusing_verdict_withholds_its_steps_and_the_rest_runs(tmp_path):
     assert "skip   gate (finished earlier)" in echoed and "REFUSED gate: x.pt: weak flow 0.5 px" in echoed
     assert "never  soff (withheld: x.pt: weak flow 0.5 px)" in echoed
     assert not [line for line in echoed if line.startswith("start  gate")]
+
+
+def test_the_adaptations_use_the_schedule_the_held_out_check_chose(tmp_path):
+    before = {s.name: s for s in _steps(tmp_path)}
+    assert "--steps 50 " in before["ft-unet3-standard-k10-s0"].command + " "      # the cpu preset's
+    (tmp_path / "validation").mkdir()
+    (tmp_path / "validation" / "schedule.json").write_text(json.dumps(
+        {"chosen": {"finetune_steps": 100, "finetune_lr": 2e-4, "finetune_adapt_parts": "decoder"}}))
+    after = {s.name: s for s in _steps(tmp_path)}
+    for name in ("ft-unet3-standard-k10-s0", "ft-unet3-soff-k1-s3", "ft-unet3-t3-flow-k10-s0"):
+        command = after[name].command + " "
+        assert "--steps 100 " in command and "--lr 0.0002 " in command and "--adapt-parts decoder " in command
+    assert after["predictor-unet3"].command == before["predictor-unet3"].command      # pre-training unchanged

@@ -37,9 +37,10 @@ def schedule_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
              + (f": **{chosen['finetune_steps']} steps at lr {chosen['finetune_lr']:g}, adapting "
                 f"{chosen.get('finetune_adapt_parts', 'all')}**." if chosen else "."),
              "", schedule_markdown(result), ""]
-    used = (preset_setting(preset, "finetune-predictor", "steps", None),
-            preset_setting(preset, "finetune-predictor", "lr", None),
-            preset_setting(preset, "finetune-predictor", "adapt_parts", "all"))
+    ran = preset.get("schedule_used") or {}        # the check's choice, where the chain found it before it ran
+    used = (ran.get("steps", preset_setting(preset, "finetune-predictor", "steps", None)),
+            ran.get("lr", preset_setting(preset, "finetune-predictor", "lr", None)),
+            ran.get("adapt_parts", preset_setting(preset, "finetune-predictor", "adapt_parts", "all")))
     if chosen and None not in used and used != (chosen["finetune_steps"], chosen["finetune_lr"],
                                                  chosen.get("finetune_adapt_parts", "all")):
         lines += [f"**The main table did not use the chosen schedule**: its preset fine-tunes {used[0]} steps at lr "

@@ -273,7 +273,8 @@ def _differences(facts: RunFacts, preset: dict) -> str:
 def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = None,
           previous: Path | None = None) -> str:
     info = read_json(run / "preset.json") or {}
-    preset = {**info.get("preset", {}), "settings": info.get("settings", {})}
+    preset = {**info.get("preset", {}), "settings": info.get("settings", {}),
+              "schedule_used": info.get("schedule_used") or {}}
     docs = out_doc.parent
     steps = step_records(run)
     stopped = [n for n, r in steps.items() if r["rc"] in (130, 143)]    # SIGINT / SIGTERM, never rerun
