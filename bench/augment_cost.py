@@ -30,6 +30,7 @@ def main() -> None:
     import torch
 
     from pipeline.data.combined import Sources, scene_of
+    from train.common.choices import AUGMENTATIONS
     from train.common.precision import host_cpu, resolve_precision
     from train.predictor_training.loop import train_step
     from train.predictor_training.sampling import ClipBatches
@@ -56,7 +57,7 @@ def main() -> None:
 
     common = dict(batch_size=32, seed=0, start=0, steps=args.batches + 2, crop=(64, 64))
     rows = [("plain batch (baseline)", time_batches(ClipBatches(bank, ped1, **common)))]
-    for augment in (("scale",), ("flip",), ("photometric",), ("speed",), ("scale", "flip", "photometric", "speed")):
+    for augment in [(name,) for name in AUGMENTATIONS] + [AUGMENTATIONS]:
         rows.append((f"--augment {','.join(augment)}", time_batches(ClipBatches(bank, ped1, augment=augment,
                                                                                  **common))))
     scenes = [scene_of(v, videos) for v, _ in clips]
