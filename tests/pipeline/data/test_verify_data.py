@@ -318,7 +318,7 @@ def test_cli_root_that_is_a_file_is_a_usage_error(tmp_path: Path):
 def test_cli_unknown_dataset_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(verify_data_command, [str(tmp_path), "--dataset", "ped3"])
     assert_clean_exit(result, 2)
-    assert "Invalid value for '--dataset': 'ped3' is neither a benchmark (avenue, ped1, ped2" in result.output
+    assert "Invalid value for '--dataset': 'ped3' is neither a benchmark (avenue, multiscene, ped1, ped2" in result.output
     assert "nor a manifest file (NAME.json, written by make-manifest)" in result.output
 
 
