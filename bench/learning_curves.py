@@ -133,7 +133,6 @@ def rescore_predictor(folder: Path) -> dict:
     (for runs made before the curve recorded the moving-pixel PSNR)."""
     import torch
 
-    from pipeline.data.frame_source import open_frame_source
     from train.predictor_training.config import TrainPredictorConfig
     from train.predictor_training.loop import held_out_psnr, select_clips, val_loader_of
     from train.predictors import load_predictor
@@ -141,7 +140,7 @@ def rescore_predictor(folder: Path) -> dict:
     config = json.loads((folder / "config.json").read_text())["config"]
     config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
     cfg = TrainPredictorConfig(**config)
-    _, val, _ = select_clips(cfg, open_frame_source(cfg.data_root, cfg.split, cfg.layout))
+    _, val, _ = select_clips(cfg, cfg.sources.open(cfg.split, cfg.layout))
     model, _ = load_predictor(folder / "predictor.pt")
     return held_out_psnr(model, val_loader_of(cfg, val), torch.device("cpu"))
 

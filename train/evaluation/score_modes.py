@@ -56,7 +56,7 @@ def calibration_videos(cfg, target, eval_locations: dict[str, Path], past_frames
         log.warning("calibration leaves out %d video(s) that are also evaluated", len(videos) - len(kept))
     if not kept:
         return None, f"every calibration video ({where}) is also evaluated"
-    left = [v for v in kept if frame_estimate(v) is None or set(range(past_frames, frame_estimate(v))) - v.excluded]
+    left = [v for v in kept if (n := frame_estimate(v)) is None or set(range(past_frames, n)) - v.excluded]
     if not left:            # K = all: the fine-tune adapted on every frame, none is left to calibrate on
         return None, f"every frame of the calibration videos ({where}) was adapted on"
     kept = left

@@ -46,14 +46,14 @@ class Draw:
     brightness: torch.Tensor | None     # (B,) float32
 
 
-def draw(augment: tuple[str, ...], seed: int, step: int, longest_strides: list[int]) -> Draw:
-    """The draws of batch ``step``; ``longest_strides`` bounds each clip's stride (its video's length)."""
+def draw(augment: tuple[str, ...], seed: int, step: int, b: int, longest_stride=None) -> Draw:
+    """The draws of batch ``step`` of ``b`` clips; with ``speed``, ``longest_stride(i)`` bounds clip ``i``'s
+    stride (its video's length)."""
     g = torch.Generator().manual_seed(mix_seed(seed, _STREAM, step))
-    b = len(longest_strides)
     strides = zooms = flips = contrast = brightness = None
     if "speed" in augment:
         wanted = torch.randint(1, MAX_STRIDE + 1, (b,), generator=g).tolist()
-        strides = [min(k, most) for k, most in zip(wanted, longest_strides)]
+        strides = [min(k, longest_stride(i)) for i, k in enumerate(wanted)]
     if "scale" in augment:
         u = torch.rand(b, generator=g, dtype=torch.float64)
         zooms = [math.exp(math.log(ZOOM_MIN) + float(x) * (math.log(ZOOM_MAX) - math.log(ZOOM_MIN))) for x in u]

@@ -20,7 +20,7 @@ D = field_defaults(TrainPredictorConfig)
 
 @click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
                everyday=("dataset", "arch", "out", "recipe", "steps", "lr", "batch_size", "input_size", "output", "crop",
-                         "balance", "augment", "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
+                         "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
 @click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)
 @click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
               help=DATASETS_HELP)

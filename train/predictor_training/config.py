@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from os import PathLike
 
 from train.common.choices import AUGMENTATIONS, CLIP_BALANCES, CLIP_SAMPLINGS, LR_SCHEDULES, ON_DEVICE, PREDICTOR_OUTPUTS
@@ -107,6 +108,14 @@ class TrainPredictorConfig:
         both = sorted(set(self.videos) & set(self.val_videos))
         if both:
             raise ValueError(f"video {both[0]!r} is both a training video (--videos) and held out (--val-videos)")
+
+    @cached_property
+    def sources(self):
+        """``data_root`` and ``dataset`` as one :class:`pipeline.data.combined.Sources` (built once; imported here
+        so that the CLI's --help stays torch- and OpenCV-free)."""
+        from pipeline.data.combined import Sources
+
+        return Sources.of(self.data_root, self.dataset)
 
     def steps_for(self, train_clips: int) -> int:
         """``steps``, or ``epochs`` passes over ``train_clips`` clips."""

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
-from pipeline.data.combined import Sources, scene_of
+from pipeline.data.combined import scene_of
 from pipeline.data.manifests import load_manifest, manifest_source
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
@@ -152,12 +152,11 @@ def plot_loss(path: Path, losses: list[float], title: str, curve: list[dict] | N
 # data and run folder
 
 
-def select_clips(cfg: TrainPredictorConfig, source, sources: Sources | None = None) -> tuple[list, list, dict[str, int]]:
+def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[str, int]]:
     """Training clips, metric clips (held-out, or training clips when none) and frame counts of the videos used.
 
     Raises RunError for unknown videos, frame counts that differ from the manifest and videos too short.
     """
-    sources = sources or Sources.of(cfg.data_root, cfg.dataset)
     have = source.videos()
     for option, names in (("--videos", cfg.videos), ("--val-videos", cfg.val_videos)):
         unknown = [v for v in names if v not in have]
@@ -168,13 +167,16 @@ def select_clips(cfg: TrainPredictorConfig, source, sources: Sources | None = No
     if not train_videos:
         raise RunError(f"--val-videos {','.join(cfg.val_videos)}: holds out every video; nothing left to train on")
     counts = {v: source.num_frames(v) for v in sorted({*train_videos, *cfg.val_videos})}
-    for video, n in counts.items():
-        part, own = sources.split_id(video)
+    manifests = {}                                  # each dataset's manifest, read once
+    for part in cfg.sources.parts:
         try:
             manifest = load_manifest(part.dataset)
-            expected = manifest.split(cfg.split)
+            manifests[part.name] = (manifest, manifest.split(cfg.split))
         except (KeyError, ValueError) as err:
             raise RunError(f"--dataset {part.dataset}: {err.args[0]}") from None
+    for video, n in counts.items():
+        part, own = cfg.sources.split_id(video)
+        manifest, expected = manifests[part.name]
         if expected.counts_certain and expected.videos and expected.videos.get(own, n) != n:
             raise RunError(f"{source.location(video)}: has {n} frames, the {manifest.name} manifest says "
                            f"{expected.videos[own]}; run verify-data")
@@ -216,8 +218,7 @@ def data_identity(cfg: TrainPredictorConfig) -> dict:
     manifests = [manifest_source(load_manifest(d)) for d in cfg.dataset]
     if len(roots) == 1:
         return {"root": roots[0], "dataset": cfg.dataset[0], "manifest": manifests[0]}
-    return {"root": roots, "dataset": list(cfg.dataset), "manifest": manifests,
-            "source": Sources.of(cfg.data_root, cfg.dataset).name}
+    return {"root": roots, "dataset": list(cfg.dataset), "manifest": manifests, "source": cfg.sources.name}
 
 
 def _frames_on_device(cfg: TrainPredictorConfig, device: torch.device, counts: dict[str, int], train_clips) -> bool:
@@ -247,9 +248,8 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
     """Run (or resume) pre-training; returns the metrics (also in ``out/metrics.json``) with ``"status"``:
     ``finished``, ``already finished`` or ``stopped``. Raises RunError (DataError) naming the file for data and
     run-folder problems."""
-    sources = Sources.of(cfg.data_root, cfg.dataset)
-    source = sources.open(cfg.split, cfg.layout)
-    train_clips, val_clips, counts = select_clips(cfg, source, sources)
+    source = cfg.sources.open(cfg.split, cfg.layout)
+    train_clips, val_clips, counts = select_clips(cfg, source)
     device = resolve_device(cfg.device)
     steps = cfg.steps_for(len(train_clips))
     meta = config_json(cfg, device=device, steps=steps, train_clips=train_clips, val_clips=val_clips,
@@ -261,7 +261,7 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
             return {**folder.read_json(METRICS_FILE), "status": "already finished"}
         with folder.logging_to_file(log):
             log.info("train-predictor %s: %s on %s %s, %d training clips from %d videos, %d metric clips, %dx%d, "
-                     "%d steps of batch %d, device %s", folder.path, cfg.arch, sources.name, cfg.split, len(train_clips),
+                     "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.sources.name, cfg.split, len(train_clips),
                      len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
                      device)
             if cfg.balance == "scenes" or cfg.augment:
@@ -277,13 +277,8 @@ def val_loader_of(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
 
 
 def data_of(cfg: TrainPredictorConfig):
-    """What the clip readers open: the one folder, or the :class:`Sources` of several."""
-    sources = Sources.of(cfg.data_root, cfg.dataset)
-    return sources if sources.combined else cfg.data_root[0]
-
-
-def sources_name(cfg: TrainPredictorConfig) -> str:
-    return Sources.of(cfg.data_root, cfg.dataset).name
+    """What the clip readers open: the one folder, or the :class:`~pipeline.data.combined.Sources` of several."""
+    return cfg.sources if cfg.sources.combined else cfg.data_root[0]
 
 
 def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
@@ -329,7 +324,7 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
         videos = meta["resolved"]["train_videos"]
         scenes = [scene_of(v, videos) for v, _ in train_clips]
         if cfg.balance == "scenes":
-            log.info("scenes drawn alike: %s", ", ".join(f"{s or sources_name(cfg)} ({scenes.count(s)} clips)"
+            log.info("scenes drawn alike: %s", ", ".join(f"{s or cfg.sources.name} ({scenes.count(s)} clips)"
                                                           for s in sorted(set(scenes))))
         loader = ClipBatches(bank, train_clips, batch_size=cfg.batch_size, seed=cfg.seed, start=step, steps=steps,
                              sampling=cfg.sampling, crop=cfg.crop, balance=cfg.balance, augment=cfg.augment,

@@ -90,7 +90,7 @@ class ClipBatches:
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.clip_indices(step)
         clips = [self.clips[i] for i in ids]
-        d = aug.draw(self.augment, self.seed, step, [self.bank.longest_stride(v, s) for v, s in clips])
+        d = aug.draw(self.augment, self.seed, step, len(clips), lambda i: self.bank.longest_stride(*clips[i]))
         past, target = self.bank.batch(clips, d.strides)
         if self.crop is not None:
             corners = self.crop_corners(step, ids)

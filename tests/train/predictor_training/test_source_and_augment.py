@@ -195,7 +195,8 @@ def test_flip_mirrors_and_photometric_maps_every_frame_of_a_clip_alike(bank):
     assert torch.allclose(torch.cat([p, t], 1), expected, atol=1e-6)
     assert float(p.abs().max()) <= 1.0
     # the draws: strides within each clip's video, zooms within the range, half of the clips mirrored
-    draws = [aug.draw(("scale", "flip", "photometric", "speed"), 0, s, [3, 1, 2, 3]) for s in range(200)]
+    draws = [aug.draw(("scale", "flip", "photometric", "speed"), 0, s, 4, [3, 1, 2, 3].__getitem__)
+             for s in range(200)]
     assert all(d.strides[1] == 1 and d.strides[2] <= 2 for d in draws)
     zooms = np.array([z for d in draws for z in d.zooms])
     assert aug.ZOOM_MIN <= zooms.min() and zooms.max() <= aug.ZOOM_MAX and abs(np.log(zooms).mean()) < 0.1
