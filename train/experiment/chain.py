@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import ConfigError, DataError
+from pipeline.data.combined import SEPARATOR
 from train.common.choices import SFONET_COMPONENTS
 from train.experiment.commands import command, flags, setting
 from train.experiment.methods import (DEFAULT_METHODS, METHODS, PRETRAIN_PREDICTOR, SCORE_PSNR, Method, Part,
@@ -77,7 +78,7 @@ class Data:
         """(index of the source dataset, the video's id inside it) of one of ``source_videos``."""
         if not self.combined:
             return 0, video
-        name, _, own = video.partition("/")
+        name, _, own = video.partition(SEPARATOR)
         return self.source_datasets.index(name), own
 
 
@@ -95,18 +96,19 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
         if target in load_manifest(name).excluded_targets:
             raise ConfigError(f"--source {source}: {name} must never pre-train for {target} (its frames overlap "
                               f"{target}'s; see its manifest's notes)")
-    videos: dict[tuple[str, str], list[str]] = {}
+    opened = {}                                   # (dataset, split) -> its frame source, listed once
     for name, split, role in [*((n, "training", "source") for n in parts), (target, "training", "target"),
                               (target, "testing", "target")]:
         if split not in load_manifest(name).splits:
             raise ConfigError(f"--{role} {name}: the {name} manifest has no {split} split")
-        if (name, split) not in videos:
+        if (name, split) not in opened:
             try:
-                videos[name, split] = open_frame_source(roots[name], split).videos()
+                opened[name, split] = open_frame_source(roots[name], split)
             except DataError as err:
                 raise DataError(roots[name], f"the {role} needs {name} {split} frames ({err.problem})") from None
-            if not videos[name, split]:
+            if not opened[name, split].videos():
                 raise DataError(roots[name], f"the {role} needs {name} {split} videos; the folder has none")
+    videos = {key: source.videos() for key, source in opened.items()}
     if len(videos[parts[0], "training"]) < 2:
         raise DataError(roots[parts[0]], f"the source needs at least 2 training videos (one is held out), has "
                                          f"{len(videos[parts[0], 'training'])}")
@@ -114,7 +116,7 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
     if not any((roots[target] / g.path).exists() for g in labels):
         raise DataError(roots[target], f"the target needs {target} test labels (looked for "
                                        f"{', '.join(g.path for g in labels) or 'none listed'})")
-    prefix = (lambda name: f"{name}/") if len(parts) > 1 else (lambda name: "")
+    prefix = (lambda name: f"{name}{SEPARATOR}") if len(parts) > 1 else (lambda name: "")
     chosen = {name: videos[name, "training"][:preset.source_videos or None] for name in parts}
     held_out = prefix(parts[0]) + chosen[parts[0]][-1]
     source_videos = tuple(prefix(name) + v for name in parts for v in chosen[name] if prefix(name) + v != held_out)
@@ -124,7 +126,7 @@ def resolve_data(datasets: Path, source: str, target: str, preset: Preset) -> Da
         eval_videos = tuple(tests[int(i)] for i in np.round(np.linspace(0, len(tests) - 1, preset.eval_videos)))
     # K = all: the scene protocol's grid of non-overlapping clips (train.finetuning.kshot) over every training video
     length = setting("train-predictor", preset.settings("train-predictor"), "past_frames") + 1
-    target_train = open_frame_source(roots[target], "training")
+    target_train = opened[target, "training"]
     all_shots = sum(target_train.num_frames(v) // length for v in videos[target, "training"])
     return Data(source, tuple(roots[n] for n in parts), (*source_videos, held_out), target, roots[target],
                 eval_videos, all_shots)

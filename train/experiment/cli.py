@@ -33,7 +33,7 @@ def source_callback(ctx, param, value: str) -> str:
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.option("--source", required=True, callback=lambda c, p, v: source_callback(c, p, v), metavar="DATASET[+DATASET...]",
+@click.option("--source", required=True, callback=source_callback, metavar="DATASET[+DATASET...]",
               help=f"Benchmark whose training videos are labelled and pre-train SFO-Net and the predictor; several "
                    f"joined by + are one source (ped1+multiscene: scene-balanced draws with --preset's "
                    f"settings, video ids <dataset>/<video>, the first one's last video held out). "

@@ -39,7 +39,8 @@ def levers_lines(run: Path, preset: dict) -> list[str]:
     cfg = config.get("config", {})
     datasets = cfg.get("dataset")
     datasets = datasets if isinstance(datasets, list) else [datasets]
-    parts = preset_setting(preset, "finetune-predictor", "adapt_parts", "all")
+    parts = (preset.get("schedule_used") or {}).get("adapt_parts") or \
+        preset_setting(preset, "finetune-predictor", "adapt_parts", "all")      # what the adaptations ran with
     return [f"**Pre-training levers**: source {' + '.join(map(str, datasets))}; draws balanced by "
             f"{cfg.get('balance', 'clips')}; augmentation: {', '.join(cfg.get('augment') or []) or 'none'}. "
             f"**Fine-tuning adapts**: {parts}.", ""]
