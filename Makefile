@@ -30,7 +30,7 @@ DEMO_OUT ?= demo-out
 # the weight-free teachers on the embedded dask cluster, train-sfonet (three stages), train-predictor (unet3),
 # K = 0 / 1 / 10 fine-tuning on Ped2 with the standard and the SOFF loss (the demo's 10-step SFO-Net does not clear
 # its floors, so the SOFF gate withholds the SOFF rows and says why), evaluate-predictor on Ped2 test videos
-# 01 and 05, and the K-shot table (printed, and in $(DEMO_OUT)/ped1_to_ped2/results.md). Then the label store
+# 01 and 12, and the K-shot table (printed, and in $(DEMO_OUT)/ped1_to_ped2/results.md). Then the label store
 # is verified and one pair drawn, and Ped2 test video 02 is scored as a user's video would be (score-video: no
 # labels, calibrated on the Ped2 training videos the fine-tune did not use): its spans.json, curve.png, overlay.mp4.
 demo: $(STAMP)

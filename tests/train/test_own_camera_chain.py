@@ -53,10 +53,11 @@ def mycam(tmp_path_factory) -> dict:
     manifest = base / "mycam.json"
     run(make_manifest_command, root, "--name", "mycam", "--out", manifest)
     ft = base / "ft"
-    run(finetune_predictor_command, root, "--dataset", manifest, "--predictor", predictor, "--loss", "standard",
-        "--shots", "1", "--clips", "normal_0:10-29", "--steps", "3", "--seeds", "0", "--device", "cpu",
-        "--out", ft)
-    return {"base": base, "root": root, "manifest": manifest, "ft": ft, "predictor": predictor}
+    tuned = run(finetune_predictor_command, root, "--dataset", manifest, "--predictor", predictor, "--loss",
+                "standard", "--shots", "1", "--clips", "normal_0:10-29", "--steps", "3", "--seeds", "0", "--device",
+                "cpu", "--out", ft)
+    return {"base": base, "root": root, "manifest": manifest, "ft": ft, "predictor": predictor,
+            "ft_output": tuned.output}
 
 
 def test_no_labels_to_flagged_spans_and_an_overlay(mycam):
@@ -64,6 +65,10 @@ def test_no_labels_to_flagged_spans_and_an_overlay(mycam):
     named = [c for c in adaptation["clips"] if c["video"] == "normal_0" and 10 <= c["start"] <= 25]
     assert len(named) == 16 and adaptation["dataset"] == str(mycam["manifest"].resolve())
     assert len(adaptation["clips"]) in (16, 17)                  # the drawn clip may fall inside the stretch
+    # K printed and recorded is what it adapted on: the drawn clip and the stretch's clips
+    k = len(adaptation["clips"])
+    assert adaptation["shots"] == k and adaptation["shots_drawn"] == 1 and adaptation["clips_named"] == k - 1
+    assert f"K = {k} clips adapted on (1 drawn by --shots, the rest inside --clips)" in mycam["ft_output"]
     out = mycam["base"] / "scores"
     result = run(score_video_command, mycam["root"] / "testing", "--predictor", mycam["ft"] / "seed0", "--out", out,
                  "--device", "cpu")

@@ -80,6 +80,27 @@ def causal_mean(values, window: int) -> np.ndarray:
     return out
 
 
+TAIL_FRAMES = 10        # normal calibration frames that should lie above the threshold for it to be a quantile
+
+
+def frames_needed(false_alarm_rate: float) -> int:
+    """Calibration frames a false-alarm rate R needs: ``TAIL_FRAMES`` / R, so that the threshold is set by at
+    least that many normal frames above it rather than by the few highest (1000 frames at R = 0.01)."""
+    return int(np.ceil(TAIL_FRAMES / false_alarm_rate - 1e-9))
+
+
+def too_few_frames(frames: int, false_alarm_rate: float) -> str | None:
+    """A one-line warning when ``frames`` calibration frames are too few for ``false_alarm_rate``; None when
+    enough."""
+    needed = frames_needed(false_alarm_rate)
+    if frames >= needed:
+        return None
+    return (f"calibrated on {frames} normal frames: at a {100 * false_alarm_rate:g}% false-alarm rate only "
+            f"{frames * false_alarm_rate:.1f} of them lie above the threshold, so it is about the highest normal "
+            f"score and the rate is not measured; {needed} frames are needed (more normal clips through "
+            f"--calibration, a larger --calibration-frames, or a higher --false-alarm-rate)")
+
+
 def fit_calibration(psnr_by_video: Mapping[str, np.ndarray], *, false_alarm_rate: float, window: int,
                     min_span: int = 1, pixel_errors: np.ndarray | None = None) -> Calibration:
     """The calibration of normal videos' PSNRs (video -> (T,) dB in frame order, NaN where not predicted).

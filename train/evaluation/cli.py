@@ -148,19 +148,24 @@ def _print_result(result: dict, out: Path) -> None:
 @click.option("--group-by-data", is_flag=True,
               help="Evaluations of one dataset on different data (root, labels, size, videos) become separate rows; "
                    "without it they are refused, never pooled.")
+@click.option("--withheld-by", "gate_records", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A SOFF gate record (soff gate --record); where it refused, the table says the rows behind it "
+                   "were withheld and why, in one line. Repeatable.")
 @verbose_option
 def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: str | None, metric_names: str,
-                          group_by_data: bool, verbose: int) -> None:
+                          group_by_data: bool, gate_records: tuple[Path, ...], verbose: int) -> None:
     """Print a Markdown table of the evaluate-predictor results found under FOLDERS (every metrics.json), in the
     layout of the SOFF paper's Tables 1-3: a row per dataset and method, a column per K, cells mean ± std of the
-    AUC in % over seeds.
+    AUC in % over seeds. Beside each row: the copy-last AUC on the same frames, and whether its learners cleared
+    their floors (the pre-trained predictor, the SFO-Net that taught it, the evaluations against copy-last).
 
     \b
     Example:
       results-table eval/ --shots 0,1,10 --metrics frame,pixel --out results.md
     """
     setup_logging(verbose)
-    from train.evaluation.results_table import check_poolable, collect, group_by_data as grouped, markdown_table
+    from train.evaluation.results_table import (check_poolable, collect, group_by_data as grouped, markdown_table,
+                                                withheld_lines)
 
     try:
         shot_list = [int(s) for s in shots.split(",") if s.strip()] if shots else None
@@ -177,7 +182,7 @@ def results_table_command(folders: tuple[Path, ...], out: Path | None, shots: st
         check_poolable(entries)
     if not entries:
         fail(f"{', '.join(map(str, folders))}: no evaluate-predictor metrics.json found")
-    text = markdown_table(entries, shots=shot_list, metrics=metric_list)
+    text = markdown_table(entries, shots=shot_list, metrics=metric_list, withheld=withheld_lines(gate_records))
     click.echo(text, nl=False)
     if out is not None:
         from pipeline.core.files import atomic_write_text

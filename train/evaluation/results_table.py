@@ -43,6 +43,18 @@ DATA_FIELDS = {"root": "data root", "gt_sha256": "ground-truth sha256", "eval_si
 
 
 @dataclass(frozen=True)
+class Floors:
+    """The floors beside one evaluation: the copy-last frame AUC on the same frames (in [0, 1]) and whether the
+    evaluated model beat it; the verdict of the pre-trained predictor it comes from (train-predictor's held-out
+    PSNR against copy-last) and of the SFO-Net that taught it (the SOFF gate's record in finetune.json)."""
+
+    copy_last: float | None = None
+    above_copy_last: bool | None = None
+    predictor: str | None = None        # "cleared (+9.02 dB)", "NOT cleared (-7.18 dB)", "untrained (= copy-last)"
+    sfonet: str | None = None           # "cleared", "NOT cleared (allowed)"; None: no SFO-Net taught it
+
+
+@dataclass(frozen=True)
 class Entry:
     """One evaluation (one seed): AUCs in [0, 1] or None; ``path`` is its metrics.json."""
 
@@ -56,6 +68,7 @@ class Entry:
     path: str
     data: EvalData | None = None    # what the AUCs were computed on
     group: str = ""         # a label of ``data`` when rows are grouped by it (--group-by-data)
+    floors: Floors = Floors()
 
     @property
     def row(self) -> tuple[str, str, str, str]:
@@ -109,7 +122,43 @@ def _entry(file: Path, metrics: dict) -> Entry:
     return Entry(dataset=metrics.get("title") or metrics.get("dataset", "?"), arch=ARCH_NAMES.get(arch, arch),
                  method=method or PRETRAINED, protocol=run.get("protocol") or "-", shots=int(shots or 0),
                  seed=run.get("seed"), aucs={k: metrics.get(key) for k, key in METRICS.items()}, path=str(file),
-                 data=data)
+                 data=data, floors=_floors(metrics))
+
+
+def _floors(metrics: dict) -> Floors:
+    """The :class:`Floors` of one metrics.json: its own copy-last floor, and the learners' verdicts read from the
+    files it names (the fine-tune's finetune.json, the pre-trained predictor's metrics.json); a file that is gone
+    leaves its verdict unknown (None)."""
+    floor = metrics.get("floor") or {}
+    run = metrics.get("run") or {}
+    finetune = _read_json(run.get("finetune_json")) if run.get("known") else None
+    source = ((finetune or {}).get("config") or {}).get("predictor") if finetune else \
+        (metrics.get("predictor") or {}).get("path")
+    gate = (finetune or {}).get("sfonet_gate")
+    sfonet = None
+    if gate:
+        sfonet = "cleared" if gate.get("cleared") else "NOT cleared" + (" (allowed)" if gate.get("allowed_weak") else "")
+    return Floors(copy_last=metrics.get("copy_last_frame_auc"), above_copy_last=floor.get("cleared"),
+                  predictor=_predictor_verdict(source), sfonet=sfonet)
+
+
+def _predictor_verdict(predictor: str | None) -> str | None:
+    """train-predictor's floor verdict for the predictor file ``predictor`` (its metrics.json beside it), short."""
+    trained = _read_json(Path(predictor).parent / "metrics.json") if predictor else None
+    floor = (trained or {}).get("floor") or {}
+    if trained is not None and trained.get("steps") == 0:
+        return "untrained (= copy-last)"
+    if floor.get("cleared") is None or floor.get("margin") is None:
+        return None
+    return f"{'cleared' if floor['cleared'] else 'NOT cleared'} ({floor['margin']:+.2f} dB)"
+
+
+def _read_json(path) -> dict | None:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _source_predictor(metrics: dict) -> str | None:
@@ -211,6 +260,7 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
     order = sorted(groups, key=lambda r: (r[0], r[1], r[2] != PRETRAINED, r[2], r[3]))
     headers = ["Target", "Method", "Protocol"]
     headers += [("" if m == "frame" else f"{m} ") + f"K={k}" for m in metrics for k in shots]
+    headers += ["Copy-last", "Floors"]
     rows, shared = [], False
     for key in order:
         dataset, arch, method, protocol = key
@@ -224,13 +274,39 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
                     mark = SHARED_K0 if found else ""
                     shared |= bool(found)
                 cells.append(cell(_values(found, metric), mark=mark))
-        rows.append(cells)
+        own = [e for k in shots for e in groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else [])]
+        rows.append(cells + [copy_last_cell(own), floors_cell(own)])
     return headers, rows, shared
 
 
+def copy_last_cell(entries: Sequence[Entry]) -> str:
+    """The copy-last frame AUC (%) on the frames of a row's evaluations: one value, or the range where they were
+    scored on different frames (per-video adaptation leaves different frames out); "–" when none recorded it."""
+    values = sorted({round(100 * e.floors.copy_last, 2) for e in entries if e.floors.copy_last is not None})
+    if not values:
+        return "–"
+    return f"{values[0]:.2f}" if len(values) == 1 else f"{values[0]:.2f}–{values[-1]:.2f}"
+
+
+def floors_cell(entries: Sequence[Entry]) -> str:
+    """Whether a row's learners cleared their floors, in words: the pre-trained predictor (train-predictor's
+    held-out verdict), the SFO-Net that taught it (the gate's), and how many of its evaluations beat copy-last."""
+    parts = []
+    for name, values in (("predictor", {e.floors.predictor for e in entries}),
+                         ("SFO-Net", {e.floors.sfonet for e in entries})):
+        known = sorted(v for v in values if v)
+        if known:
+            parts.append(f"{name} {' / '.join(known)}")
+    judged = [e.floors.above_copy_last for e in entries if e.floors.above_copy_last is not None]
+    if judged:
+        parts.append(f"above copy-last in {sum(judged)} of {len(judged)}")
+    return "; ".join(parts) or "–"
+
+
 def markdown_table(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
-                   metrics: Sequence[str] = ("frame",)) -> str:
-    """The Markdown table (plus a caption line and notes) of :func:`table_rows`."""
+                   metrics: Sequence[str] = ("frame",), withheld: Sequence[str] = ()) -> str:
+    """The Markdown table (plus a caption line and notes) of :func:`table_rows`; ``withheld``: one line per row
+    that was not run, saying why (:func:`withheld_lines`)."""
     headers, rows, shared = table_rows(entries, shots=shots, metrics=metrics)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -241,4 +317,23 @@ def markdown_table(entries: Sequence[Entry], *, shots: Sequence[int] | None = No
              f"K = 0: the pre-trained predictor, no fine-tuning."]
     if shared:
         notes.append(f"{SHARED_K0} K = 0 of the pre-trained predictor of the same architecture and dataset.")
+    notes.append("Copy-last: the frame AUC of copying the last frame on the same frames (the floor a predictor must "
+                 "beat). Floors: the pre-trained predictor's held-out verdict (PSNR margin over copy-last, +0.5 dB "
+                 "needed), the teaching SFO-Net's (the SOFF gate), and how many of the row's evaluations beat "
+                 "copy-last.")
+    notes += [f"Withheld: {line}" for line in withheld]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def withheld_lines(records: Iterable[str | Path]) -> list[str]:
+    """One line for each gate record (``soff gate --record``) that refused its SFO-Net: the rows behind it were
+    withheld. A record not written (the gate never ran) is said too; one that let its SFO-Net teach says nothing."""
+    lines = []
+    for path in records:
+        record = _read_json(path)
+        if record is None:
+            lines.append(f"{path}: no readable gate record (the gate did not run); rows behind it may be missing")
+        elif record.get("refused"):
+            why = record.get("summary") or record.get("reason") or "refused"
+            lines.append(f"the SOFF rows: the gate refused {why} (the reason: {path})")
+    return lines

@@ -300,6 +300,10 @@ class _Chain:
                 "--metrics", "frame,per-video,pixel", "--out", str(self.out / "results.md")]
         main = self.out / "eval" / "main"
         evaluations = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]
+        needed = {n for s in self.steps if s.name in evaluations for n in s.needs}
+        needed |= {n for s in self.steps if s.name in needed for n in s.needs}      # eval <- fine-tune <- gate
+        for gate in (s for s in self.steps if s.verdict and s.name in needed):
+            argv += ["--withheld-by", gate.verdict]
         # after, not needs: rows withheld by the SOFF gate leave the table to the rows that ran
         self.steps.append(Step("results-table", argv, str(self.out / "results.md"), after=evaluations))
 

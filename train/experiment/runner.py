@@ -89,15 +89,16 @@ def run_chain(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
             done.add(s.name)
     pending = [s for s in steps if s.name not in done]
     failed: set[str] = set()
-    withheld: dict[str, str] = {}           # step -> the refusing gate's reason
+    withheld: dict[str, str] = {}           # step -> the refusing gate (a gate -> itself)
+    reasons: dict[str, str] = {}            # refusing gate -> its reason (said once)
     for s in steps:
         if s.name in done:
             echo(f"skip   {s.name} (finished earlier)")
-            _judge(s, refusal(s), done, withheld, echo)
+            _judge(s, refusal(s), done, withheld, reasons, echo)
     running: dict[str, tuple[subprocess.Popen, Step, float, object]] = {}
     (out / "logs").mkdir(exist_ok=True)
     try:
-        _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, echo)
+        _loop(pending, running, done, failed, withheld, reasons, out, jobs, cores, threads, echo)
     finally:                                  # interrupted (Ctrl-C, SIGTERM): stop the steps this run started
         for proc, _, _, log in running.values():
             proc.terminate()
@@ -106,7 +107,7 @@ def run_chain(steps: list[Step], out: Path, jobs: int, cores: int, echo) -> int:
     return len(failed)
 
 
-def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, echo) -> None:
+def _loop(pending, running, done, failed, withheld, reasons, out, jobs, cores, threads, echo) -> None:
     while pending or running:
         for s in [s for s in pending if any(n in failed for n in s.needs)]:
             pending.remove(s)
@@ -115,7 +116,7 @@ def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, e
         for s in [s for s in pending if any(n in withheld for n in s.needs)]:
             pending.remove(s)
             withheld[s.name] = next(withheld[n] for n in s.needs if n in withheld)
-            echo(f"never  {s.name} (withheld: {withheld[s.name]})")
+            echo(f"never  {s.name} (withheld by {withheld[s.name]}, reason above)")
         waiting = {s.name for s in pending} | set(running)
         exclusive_running = any(r[1].exclusive for r in running.values())
         for s in list(pending):
@@ -158,19 +159,33 @@ def _loop(pending, running, done, failed, withheld, out, jobs, cores, threads, e
             if rc == 0:
                 done.add(name)
                 echo(f"done   {name} ({seconds:.1f} s)")
-                _judge(s, reason, done, withheld, echo)
+                _judge(s, reason, done, withheld, reasons, echo)
             else:
                 failed.add(name)
                 echo(f"FAILED {name} (exit {rc}; log {out / 'logs' / (name + '.log')})")
 
 
-def _judge(step: Step, reason: str | None, done: set[str], withheld: dict[str, str], echo) -> None:
+def _judge(step: Step, reason: str | None, done: set[str], withheld: dict[str, str], reasons: dict[str, str],
+           echo) -> None:
     """A finished verdict step that refused (``reason``, :func:`refusal`): its steps are withheld (the step
-    itself stays done)."""
+    itself stays done). A reason another gate already gave is not repeated: the line names that gate."""
     if reason is not None:
         done.discard(step.name)
-        withheld[step.name] = reason
-        echo(f"REFUSED {step.name}: {reason}")
+        withheld[step.name] = step.name
+        first = next(iter(reasons), None)
+        reasons[step.name] = reason
+        if first is None:
+            echo(f"REFUSED {step.name}: {reason}")
+        else:                   # the long reason once: a later refusal in one line, its record has the rest
+            echo(f"REFUSED {step.name}: {_summary(step) or reason} (as {first} above; {step.verdict})")
+
+
+def _summary(step: Step) -> str | None:
+    """The one-line ``summary`` a verdict record may hold beside its full reason."""
+    try:
+        return json.loads(Path(step.verdict).read_text()).get("summary")
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
 
 
 def _error_line(log: Path) -> str | None:

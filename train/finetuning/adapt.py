@@ -252,11 +252,17 @@ class _Run:
             curves[video or "scene"] = self._model(seed, tag, video, group, folder / rel)
             models[video or "*"] = rel
         title = load_manifest(cfg.dataset).title
-        _plot_curves(folder / PLOT_FILE, curves, f"{title}: {cfg.loss} loss, K = {cfg.shots}, {cfg.protocol}, seed {seed}")
+        k = len(clips) if cfg.protocol == "scene" else cfg.shots
+        _plot_curves(folder / PLOT_FILE, curves, f"{title}: {cfg.loss} loss, K = {k}, {cfg.protocol}, seed {seed}")
         finals = {k: c[-1]["total"] for k, c in curves.items() if c}
-        result = {"status": "done", "models": len(models), "seconds": round(time.monotonic() - t0, 2),
+        result = {"status": "done", "models": len(models), "clips": len(clips),
+                  "seconds": round(time.monotonic() - t0, 2),
                   "final_loss": sum(finals.values()) / len(finals) if finals else None}
-        adaptation = {"protocol": cfg.protocol, "shots": cfg.shots, "seed": seed, "past_frames": self.past_frames,
+        # K is the clips adapted on: --shots' draws plus every clip inside the --clips stretches (scene protocol)
+        shots = len(clips) if cfg.protocol == "scene" else cfg.shots
+        adaptation = {"protocol": cfg.protocol, "shots": shots, "shots_drawn": cfg.shots,
+                      "clips_named": len(clips) - cfg.shots if cfg.protocol == "scene" else 0,
+                      "seed": seed, "past_frames": self.past_frames,
                       "dataset": cfg.dataset, "root": str(Path(cfg.data_root).resolve()), "split": self.split,
                       "clips": clips, "models": models, "loss": cfg.loss, "components": list(cfg.used_components),
                       "steps": cfg.steps if clips else 0, "lr": cfg.lr, "precision": self.precision, "input_size": list(self.size),

@@ -75,7 +75,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
               help="Only these videos of the protocol's split, comma list (default: all).")
 @click.option("--clips", default=",".join(D.clips), show_default=False, callback=comma_list_callback,
               help="Also adapt on exactly these stretches of the training videos, comma list of VIDEO (all of it) "
-                   "or VIDEO:START-END (frames, 0-based, inclusive), e.g. gate:0-299,night: every clip inside.")
+                   "or VIDEO:START-END (frames, 0-based, inclusive), e.g. gate:0-299,night: every clip of "
+                   "past-frames + 1 frames inside, one at each start (a stretch of N frames adds N - 4 clips to "
+                   "--shots' K; the K printed and recorded is the total adapted on).")
 @click.option("--workers", type=click.IntRange(0), default=D.workers, help="DataLoader processes reading the clips.")
 @verbose_option
 def finetune_predictor_command(verbose: int, **options) -> None:
@@ -109,7 +111,12 @@ def _print_summary(out: Path, state: dict) -> None:
         final = r.get("final_loss")
         rows.append((seed, r.get("status"), r.get("models"), "-" if final is None else f"{final:.5f}",
                      r.get("seconds"), str(out / f"seed{seed}")))
-    click.echo(f"{state['loss']} fine-tuning, K = {state['shots']}, {state['protocol']} protocol "
+    adapted = {r.get("clips") for r in state.get("results", {}).values() if r.get("clips") is not None}
+    k = f"K = {state['shots']}"
+    if state["protocol"] == "scene" and adapted and adapted != {state["shots"]}:     # --clips added clips
+        n = "/".join(str(a) for a in sorted(adapted))
+        k = f"K = {n} clips adapted on ({state['shots']} drawn by --shots, the rest inside --clips)"
+    click.echo(f"{state['loss']} fine-tuning, {k}, {state['protocol']} protocol "
                f"({state['split']} split), {state['input_size'][0]}x{state['input_size'][1]}:")
     click.echo(format_table(("seed", "status", "models", "final loss", "seconds", "folder"), rows))
 

@@ -48,8 +48,9 @@ def recorded_floor(path: str | Path) -> Floor | None:
 
 def gate_verdict(path: str | Path, components: tuple[str, ...], *, allow_weak: bool = False) -> dict:
     """The gate's record for ``path`` and the SOFF terms ``components`` (module docstring): ``{"floor": ...,
-    "cleared": bool, "allowed_weak": bool, "weak_parts": [...], "refused": bool, "reason": str | None}``;
-    ``reason`` says why it is refused (or, when allowed anyway, what was weak)."""
+    "cleared": bool, "allowed_weak": bool, "weak_parts": [...], "refused": bool, "reason": str | None, "summary": str | None}``;
+    ``reason`` says why it is refused (or, when allowed anyway, what was weak), ``summary`` the same in one short
+    line."""
     floor = recorded_floor(path)
     weak, reasons = [], []
     for component in components:
@@ -61,13 +62,14 @@ def gate_verdict(path: str | Path, components: tuple[str, ...], *, allow_weak: b
         elif not verdict.cleared:
             weak.append(part)
             reasons.append(verdict.verdict)
-    reason = None
+    reason = summary = None
     if weak:
+        summary = f"{path}: its {' and '.join(weak)} floor{'s' if len(weak) > 1 else ''} not cleared"
         reason = (f"--sfonet {path}: refused as a SOFF teacher, it did not clear its floors: " + "; ".join(reasons)
                   + ". Retrain it (docs/learning.md), fine-tune with --loss standard, or pass --allow-weak-sfonet "
                   "to use it anyway")
     return {"floor": floor.to_json() if floor else None, "cleared": not weak, "allowed_weak": bool(weak and allow_weak), "weak_parts": weak,
-            "refused": bool(weak and not allow_weak), "reason": reason}
+            "refused": bool(weak and not allow_weak), "reason": reason, "summary": summary}
 
 
 def check_sfonet(path: str | Path, components: tuple[str, ...], *, allow_weak: bool = False) -> dict:

@@ -62,6 +62,8 @@ def score_video_command(inputs: tuple[Path, ...], verbose: int, **options) -> No
     out = Path(cfg.out)
     click.echo(f"threshold {summary['threshold']:.4f} (calibrated score at {100 * cfg.false_alarm_rate:g}% false "
                f"alarms on normal frames; {out / 'calibration.json'})")
+    if summary.get("calibration_warning"):
+        click.echo(f"WARNING {summary['calibration_warning']}", err=True)
     for name, video in summary["videos"].items():
         click.echo(f"{name}: {video['scored_frames']} frames scored, {video['flagged_frames']} flagged in "
                    f"{video['spans']} span(s)  ({video['frames_per_second']:.1f} frames/s)")

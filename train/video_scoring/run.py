@@ -32,7 +32,7 @@ from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import read_json, write_json
 from train.common.steps import ProgressFn
-from train.evaluation.calibration import Calibration, spans as flagged_spans
+from train.evaluation.calibration import Calibration, spans as flagged_spans, too_few_frames
 from train.evaluation.plots import plot_calibrated_curve
 from train.evaluation.stream import stream_predictions
 from train.evaluation.video_inputs import (VideoInput, calibration_set, frame_estimate, measure_calibration,
@@ -99,7 +99,8 @@ def score_videos(cfg: ScoreVideoConfig, progress: ProgressFn | None = None) -> d
             results[item.name] = _score_video(out / item.name, item, calibration, calibration_record, job)
         summary = {"kind": "score-video-summary", "predictor": predictor, "calibration": str(out / CALIBRATION_FILE),
                    "calibration_sha256": sha256_of(out / CALIBRATION_FILE), "false_alarm_rate": cfg.false_alarm_rate,
-                   "threshold": calibration.threshold, "eval_size": list(size), "precision": precision,
+                   "threshold": calibration.threshold, "calibration_frames": calibration.frames,
+                   "calibration_warning": calibration_record.get("warning"), "eval_size": list(size), "precision": precision,
                    "device": device_name(device), "seconds": round(time.perf_counter() - started, 3),
                    "videos": results, "package_version": package_version(), "torch_version": str(torch.__version__)}
         write_json(out / "summary.json", summary)
@@ -134,11 +135,14 @@ def _calibration(out: Path, adaptation: dict | None, predictor: dict, job: _Job)
     flagged = {v: int(calibration.flags(calibration.scores(p)).sum()) for v, p in psnr.items()}
     record = {"kind": "score-calibration", "identity": identity, "source": where,
               "calibration": calibration.to_json(), "flagged_frames": flagged,
+              "warning": too_few_frames(calibration.frames, cfg.false_alarm_rate),
               "psnr": {v: [None if np.isnan(x) else float(x) for x in p] for v, p in psnr.items()}}
     write_json(path, record)
     log.info("calibration on %d frames of %d video(s) (%s): PSNR %.3f +- %.3f dB, threshold %.4f at %.3g false "
              "alarms", calibration.frames, len(videos), where, calibration.mean_psnr, calibration.std_psnr,
              calibration.threshold, cfg.false_alarm_rate)
+    if record["warning"]:
+        log.info("%s", record["warning"])          # score-video prints it (summary.json: calibration_warning)
     return calibration, record
 
 

@@ -60,10 +60,10 @@ def test_results_table_layout(tmp_path):
     assert cell([0.90, 0.92]) == "91.00 ± 1.41 (n=2)" and cell([0.5]) == "50.00 (n=1)" and cell([]) == "–"
     text = markdown_table(entries, shots=[0, 1, 10])
     lines = text.splitlines()
-    assert lines[0] == "| Target | Method | Protocol | K=0 | K=1 | K=10 |"
-    assert lines[2] == "| UCSD Ped2 | UNet-3layer pre-trained | - | 85.00 (n=1) | – | – |"
-    assert lines[3] == "| UCSD Ped2 | UNet-3layer SOFF | scene | 85.00 (n=1)† | 91.00 ± 1.41 (n=2) | – |"
-    assert lines[4] == "| UCSD Ped2 | UNet-3layer standard | scene | 85.00 (n=1)† | 88.00 (n=1) | – |"
+    assert lines[0] == "| Target | Method | Protocol | K=0 | K=1 | K=10 | Copy-last | Floors |"
+    assert lines[2] == "| UCSD Ped2 | UNet-3layer pre-trained | - | 85.00 (n=1) | – | – | – | – |"
+    assert lines[3] == "| UCSD Ped2 | UNet-3layer SOFF | scene | 85.00 (n=1)† | 91.00 ± 1.41 (n=2) | – | – | – |"
+    assert lines[4] == "| UCSD Ped2 | UNet-3layer standard | scene | 85.00 (n=1)† | 88.00 (n=1) | – | – | – |"
     out = tmp_path / "table.md"
     result = CliRunner().invoke(results_table_command, [str(tmp_path), "--shots", "0,1", "--metrics",
                                                         "frame,per-video", "--out", str(out)])
@@ -74,6 +74,50 @@ def test_results_table_layout(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert CliRunner().invoke(results_table_command, [str(empty)]).exit_code == 1
+
+
+def test_every_row_says_its_floors_and_the_withheld_rows_say_why(tmp_path):
+    """Beside each row: copy-last on the same frames, the pre-trained predictor's verdict (read from the
+    metrics.json beside it), the teaching SFO-Net's (the gate in finetune.json) and the evaluations against
+    copy-last; a refusing gate record is one 'Withheld' line."""
+    pretrain = tmp_path / "predictor"
+    pretrain.mkdir()
+    (pretrain / "metrics.json").write_text(json.dumps(
+        {"steps": 100, "floor": {"cleared": False, "margin": -7.176, "verdict": "does NOT clear"}}))
+    for method, gate in (("standard", None), ("SOFF", {"cleared": False, "allowed_weak": True})):
+        (tmp_path / method).mkdir()
+        (tmp_path / method / "finetune.json").write_text(json.dumps(
+            {"config": {"predictor": str(pretrain / "predictor.pt")}, "sfonet_gate": gate}))
+        for seed, (frame, above) in enumerate(((0.80, False), (0.93, True))):
+            _fake_metrics(tmp_path / "eval" / f"{method}{seed}", method=method, shots=10, seed=seed, frame=frame,
+                          copy_last_frame_auc=0.9002, floor={"cleared": above})
+            metrics_file = tmp_path / "eval" / f"{method}{seed}" / "metrics.json"
+            metrics = json.loads(metrics_file.read_text())
+            metrics["run"]["finetune_json"] = str(tmp_path / method / "finetune.json")
+            metrics_file.write_text(json.dumps(metrics))
+    _fake_metrics(tmp_path / "eval" / "pre", method="pre-trained", shots=0, seed=None, frame=0.77, known=False,
+                  copy_last_frame_auc=0.9002, floor={"cleared": False},
+                  predictor={"path": str(pretrain / "predictor.pt")})
+    refused = tmp_path / "gate.json"
+    refused.write_text(json.dumps({"refused": True, "reason": "a very long reason " * 40,
+                                   "summary": "x/sfonet.pt: its flow floor not cleared"}))
+    result = CliRunner().invoke(results_table_command, [str(tmp_path / "eval"), "--shots", "0,10",
+                                                        "--withheld-by", str(refused)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split(" | ")[1]: line for line in result.output.splitlines() if line.startswith("| UCSD")}
+    assert rows["UNet-3layer pre-trained"].endswith(
+        "| 90.02 | predictor NOT cleared (-7.18 dB); above copy-last in 0 of 1 |")
+    assert rows["UNet-3layer standard"].endswith(
+        "| 90.02 | predictor NOT cleared (-7.18 dB); above copy-last in 1 of 2 |")
+    assert rows["UNet-3layer SOFF"].endswith(
+        "| 90.02 | predictor NOT cleared (-7.18 dB); SFO-Net NOT cleared (allowed); above copy-last in 1 of 2 |")
+    [withheld] = [line for line in result.output.splitlines() if line.startswith("Withheld:")]
+    assert "x/sfonet.pt: its flow floor not cleared" in withheld and str(refused) in withheld
+    assert "a very long reason" not in result.output
+    open_gate = tmp_path / "open.json"
+    open_gate.write_text(json.dumps({"refused": False}))
+    quiet = CliRunner().invoke(results_table_command, [str(tmp_path / "eval"), "--withheld-by", str(open_gate)])
+    assert quiet.exit_code == 0 and "Withheld" not in quiet.output
 
 
 def _seed_folder(folder, *, protocol, shots, clips, models, split="testing", loss="standard"):

@@ -69,8 +69,9 @@ def test_a_refusing_verdict_withholds_its_steps_and_the_rest_runs(tmp_path):
         return Step(name, [sys.executable, "-c", script], str(done), list(needs),
                     verdict=str(done) if verdict else None, **kwargs)
 
-    refusal = {"refused": True, "reason": "x.pt: weak flow 0.5 px"}
+    refusal = {"refused": True, "reason": "x.pt: weak flow 0.5 px", "summary": "x.pt: its flow floor not cleared"}
     steps = [step("gate", 0, verdict=refusal), step("soff", 0, ["gate"]), step("eval-soff", 0, ["soff"]),
+             step("gate-2", 0, verdict=refusal), step("soff-3", 0, ["gate-2"]),
              step("open-gate", 0, verdict={"refused": False}), step("soff-2", 0, ["open-gate"]),
              step("bad-gate", 2), step("behind-bad-gate", 0, ["bad-gate"]),
              step("standard", 0), step("table", 0, after=["eval-soff", "standard", "behind-bad-gate"])]
@@ -81,7 +82,10 @@ def test_a_refusing_verdict_withholds_its_steps_and_the_rest_runs(tmp_path):
     assert (tmp_path / "soff-2.done").exists() and not (tmp_path / "behind-bad-gate.done").exists()
     assert (tmp_path / "standard.done").exists() and (tmp_path / "table.done").exists()
     assert "REFUSED gate: x.pt: weak flow 0.5 px" in echoed
-    assert "never  eval-soff (withheld: x.pt: weak flow 0.5 px)" in echoed
+    assert "never  eval-soff (withheld by gate, reason above)" in echoed
+    # the long reason is said once: the second refusal is its one-line summary, naming its record
+    assert f"REFUSED gate-2: x.pt: its flow floor not cleared (as gate above; {tmp_path / 'gate-2.done'})" in echoed
+    assert sum("weak flow 0.5 px" in line for line in echoed) == 1
     assert "never  behind-bad-gate (a step it needs failed)" in echoed
     records = {json.loads(line)["step"]: json.loads(line) for line in (tmp_path / "steps.jsonl").read_text().splitlines()}
     assert records["gate"]["rc"] == 0 and records["gate"]["refused"] == "x.pt: weak flow 0.5 px"
@@ -90,7 +94,7 @@ def test_a_refusing_verdict_withholds_its_steps_and_the_rest_runs(tmp_path):
     echoed.clear()
     run_chain(steps, tmp_path, 2, 2, echoed.append)                 # a rerun: the gate is done, its verdict holds
     assert "skip   gate (finished earlier)" in echoed and "REFUSED gate: x.pt: weak flow 0.5 px" in echoed
-    assert "never  soff (withheld: x.pt: weak flow 0.5 px)" in echoed
+    assert "never  soff (withheld by gate, reason above)" in echoed
     assert not [line for line in echoed if line.startswith("start  gate")]
 
 

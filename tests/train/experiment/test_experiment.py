@@ -83,7 +83,13 @@ def test_printed_table_has_the_k_columns(tiny_run):
     assert "K=0" in cells and "K=1" in cells and "K=510" in cells and "K=10" not in cells
     assert any("standard" in line for line in stdout.splitlines() if line.startswith("| UCSD Ped2"))
     assert "REFUSED gate-three-stage-flow+seg: --sfonet" in stdout
-    assert "never  eval-unet3-soff-k1-s0 (withheld: --sfonet" in stdout
+    assert "never  eval-unet3-soff-k1-s0 (withheld by gate-three-stage-flow+seg, reason above)" in stdout
+    # the table says beside each row the floors and copy-last, and in one line which rows were withheld and why
+    assert cells[-2:] == ["Copy-last", "Floors"]
+    standard = next(line for line in stdout.splitlines() if line.startswith("| UCSD Ped2 | UNet-3layer standard"))
+    assert "predictor " in standard and "above copy-last in " in standard
+    assert any(line.startswith("Withheld: the SOFF rows: the gate refused ") for line in stdout.splitlines())
+    assert stdout.count("Retrain it (docs/learning.md)") == 1       # the gate's long reason, said once
 
 
 def test_rerun_skips_everything(tiny_run):

@@ -79,6 +79,19 @@ def test_no_span_on_a_held_out_normal_clip_and_one_over_the_injected_square(came
     assert "held_04: 86 frames scored, 0 flagged in 0 span(s)" in camera["output"]
 
 
+def test_a_calibration_too_small_for_the_rate_is_said_with_the_frames_it_needs(camera):
+    """3 clips of 86 predicted frames at 1% false alarms: 2.6 frames above the threshold; 1000 are needed."""
+    from train.evaluation.calibration import frames_needed, too_few_frames
+
+    assert "WARNING calibrated on 258 normal frames" in camera["output"]
+    assert "1000 frames are needed" in camera["output"]
+    summary = json.loads((camera["out"] / "summary.json").read_text())
+    assert summary["calibration_frames"] == 258 and "1000 frames" in summary["calibration_warning"]
+    assert frames_needed(0.01) == 1000 and frames_needed(0.05) == 200 and frames_needed(0.001) == 10000
+    assert too_few_frames(1000, 0.01) is None and too_few_frames(200, 0.05) is None
+    assert "199 normal frames" in too_few_frames(199, 0.05)
+
+
 def test_scores_recomputed_independently(camera):
     """PSNR from the decoded frames in numpy, the z-score and causal mean from calibration.json's statistics, and
     the threshold as the 99th percentile of the calibration scores, computed here again."""
