@@ -134,7 +134,8 @@ def make_manifest_command(data_root: Path, name: str, out: Path, title: str | No
     Example:
       make-manifest mycam --name mycam --out mycam.json
       verify-data mycam --dataset mycam.json
-      finetune-predictor mycam --dataset mycam.json --predictor predictor.pt --shots 3 --out runs/mycam-ft
+      finetune-predictor mycam --dataset mycam.json --predictor predictor.pt --loss standard --shots 3 \\
+          --out runs/mycam-ft
     """
     setup_logging(verbose)
     import json

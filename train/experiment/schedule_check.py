@@ -43,7 +43,13 @@ def schedule_command(run: Path, step_counts: str, lrs: str, grid: str | None, lo
     way for both losses: each (steps, lr) fine-tunes the pre-trained predictor with the standard and with the SOFF
     loss (paper weights) on K clips of the first three quarters of the training videos and is scored by mean PSNR
     on the normal frames of the last quarter. Chosen: the highest PSNR averaged over both losses, seeds and K
-    (fewer steps on a tie). Writes <RUN>/validation/schedule.json; the preset then carries the chosen values."""
+    (fewer steps on a tie). Writes <RUN>/validation/schedule.json; the preset then carries the chosen values.
+
+    \b
+    Examples:
+      soff validation schedule runs/ped1_to_ped2-cpu --steps 50,100 --lrs 2e-4,1e-3
+      soff validation schedule runs/ped1_to_ped2-cpu --grid 100:2e-4,100:2e-4:decoder --losses standard --seeds 0
+    """
     run = run.resolve()
     info = json.loads((run / "preset.json").read_text())
     p, (_, root), size = info["preset"], target_of(info), eval_size_of(info)
