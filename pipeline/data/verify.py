@@ -246,6 +246,35 @@ def _compare_ground_truths(report: SplitReport) -> None:
         report.notes.append(f"{report.split}: all {len(readable)} ground-truth files agree frame by frame")
 
 
+def dataset_mismatch(root: str | Path, source: FrameSource, manifest: DatasetManifest, split: str, *,
+                     counts: bool = True) -> DataError | None:
+    """Whether the folder of ``source`` is not the dataset ``manifest`` describes (``--dataset`` names the wrong
+    one): a video the manifest does not list, or, where the manifest's counts are certain, a video of another
+    length (the first one found; ``counts`` False: names only, where the caller checks counts itself). None when
+    it matches, or when the manifest lists no videos to compare. Cheap: names and frame counts, nothing decoded."""
+    spec = manifest.splits.get(split)
+    expected = (spec.videos if spec else None) or {}
+    if not expected:
+        return None
+    found = source.videos()
+    unknown = [v for v in found if v not in expected]
+    hint = (f"; if these are your own videos, describe them: make-manifest {root} --name NAME "
+            f"--out NAME.json, and pass --dataset NAME.json")
+    if unknown:
+        listed = ", ".join(unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        return DataError(Path(root), f"is not {manifest.title}'s {split} split that --dataset {manifest.name} "
+                                      f"names: {len(unknown)} of its {len(found)} videos ({listed}) are not among "
+                                      f"the manifest's {len(expected)}{hint}")
+    if counts and spec.counts_certain:
+        for video in found:
+            n = source.num_frames(video)
+            if n != expected[video]:
+                return DataError(Path(root), f"is not {manifest.title}'s {split} split that --dataset "
+                                              f"{manifest.name} names: video {video} has {n} frames, the manifest "
+                                              f"says {expected[video]}{hint}")
+    return None
+
+
 def preflight(root: str | Path, dataset: str, split: str, videos: tuple[str, ...] = (),
               layout: str = "auto") -> list[DataError]:
     """The quick checks make-labels runs before starting: listing problems (gaps, stray or missing files)
@@ -256,6 +285,9 @@ def preflight(root: str | Path, dataset: str, split: str, videos: tuple[str, ...
     source = open_frame_source(root, split, layout)
     manifest = load_manifest(dataset)
     spec = manifest.split(split)
+    mismatch = dataset_mismatch(root, source, manifest, split, counts=False)
+    if mismatch is not None:
+        return [mismatch]
     wanted = set(videos or source.videos())
     problems: list[DataError] = [p for p in source.listing_problems()
                                  if any(Path(p.path).is_relative_to(source.location(v)) for v in wanted)]

@@ -127,3 +127,44 @@ def test_one_video_file_as_data_root_names_the_adapted_frames_it_scores(mycam, t
     assert metrics["score_modes"]["calibrated"]["frame_auc"] is None
     assert "also evaluated" in metrics["score_modes"]["calibrated"]["reason"]
     assert np.isfinite(metrics["score_modes"]["raw"]["frame_auc"])
+
+
+def test_a_benchmark_name_on_a_folder_it_does_not_describe_is_one_line_and_writes_nothing(mycam, tmp_path):
+    """The user's mp4 folder with --dataset ped2 (and Ped1's training videos with --dataset ped2): refused before
+    any work, naming the folder, the mismatch and make-manifest."""
+    from train.predictor_training.cli import train_predictor_command
+
+    calls = {
+        "finetune": (finetune_predictor_command, [mycam["root"], "--dataset", "ped2", "--predictor",
+                                                  mycam["predictor"], "--loss", "standard", "--shots", "1",
+                                                  "--steps", "1", "--device", "cpu"]),
+        "evaluate": (evaluate_predictor_command, [mycam["root"], "--dataset", "ped2", "--predictor",
+                                                  mycam["predictor"], "--device", "cpu"]),
+        "train": (train_predictor_command, [mycam["root"], "--dataset", "ped2", "--steps", "1", "--device", "cpu"]),
+    }
+    for name, (command, args) in calls.items():
+        out = tmp_path / name
+        result = CliRunner().invoke(command, [str(a) for a in args] + ["--out", str(out)])
+        assert result.exit_code == 1, (name, result.output)
+        [error] = [line for line in result.output.splitlines() if line.startswith("ERROR")]
+        assert f"{mycam['root']}: is not UCSD Ped2's" in error, (name, error)
+        assert ("normal_0" in error or "bike" in error) and "make-manifest" in error and "--dataset NAME.json" in error
+        assert not out.exists(), name
+    ped1 = PED2.parent / "ped1"
+    if ped1.is_dir():
+        result = CliRunner().invoke(train_predictor_command, [str(ped1), "--dataset", "ped2", "--steps", "1",
+                                                              "--device", "cpu", "--out", str(tmp_path / "ped1")])
+        assert result.exit_code == 1 and "of its 34 videos" in result.output, result.output
+
+
+def test_a_text_file_as_predictor_says_what_it_is_and_what_is_expected(mycam, tmp_path):
+    notes = tmp_path / "predictor.pt"
+    notes.write_text("my notes about the camera\n")
+    result = CliRunner().invoke(finetune_predictor_command, [
+        str(mycam["root"]), "--dataset", str(mycam["manifest"]), "--predictor", str(notes), "--loss", "standard",
+        "--shots", "1", "--device", "cpu", "--out", str(tmp_path / "ft")])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines()[-1] == (
+        f"ERROR {notes}: is a text file (first line 'my notes about the camera'), not a torch checkpoint; "
+        "expected a predictor.pt written by train-predictor or finetune-predictor")
+    assert not (tmp_path / "ft").exists()

@@ -56,14 +56,37 @@ def read_resume_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
     return None
 
 
-def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """The dict saved in ``path``; RunError naming the file when it is missing, unreadable or not a dict.
+def file_kind(path: str | Path) -> str | None:
+    """What a file that is not a torch checkpoint is, from its first bytes: ``"an empty file"``, ``"a text file
+    (first line '...')"``, ``"binary data, not a torch checkpoint"``; None when it starts like one (a zip archive
+    of torch.save, or a legacy pickle)."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data, not a torch checkpoint"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"a text file (first line {first[:60]!r})"
+
+
+def read_checkpoint(path: str | Path, map_location="cpu", *,
+                    expected: str = "a .pt file written by this package") -> dict:
+    """The dict saved in ``path``; RunError naming the file when it is missing, unreadable or not a dict (a file
+    that is no torch checkpoint at all is named for what it is, with ``expected``, what the caller wanted).
 
     Read with ``weights_only=True``: files of this package hold only tensors and plain Python values (RNG states
     included, :func:`train.common.seeding.rng_state`), so a file handed in can never run code when it is read."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: no such file")
+    kind = file_kind(path)
+    if kind is not None:
+        raise RunError(f"{path}: is {kind}, not a torch checkpoint; expected {expected}")
     try:
         with torch.serialization.safe_globals([TorchVersion]):   # a str subclass: older files saved torch.__version__
             payload = torch.load(path, map_location=map_location, weights_only=True)

@@ -25,6 +25,7 @@ from pipeline.core.lock import LOCK_FILE, folder_lock
 from pipeline.core.version import package_version
 from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import GroundTruth
+from pipeline.data.verify import dataset_mismatch
 from pipeline.data.manifests import DatasetManifest, load_manifest
 from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
@@ -63,8 +64,11 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
         manifest = load_manifest(cfg.dataset)
         manifest.split(cfg.split)               # KeyError naming a split the dataset does not have
         source = open_frame_source(cfg.root, cfg.split, cfg.layout)
+        mismatch = dataset_mismatch(cfg.root, source, manifest, cfg.split)
     except (KeyError, DataError) as err:
         raise RunError(str(err).strip("'\"")) from None
+    if mismatch is not None:        # the wrong --dataset for this folder: a data error naming it (exit 1)
+        raise mismatch
     targets = eval_inputs.resolve_targets(Path(cfg.predictor), dataset=cfg.dataset, split=cfg.split)
     counts = {v: source.num_frames(v) for v in source.videos()}
     videos = _select_videos(cfg, list(counts))

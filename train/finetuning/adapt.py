@@ -34,6 +34,7 @@ from pipeline.core.errors import DataError, KShotError, RunError
 from pipeline.core.files import sha256_of
 from pipeline.core.version import package_version
 from pipeline.data.manifests import load_manifest
+from pipeline.data.verify import dataset_mismatch
 from train.common.checkpoints import read_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import resolve_device
@@ -144,6 +145,9 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     except KeyError as err:
         raise RunError(f"--protocol {cfg.protocol} reads the {split} split: {err.args[0]}") from None
     source = open_frame_source(cfg.data_root, split, cfg.layout)
+    mismatch = dataset_mismatch(cfg.data_root, source, load_manifest(cfg.dataset), split)
+    if mismatch is not None:
+        raise mismatch
     counts = _frame_counts(source, cfg.videos)
     size = _input_size(cfg, source_model, source_payload)
     past_frames = int(source_model.past_frames)

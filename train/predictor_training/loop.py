@@ -47,6 +47,7 @@ from pipeline.core.errors import RunError
 from pipeline.core.version import package_version
 from pipeline.data.combined import scene_of
 from pipeline.data.manifests import load_manifest, manifest_source
+from pipeline.data.verify import dataset_mismatch
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
@@ -174,6 +175,10 @@ def select_clips(cfg: TrainPredictorConfig, source) -> tuple[list, list, dict[st
             manifests[part.name] = (manifest, manifest.split(cfg.split))
         except (KeyError, ValueError) as err:
             raise RunError(f"--dataset {part.dataset}: {err.args[0]}") from None
+        own_source = source.parts[part.name] if cfg.sources.combined else source
+        mismatch = dataset_mismatch(part.root, own_source, manifest, cfg.split, counts=False)
+        if mismatch is not None:                    # counts: below, for the videos this run reads
+            raise mismatch
     for video, n in counts.items():
         part, own = cfg.sources.split_id(video)
         manifest, expected = manifests[part.name]

@@ -76,7 +76,8 @@ def load_predictor(path: str | Path, map_location="cpu") -> tuple[nn.Module, dic
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path}: no such predictor file")
-    payload = read_checkpoint(path, map_location=map_location)
+    payload = read_checkpoint(path, map_location=map_location,
+                              expected="a predictor.pt written by train-predictor or finetune-predictor")
     if kind_of(payload) != KIND:
         raise RunError(f"{path}: is {describe(payload)}, not a frame predictor (expected a predictor.pt written by "
                        f"train-predictor or finetune-predictor)")

@@ -42,7 +42,7 @@ def load_sfonet(path: str | Path, map_location="cpu") -> SFONet:
     """Rebuild the final model of a run from ``sfonet.pt`` alone; returns it in eval mode with ``use_osf`` as
     trained and ``input_size`` (w, h) the size it was trained at (None if the file does not say). RunError naming the file when it is missing, unreadable, a frame predictor, a train-sfonet stage
     checkpoint or anything else that is not a final SFO-Net."""
-    payload = read_checkpoint(path, map_location=map_location)
+    payload = read_checkpoint(path, map_location=map_location, expected="the sfonet.pt written by train-sfonet")
     kind = kind_of(payload)
     if kind == "predictor":
         raise RunError(f"{path}: is a frame predictor checkpoint (kind 'predictor'), not an SFO-Net; pass the "

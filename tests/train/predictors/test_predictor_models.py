@@ -96,9 +96,21 @@ def test_load_predictor_names_what_a_wrong_file_is(tmp_path):
         load_predictor(sfonet)
     with pytest.raises(RunError, match="no such predictor file"):
         load_predictor(tmp_path / "missing.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(RunError, match="not a readable torch checkpoint"):
+    (tmp_path / "junk.pt").write_bytes(b"\nnot a checkpoint\nsecond line")     # a text file: named for what it is
+    with pytest.raises(RunError, match=r"junk\.pt: is a text file \(first line 'not a checkpoint'\), not a torch "
+                                       r"checkpoint; expected a predictor\.pt written by train-predictor or "
+                                       r"finetune-predictor$"):
         load_predictor(tmp_path / "junk.pt")
+    (tmp_path / "empty-file.pt").write_bytes(b"")
+    with pytest.raises(RunError, match="is an empty file, not a torch checkpoint"):
+        load_predictor(tmp_path / "empty-file.pt")
+    (tmp_path / "noise.pt").write_bytes(bytes(range(200, 256)) * 10)
+    with pytest.raises(RunError, match="is binary data, not a torch checkpoint"):
+        load_predictor(tmp_path / "noise.pt")
+    torch.save({"kind": "predictor"}, tmp_path / "cut.pt")         # a torch file cut short: unreadable
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "cut.pt").read_bytes()[:60])
+    with pytest.raises(RunError, match="not a readable torch checkpoint"):
+        load_predictor(tmp_path / "cut.pt")
     torch.save({"kind": "predictor", "arch": "unet3", "model_config": {"past_frames": 4, "channels": 3},
                 "state_dict": {}}, tmp_path / "empty.pt")
     with pytest.raises(RunError, match="does not match"):
