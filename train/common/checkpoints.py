@@ -38,7 +38,7 @@ def previous_path(path: str | Path) -> Path:
 def read_resume_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
     """The resume checkpoint ``path``, or the one it replaced when ``path`` is missing or damaged (truncated,
     unreadable); None when neither is there and readable (each damaged file is logged as a warning, so a resume
-    from an earlier point is never silent)."""
+    from an earlier point is never silent). The payload's ``path`` is the file it was read from."""
     for candidate in (Path(path), previous_path(path)):
         if not candidate.exists():
             continue
@@ -52,7 +52,7 @@ def read_resume_checkpoint(path: str | Path, map_location="cpu") -> dict | None:
             continue
         if candidate != Path(path):
             log.warning("resuming from the earlier checkpoint %s (step %s)", candidate, payload["step"])
-        return payload
+        return {**payload, "path": str(candidate)}
     return None
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.core.errors import RunError
 from pipeline.core.files import atomic_write_text, remove_temporaries
 from pipeline.core.lock import LOCK_FILE, folder_lock
+from pipeline.core.signals import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class RunFolder:
 @contextmanager
 def log_to_file(log: logging.Logger, path: Path) -> Iterator[None]:
     """While inside, ``log``'s INFO and above also go to ``path`` (appended, so a resumed run adds to the same
-    log); the console shows them only when the root logger is at INFO (the CLIs' ``-v``)."""
+    log); the console shows them only when the root logger is at INFO (the CLIs' ``-v``). A run stopped by a
+    signal ends its log with the ``STOPPED`` line the console shows."""
     handler = logging.FileHandler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.setLevel(logging.INFO)
@@ -129,6 +131,9 @@ def log_to_file(log: logging.Logger, path: Path) -> Iterator[None]:
     log.propagate = logging.getLogger().isEnabledFor(logging.INFO)
     try:
         yield
+    except Interrupted as err:          # the log says where a killed run stopped, as the console does
+        log.info("STOPPED %s", err)
+        raise
     finally:
         log.removeHandler(handler)
         log.setLevel(previous[0])

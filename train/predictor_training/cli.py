@@ -90,7 +90,9 @@ def train_predictor_command(verbose: int, **options) -> None:
     gradient loss between predicted and real frame (no optical-flow loss, no discriminator). At the end the
     held-out clips are scored by PSNR beside the untrained model and the copy-the-last-frame baseline, and the
     last line says whether the model clears that floor (by at least 0.5 dB).
-    Killed? Rerun with --resume: training continues from the last checkpoint, with the same result.
+    Killed? Rerun with --resume: training continues from the last checkpoint, with the same result. --resume
+    with a larger --steps extends a run on a constant rate (recorded in config.json as an extension); a cosine
+    schedule cannot be extended.
 
     \b
     Examples:
@@ -107,7 +109,7 @@ def train_predictor_command(verbose: int, **options) -> None:
 
     cfg = config_from(TrainPredictorConfig, with_recipe(click.get_current_context(), options, RECIPES))
     with reported_errors(), ProgressBars() as bars:
-        metrics = train_predictor(cfg, progress=bars)
+        metrics = train_predictor(cfg, progress=bars, notify=click.echo)
     _report(Path(cfg.out), metrics)
 
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
@@ -249,9 +251,31 @@ def _identity(meta: dict) -> dict:
 # the run
 
 
-def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = None) -> dict:
+def extension_of(old: dict, meta: dict) -> dict | None:
+    """A resumed run asked for more steps than it was made with: ``{"from": S0, "to": S1}`` when that is the only
+    change and the schedule allows it (a constant rate after the warm-up: the steps already taken had the rates
+    they would have had in a run of S1 steps, and the batches are a function of the step, so the extended run is
+    a run of S1 steps); None when the steps did not change or something else did too (the folder then names
+    every difference). RunError saying how to go on for fewer steps or a schedule that depends on the total."""
+    a, b = _identity(old), _identity(meta)
+    if a.get("steps") == b.get("steps") or any(a.get(k) != b.get(k) for k in set(a) | set(b) if k != "steps"):
+        return None
+    before, after = old["resolved"]["steps"], meta["resolved"]["steps"]
+    if after < before:
+        raise RunError(f"--steps {after}: the run in this folder has {before} steps; a run is never shortened "
+                       f"(its checkpoints are past that point): use another --out")
+    if meta["config"].get("lr_schedule") != "constant":
+        raise RunError(f"--steps {after}: the run in this folder has {before} steps on a "
+                       f"{meta['config'].get('lr_schedule')} schedule, whose every rate depends on the total, so it "
+                       f"cannot be extended; train {after} steps in a new --out (or fine-tune its predictor.pt)")
+    return {"from": before, "to": after}
+
+
+def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = None,
+                    notify: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) pre-training; returns the metrics (also in ``out/metrics.json``) with ``"status"``:
-    ``finished``, ``already finished`` or ``stopped``. Raises RunError (DataError) naming the file for data and
+    ``finished``, ``already finished`` or ``stopped``. ``notify`` receives the one-line milestones a user must
+    see at any verbosity (resuming, extending). Raises RunError (DataError) naming the file for data and
     run-folder problems."""
     source = cfg.sources.open(cfg.split, cfg.layout)
     train_clips, val_clips, counts = select_clips(cfg, source)
@@ -262,16 +286,34 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
     folder = RunFolder(Path(cfg.out), command="train-predictor", config_file=CONFIG_FILE, log_file=LOG_FILE,
                        done_files=(FINAL_FILE, METRICS_FILE))
     with folder.locked():
-        if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
+        old = folder.read_json(CONFIG_FILE) if cfg.resume and folder.config_path.exists() else None
+        extension = extension_of(old, meta) if old else None
+        if extension:       # the one change a resume may make: recorded, and the finished run goes on
+            meta["extensions"] = [*old.get("extensions", []), {**extension, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
+            write_json(folder.config_path, {**old, "config": {**old["config"], "steps": meta["config"]["steps"]},
+                                            "resolved": {**old["resolved"], "steps": extension["to"]},
+                                            "extensions": meta["extensions"]})
+        if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished \
+                and not extension:
             return {**folder.read_json(METRICS_FILE), "status": "already finished"}
         with folder.logging_to_file(log):
+            if extension:
+                say(notify, f"extending the run in {folder.path} from {extension['from']} to {extension['to']} "
+                            f"steps (recorded in {folder.config_path})")
             log.info("train-predictor %s: %s on %s %s, %d training clips from %d videos, %d metric clips, %dx%d, "
                      "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.sources.name, cfg.split, len(train_clips),
                      len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
                      device)
             if cfg.balance == "scenes" or cfg.augment:
                 log.info("balance %s; augmentation: %s", cfg.balance, ", ".join(cfg.augment) or "none")
-            return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress)
+            return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress, notify)
+
+
+def say(notify: Callable[[str], None] | None, line: str) -> None:
+    """A milestone: to the log (train.log) and to ``notify`` (the command prints it at any verbosity)."""
+    log.info("%s", line)
+    if notify is not None:
+        notify(line)
 
 
 def val_loader_of(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
@@ -286,7 +328,7 @@ def data_of(cfg: TrainPredictorConfig):
     return cfg.sources if cfg.sources.combined else cfg.data_root[0]
 
 
-def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress) -> dict:
+def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int, progress, notify=None) -> dict:
     precision = meta["resolved"]["precision"]
     scaled = needs_loss_scaler(precision)
     seed_all(cfg.seed)
@@ -307,7 +349,7 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
         set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
         curve.points, curve.clock = list(checkpoint.get("curve", [])), dict(checkpoint.get("clock", curve.clock))
-        log.info("resuming at step %d of %d", step, steps)
+        say(notify, f"resuming at step {step} of {steps} from {checkpoint.get('path', out / CHECKPOINT_FILE)}")
 
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),

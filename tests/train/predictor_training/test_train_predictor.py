@@ -120,9 +120,47 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert changed.exit_code == 1 and "different settings or inputs (lr)" in changed.output
     resumed = train(PED2, "--out", out, *RESUME_ARGS, "--resume")
     assert resumed.exit_code == 0, resumed.output
+    assert f"resuming at step 2 of 4 from {out / 'checkpoint.pt'}" in resumed.output     # at default verbosity
+    assert "stopping at step 2 as asked" in (out / "train.log").read_text()
     expected, result = weights(tmp_path / "full" / "predictor.pt"), weights(out / "predictor.pt")
     assert expected.keys() == result.keys()
     assert all(torch.equal(expected[k], result[k]) for k in expected), "resumed weights differ"
+
+
+@pytest.mark.real_data
+def test_resume_with_more_steps_extends_a_constant_rate_run_exactly_and_records_it(tmp_path):
+    """A finished 2-step run resumed with --steps 4 is the 4-step run (constant rate: the batches and rates of
+    steps 1-2 are the same); config.json records the extension; a cosine run or fewer steps is refused, saying
+    how to go on, and the run is not touched."""
+    args = [a for a in RESUME_ARGS]
+    four = args.index("--steps") + 1
+    reference = train(PED2, "--out", tmp_path / "full", *args)
+    assert reference.exit_code == 0, reference.output
+    out = tmp_path / "run"
+    args[four] = "2"
+    assert train(PED2, "--out", out, *args).exit_code == 0
+    fewer = args.copy()
+    fewer[four] = "1"
+    refused = train(PED2, "--out", out, *fewer, "--resume")
+    assert refused.exit_code == 1 and "a run is never shortened" in refused.output
+    args[four] = "4"
+    extended = train(PED2, "--out", out, *args, "--resume")
+    assert extended.exit_code == 0, extended.output
+    assert f"extending the run in {out} from 2 to 4 steps" in extended.output
+    assert f"resuming at step 2 of 4 from {out / 'checkpoint.pt'}" in extended.output
+    expected, result = weights(tmp_path / "full" / "predictor.pt"), weights(out / "predictor.pt")
+    assert all(torch.equal(expected[k], result[k]) for k in expected), "the extended run differs from a 4-step run"
+    config = json.loads((out / "config.json").read_text())
+    assert config["resolved"]["steps"] == 4 and [(e["from"], e["to"]) for e in config["extensions"]] == [(2, 4)]
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 4
+    cosine = tmp_path / "cosine"
+    args[four] = "2"
+    assert train(PED2, "--out", cosine, *args, "--lr-schedule", "cosine").exit_code == 0
+    before = (cosine / "predictor.pt").read_bytes()
+    args[four] = "4"
+    no = train(PED2, "--out", cosine, *args, "--lr-schedule", "cosine", "--resume")
+    assert no.exit_code == 1 and "cosine schedule" in no.output and "cannot be extended" in no.output, no.output
+    assert (cosine / "predictor.pt").read_bytes() == before
     ref_metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training_seconds"] > 0 and metrics["training_cpu_seconds"] > 0  # both parts counted
@@ -224,3 +262,20 @@ def test_a_bad_frame_inside_a_loader_worker_is_the_same_one_line_as_without_work
         assert result.exit_code == 1 and len(lines[workers]) == 1, result.output
         assert "Traceback" not in result.output and "DataLoader worker" not in result.output
     assert lines["0"] == lines["2"] and lines["0"][0].startswith(f"ERROR {bad}")
+
+
+def test_a_run_stopped_by_a_signal_says_so_in_its_log(tmp_path):
+    """The STOPPED line the console prints for a killed run ends its train.log too."""
+    import logging
+    import signal
+
+    from pipeline.core.signals import Interrupted
+    from train.common.run_folder import log_to_file
+
+    log = logging.getLogger("soff.test.stopped")
+    with pytest.raises(Interrupted):
+        with log_to_file(log, tmp_path / "train.log"):
+            log.info("step 3/10 loss 0.1")
+            raise Interrupted(signal.SIGTERM, "at step 3 of 10 (checkpoint saved)", "rerun with --resume")
+    last = (tmp_path / "train.log").read_text().splitlines()[-1]
+    assert last.endswith("STOPPED stopped by SIGTERM at step 3 of 10 (checkpoint saved); rerun with --resume")
