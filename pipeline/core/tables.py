@@ -1,4 +1,4 @@
-"""Plain-text tables for the commands' summaries."""
+"""Plain-text tables for the commands' summaries, and counted nouns ("1 span", "3 spans")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,3 +24,8 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}"
     return str(value)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``counted(1, "span")`` -> "1 span", ``counted(3, "span")`` -> "3 spans" (``plural`` where not noun + s)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -24,8 +24,9 @@ class Panel:
     empty: str = "no steps"
 
 
-def plot_panels(path: str | Path, panels: list[Panel], *, legend_max: int = 12) -> None:
-    """Draw ``panels`` in one row into the PNG ``path``."""
+def plot_panels(path: str | Path, panels: list[Panel], *, legend_max: int = 12, title: str = "") -> None:
+    """Draw ``panels`` in one row into the PNG ``path``, under ``title`` when given (a figure of several panels
+    says what they are together)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,12 +36,16 @@ def plot_panels(path: str | Path, panels: list[Panel], *, legend_max: int = 12) 
     fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.5), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         _draw(ax, panel, legend_max)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, dpi=100, format="png"))
     plt.close(fig)
 
 
 def _draw(ax, panel: Panel, legend_max: int) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     values = [v for curve in panel.curves.values() for v in (curve.values() if isinstance(curve, dict) else curve)]
     for label, curve in panel.curves.items():
         if isinstance(curve, dict):
@@ -59,4 +64,5 @@ def _draw(ax, panel: Panel, legend_max: int) -> None:
     if values and panel.log_scale and min(values) > 0:
         ax.set_yscale("log")
     ax.set(title=panel.title, xlabel="step", ylabel=panel.ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))        # steps are whole: no tick at 2.5
     ax.grid(alpha=0.3)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.files import atomic_write_bytes
+from pipeline.core.tables import counted
 from train.evaluation.scoring import VideoScores, pooled_arrays, runs_of_ones
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,10 @@ def plot_calibrated_curve(path: Path, times: np.ndarray, scores: np.ndarray, *, 
     ax.plot(times, scores, color="tab:blue", lw=1, label="score")
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.2f}")
     if spans:
-        ax.axvspan(np.nan, np.nan, color="tab:red", alpha=0.2, lw=0, label=f"flagged ({len(spans)} spans)")
+        ax.axvspan(np.nan, np.nan, color="tab:red", alpha=0.2, lw=0, label=f"flagged ({counted(len(spans), 'span')})")
     ax.set(title=title, xlabel=xlabel, ylabel="calibrated score")
-    ax.legend(loc="upper right", fontsize=8)
+    # beside the axes, not on them: the peaks the legend would cover are what the plot is for
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.tight_layout()
     atomic_write_bytes(path, lambda buffer: fig.savefig(buffer, format="png", dpi=110))
     plt.close(fig)

@@ -132,11 +132,11 @@ def frame_ranges(frames: list[int]) -> str:
 def write_heatmaps(folder: Path, model, source, video: str, frames: list[int], *, size, device, precision,
                    scale: float, title: str) -> list[Path]:
     """``heatmaps/<video>_<frame>.png`` for each of ``frames``: the frame, the prediction and the squared error
-    (mean over RGB, on [0, 1], full colour at ``scale``) over the frame, side by side."""
+    (mean over RGB, on [0, 1], full colour at ``scale``) over the frame, side by side, with the error's colour bar."""
     import cv2
 
     from pipeline.core.files import atomic_write_bytes
-    from train.evaluation.heatmap import error_heatmap
+    from train.evaluation.heatmap import colour_bar, error_heatmap
     from train.evaluation.stream import predict_window
     from train.predictors.clips import to_model_frames
 
@@ -153,7 +153,8 @@ def write_heatmaps(folder: Path, model, source, video: str, frames: list[int], *
         panels = [cv2.resize(p, (p.shape[1] * scale_up, p.shape[0] * scale_up), interpolation=cv2.INTER_NEAREST)
                   for p in panels]
         gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
-        strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+        key = colour_bar(panels[0].shape[0], scale)          # what the error panel's colours mean
+        strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2], gap, key], axis=1)
         header = np.full((22, strip.shape[1], 3), 255, np.uint8)
         psnr = float(scoring.psnr_from_mse(error.mean()))
         cv2.putText(header, f"{title}  video {video} frame {t}: frame | prediction | error  (PSNR {psnr:.2f} dB)",

@@ -170,10 +170,10 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
                    model=source_model, sfonet=sfonet, hashes=hashes, device=device, precision=precision,
                    progress=progress)
         with folder.logging_to_file(log):
-            log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s/%s, %d steps, lr %g, alpha %g, "
-                     "beta %g, %dx%d, device %s, seeds %s", folder.path, cfg.loss, ",".join(cfg.used_components) or "-",
-                     cfg.shots, cfg.protocol, cfg.data_root, split, cfg.steps, cfg.lr, cfg.alpha, cfg.beta, *size,
-                     device, cfg.seeds)
+            log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s %s (%s), %d steps, lr %g, "
+                     "alpha %g, beta %g, %dx%d, device %s, seeds %s", folder.path, cfg.loss,
+                     ",".join(cfg.used_components) or "-", cfg.shots, cfg.protocol, load_manifest(cfg.dataset).name,
+                     split, cfg.data_root, cfg.steps, cfg.lr, cfg.alpha, cfg.beta, *size, device, cfg.seeds)
             for seed in cfg.seeds:
                 state["results"][str(seed)] = run.seed(seed)
                 state["seeds"] = sorted(int(s) for s, r in state["results"].items() if r.get("status"))
@@ -304,11 +304,19 @@ class _Run:
 
 
 def _plot_curves(path: Path, curves: dict[str, list[dict]], title: str) -> None:
-    """Loss per step as a PNG: one model -> its total and parts; several (per-video) -> each one's total."""
+    """Loss per step as a PNG (:func:`loss_lines`)."""
+    plot_panels(path, [Panel(title, loss_lines(curves), empty="K = 0: no fine-tuning")])
+
+
+def loss_lines(curves: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """The lines of the loss plot: one model -> its total and parts (the standard loss's total is L_p: one line,
+    ``L_total = L_p``, not two drawn on each other); several (per-video) -> each one's total."""
     names = {"total": "L_total", "pred": "L_p", "seg": "L_s", "flow": "L_o"}
     if len(curves) == 1:
         curve = next(iter(curves.values()))
         lines = {label: [c[key] for c in curve] for key, label in names.items() if curve and key in curve[0]}
+        if "L_p" in lines and lines["L_p"] == lines.get("L_total"):     # the standard loss: one line, named so
+            lines = {"L_total = L_p": lines.pop("L_total"), **{k: v for k, v in lines.items() if k != "L_p"}}
     else:
         lines = {f"video {name}": [c["total"] for c in curve] for name, curve in curves.items()}
-    plot_panels(path, [Panel(title, lines, empty="K = 0: no fine-tuning")])
+    return lines

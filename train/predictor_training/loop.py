@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
+from pipeline.core.tables import counted
 from pipeline.core.version import package_version
 from pipeline.data.combined import scene_of
 from pipeline.data.manifests import load_manifest, manifest_source
@@ -300,10 +301,10 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
             if extension:
                 say(notify, f"extending the run in {folder.path} from {extension['from']} to {extension['to']} "
                             f"steps (recorded in {folder.config_path})")
-            log.info("train-predictor %s: %s on %s %s, %d training clips from %d videos, %d metric clips, %dx%d, "
-                     "%d steps of batch %d, device %s", folder.path, cfg.arch, cfg.sources.name, cfg.split, len(train_clips),
-                     len(meta["resolved"]["train_videos"]), len(val_clips), *cfg.input_size, steps, cfg.batch_size,
-                     device)
+            log.info("train-predictor %s: %s on %s %s, %s from %s, %s, %dx%d, %s of batch %d, device %s",
+                     folder.path, cfg.arch, cfg.sources.name, cfg.split, counted(len(train_clips), "training clip"),
+                     counted(len(meta["resolved"]["train_videos"]), "video"), counted(len(val_clips), "metric clip"),
+                     *cfg.input_size, counted(steps, "step"), cfg.batch_size, device)
             if cfg.balance == "scenes" or cfg.augment:
                 log.info("balance %s; augmentation: %s", cfg.balance, ", ".join(cfg.augment) or "none")
             return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress, notify)

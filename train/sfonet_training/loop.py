@@ -362,7 +362,8 @@ class _StageRun:
 
     def _plot(self) -> None:
         plot_panels(self.out / PLOT_FILE, [Panel(f"stage {s.number}: {s.name}", {"loss": self.curves.get(s.number, [])},
-                                                 log_scale=False) for s in self.stages])
+                                                 log_scale=False) for s in self.stages],
+                    title=f"train-sfonet {self.out.name}: {self.cfg.strategy} training loss per stage")
 
     def _save_final(self) -> None:
         """``sfonet.pt``: the model with every parameter trainable again, its config and the stages' metrics."""
