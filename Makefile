@@ -40,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/inspect-labels $(DEMO_OUT)/ped1_to_ped2/labels/ped1-training --verify --render 01:60 \
 	    --out $(DEMO_OUT)/ped1-01-pair60.png
 	$(BIN)/score-video $(DATASETS)/ped2/testing/frames/02 --out $(DEMO_OUT)/score-video \
-	    --predictor $(DEMO_OUT)/ped1_to_ped2/ft/main/unet3-standard-k10-s0/seed0 --calibration-frames 600 --device cpu
+	    --predictor $(DEMO_OUT)/ped1_to_ped2/ft/main/unet3-standard-k10-s0/seed0 --calibration-frames 1000 --device cpu
 
 # The paper's experiment at half its side (issues 12 and 19): `make experiment` runs the cpu preset (128x128
 # training, 128x86 Ped2 evaluation, the learners that clear their floors: docs/learning.md) and writes

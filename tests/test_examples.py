@@ -6,10 +6,8 @@ The check parses the line against the click command itself (its parameters, not 
 or newly required option fails it. It does not run the commands: their files are the user's."""
 from __future__ import annotations
 
-import configparser
 import contextlib
 import dataclasses
-import importlib
 import inspect
 import re
 import shlex
@@ -17,23 +15,12 @@ from pathlib import Path
 
 import click
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def console_scripts() -> dict[str, click.Command]:
-    """The package's commands by script name, from setup.cfg's console_scripts."""
-    cfg = configparser.ConfigParser()
-    cfg.read(ROOT / "setup.cfg")
-    commands = {}
-    for line in cfg["options.entry_points"]["console_scripts"].strip().splitlines():
-        name, target = (part.strip() for part in line.split("="))
-        module, attr = target.split(":")
-        commands[name] = getattr(importlib.import_module(module), attr)
-    return commands
+from helpers.commands import console_commands
+from helpers.datasets import REPO_ROOT
 
 
-COMMANDS = console_scripts()
+
+COMMANDS = console_commands()      # script name -> click command
 
 
 def command_lines(text: str, *, prefix: str = "") -> list[str]:
@@ -62,7 +49,7 @@ def command_lines(text: str, *, prefix: str = "") -> list[str]:
 
 
 def readme_examples() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO_ROOT / "README.md").read_text(), flags=re.S)
     return [line for block in blocks for line in command_lines(block, prefix=".venv/bin/")]
 
 

@@ -1,7 +1,9 @@
-"""Running the project's console scripts from tests, and the reference make-labels run the label-store tests
-share."""
+"""Running the project's console scripts from tests (and their click commands by name), and the reference
+make-labels run the label-store tests share."""
 from __future__ import annotations
 
+import configparser
+import importlib
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,6 +17,18 @@ LABEL_ARGS = ("--dataset", "ped2", "--split", "training", "--videos", "01,08", "
               "--label-size", "128x128", "--flow-teacher", "dis", "--seg-teacher", "bgsub")  # never "auto"
 LABEL_SIZE = (128, 128)  # (w, h)
 LABEL_SHARDS = tuple(f"{v}__{a:06d}-{b:06d}.h5" for v in ("01", "08") for a, b in ((0, 40), (40, 79), (79, 119)))
+
+
+def console_commands() -> dict:
+    """The package's click commands by script name, in setup.cfg's console_scripts order."""
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    commands = {}
+    for line in config["options.entry_points"]["console_scripts"].strip().splitlines():
+        name, target = (part.strip() for part in line.split("="))
+        module, attr = target.split(":")
+        commands[name] = getattr(importlib.import_module(module), attr)
+    return commands
 
 
 def console(script: str, *args, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

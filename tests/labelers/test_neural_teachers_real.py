@@ -165,12 +165,16 @@ def ped2_video_99(tmp_path_factory) -> Path:
 def test_make_labels_with_the_neural_teachers(ped2_video_99, weights_dir, tmp_path):
     """make-labels -> inspect-labels --verify / --json with GMA and YOLOv8n -> MobileSAM on 3 real Ped2 pairs.
 
-    ``--videos 99`` is given: without it ``inspect-labels --verify`` expects every video of the Ped2 training
-    manifest (01..16) and fails, although make-labels itself labels whatever videos the data root holds.
-    ``conf=0`` makes random YOLO weights find boxes, so MobileSAM runs inside the pipeline too.
+    The folder is not Ped2 (its one video is not in the Ped2 manifest: --dataset ped2 is refused), so it is
+    described with make-manifest, as a user's own folder is. ``conf=0`` makes random YOLO weights find boxes, so
+    MobileSAM runs inside the pipeline too.
     """
-    store = tmp_path / "store"
-    made = console("make-labels", ped2_video_99, "--dataset", "ped2", "--split", "training", "--videos", "99",
+    store, manifest = tmp_path / "store", tmp_path / "ped2copy.json"
+    described = console("make-manifest", ped2_video_99, "--name", "ped2copy", "--out", manifest)
+    assert described.returncode == 0, described.stdout[-2000:] + described.stderr[-2000:]
+    refused = console("make-labels", ped2_video_99, "--dataset", "ped2", "--split", "training", "--out", store)
+    assert refused.returncode == 1 and "is not UCSD Ped2's training split" in refused.stderr, refused.stderr
+    made = console("make-labels", ped2_video_99, "--dataset", manifest, "--split", "training", "--videos", "99",
                    "--out", store, "--flow-teacher", "gma", "--seg-teacher", "yolo-mobilesam",
                    "--weights-dir", weights_dir, "--flow-option", "iters=2", "--seg-option", f"yolo_file={YOLO_FILE}",
                    "--seg-option", "conf=0.0", "--seg-option", "max_det=1", "--label-size", "64x64",
@@ -183,7 +187,7 @@ def test_make_labels_with_the_neural_teachers(ped2_video_99, weights_dir, tmp_pa
     shown = console("inspect-labels", store, "--json")
     assert shown.returncode == 0, shown.stderr[-3000:]
     summary = json.loads(shown.stdout)
-    assert (summary["dataset"], summary["split"], summary["label_size"]) == ("ped2", "training", [64, 64])
+    assert (summary["dataset"], summary["split"], summary["label_size"]) == (str(manifest.resolve()), "training", [64, 64])
     assert summary["pairs_done"] == summary["pairs_planned"] == 3 and summary["problems"] == []
     expected = {"flow": ("gma", {GMA_FILE: sha256(weights_dir / GMA_FILE)}),
                 "seg": ("yolo-mobilesam", {YOLO_FILE: sha256(weights_dir / YOLO_FILE),

@@ -2,23 +2,14 @@
 experiment's own steps, which are ``soff`` subcommands only (no ``python -m`` command line is left)."""
 from __future__ import annotations
 
-import configparser
-import importlib
-
 from click.testing import CliRunner
-from helpers.datasets import REPO_ROOT
+from helpers.commands import console_commands
 
 from train.cli import soff_command
 
 
 def test_soff_holds_every_console_script_in_workflow_order():
-    config = configparser.ConfigParser()
-    config.read(REPO_ROOT / "setup.cfg")
-    scripts = {}
-    for line in config["options.entry_points"]["console_scripts"].strip().splitlines():
-        name, target = (part.strip() for part in line.split("="))
-        module, attr = target.split(":")
-        scripts[name] = getattr(importlib.import_module(module), attr)
+    scripts = console_commands()
     scripts.pop("soff")
     assert list(soff_command.list_commands(None)) == [*scripts, "gate", "validation", "results-page"]
     assert all(soff_command.get_command(None, name) is command for name, command in scripts.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,6 +105,33 @@ class RunFolder:
         write_json(self.config_path, meta)
         return None
 
+    def extension(self, meta: dict, identity: Callable[[dict], dict], *, schedule: str) -> dict | None:
+        """A resumed run asked for more steps (``meta["resolved"]["steps"]``) than it was made with, and nothing
+        else changed: ``{"from": S0, "to": S1}``, recorded in the config file's ``extensions`` (the run then goes
+        on to S1). Only on a ``constant`` learning-rate ``schedule``: the steps taken had the rates a run of S1 steps gives them, and the
+        batches are a function of the step, so the extended run is a run of S1 steps. None when the steps did not
+        change or something else did too (:meth:`open` names every difference); RunError saying how to go on for
+        fewer steps or a schedule whose rates depend on the total."""
+        if not self.config_path.exists():
+            return None
+        old = read_json(self.config_path)
+        a, b = identity(old), identity(meta)
+        if a.get("steps") == b.get("steps") or any(a.get(k) != b.get(k) for k in set(a) | set(b) if k != "steps"):
+            return None
+        before, after = old["resolved"]["steps"], meta["resolved"]["steps"]
+        if after < before:
+            raise RunError(f"--steps {after}: the run in {self.path} has {before} steps; a run is never shortened "
+                           f"(its checkpoints are past that point): use another --out")
+        if schedule != "constant":
+            raise RunError(f"--steps {after}: the run in {self.path} has {before} steps on a {schedule} schedule, "
+                           f"whose every rate depends on the total, so it cannot be extended; train {after} steps "
+                           f"in a new --out (or fine-tune its predictor)")
+        extension = {"from": before, "to": after, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_json(self.config_path, {**old, "config": {**old["config"], "steps": meta["config"]["steps"]},
+                                      "resolved": {**old["resolved"], "steps": after},
+                                      "extensions": [*old.get("extensions", []), extension]})
+        return extension
+
     def locked(self):
         """While inside, this process is the folder's one writer (:func:`pipeline.core.lock.folder_lock`)."""
         return folder_lock(self.path, self.command)
@@ -115,6 +143,14 @@ class RunFolder:
     def logging_to_file(self, log: logging.Logger):
         """While inside, ``log`` also writes to the folder's log file (see :func:`log_to_file`)."""
         return log_to_file(log, self.path / self.log_file)
+
+
+def say(notify: Callable[[str], None] | None, line: str, log: logging.Logger = log) -> None:
+    """A milestone a user must see at any verbosity (a run resumed or extended): to ``log`` (the run's log file)
+    and to ``notify`` (the command prints it)."""
+    log.info("%s", line)
+    if notify is not None:
+        notify(line)
 
 
 @contextmanager

@@ -6,8 +6,7 @@ and predicts the next; PSNR on [0, 1] frames, min-max within the video, anomaly 
 at sampled positions give the pixel-level AUC; the masks are resized to the evaluation size (nearest neighbour).
 
 Output folder: ``metrics.json``, ``scores.csv`` (video, frame, psnr, score, label, scored), ``roc.png`` and
-``curves/<video>.png``. For a fine-tune run folder with several seeds: one such folder per seed (``seed<S>/``)
-plus ``summary.json`` with mean and standard deviation over seeds.
+``curves/<video>.png``; for several seeds, one such folder per seed (``seed<S>/``) and ``summary.json`` (mean, std).
 """
 from __future__ import annotations
 
@@ -25,8 +24,8 @@ from pipeline.core.lock import LOCK_FILE, folder_lock
 from pipeline.core.version import package_version
 from pipeline.data.frame_source import FrameSource, open_frame_source
 from pipeline.data.ground_truth import GroundTruth
-from pipeline.data.verify import dataset_mismatch
 from pipeline.data.manifests import DatasetManifest, load_manifest
+from pipeline.data.verify import dataset_mismatch
 from train.common.device import device_name, resolve_device
 from train.common.precision import resolve_precision
 from train.common.run_folder import plain, write_json
@@ -64,11 +63,10 @@ def evaluate_predictor(cfg: EvalConfig, progress: ProgressFn | None = None) -> d
         manifest = load_manifest(cfg.dataset)
         manifest.split(cfg.split)               # KeyError naming a split the dataset does not have
         source = open_frame_source(cfg.root, cfg.split, cfg.layout)
-        mismatch = dataset_mismatch(cfg.root, source, manifest, cfg.split)
+        if mismatch := dataset_mismatch(cfg.root, source, manifest, cfg.split):
+            raise mismatch              # the wrong --dataset for this folder
     except (KeyError, DataError) as err:
         raise RunError(str(err).strip("'\"")) from None
-    if mismatch is not None:        # the wrong --dataset for this folder: a data error naming it (exit 1)
-        raise mismatch
     targets = eval_inputs.resolve_targets(Path(cfg.predictor), dataset=cfg.dataset, split=cfg.split)
     counts = {v: source.num_frames(v) for v in source.videos()}
     videos = _select_videos(cfg, list(counts))

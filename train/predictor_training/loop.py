@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
@@ -55,7 +54,7 @@ from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
 from train.common.floors import Floor, margin_floor
-from train.common.run_folder import RunFolder, plain, settings_identity, write_json
+from train.common.run_folder import RunFolder, plain, say, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.schedule import learning_rate, set_learning_rate
@@ -252,26 +251,6 @@ def _identity(meta: dict) -> dict:
 # the run
 
 
-def extension_of(old: dict, meta: dict) -> dict | None:
-    """A resumed run asked for more steps than it was made with: ``{"from": S0, "to": S1}`` when that is the only
-    change and the schedule allows it (a constant rate after the warm-up: the steps already taken had the rates
-    they would have had in a run of S1 steps, and the batches are a function of the step, so the extended run is
-    a run of S1 steps); None when the steps did not change or something else did too (the folder then names
-    every difference). RunError saying how to go on for fewer steps or a schedule that depends on the total."""
-    a, b = _identity(old), _identity(meta)
-    if a.get("steps") == b.get("steps") or any(a.get(k) != b.get(k) for k in set(a) | set(b) if k != "steps"):
-        return None
-    before, after = old["resolved"]["steps"], meta["resolved"]["steps"]
-    if after < before:
-        raise RunError(f"--steps {after}: the run in this folder has {before} steps; a run is never shortened "
-                       f"(its checkpoints are past that point): use another --out")
-    if meta["config"].get("lr_schedule") != "constant":
-        raise RunError(f"--steps {after}: the run in this folder has {before} steps on a "
-                       f"{meta['config'].get('lr_schedule')} schedule, whose every rate depends on the total, so it "
-                       f"cannot be extended; train {after} steps in a new --out (or fine-tune its predictor.pt)")
-    return {"from": before, "to": after}
-
-
 def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = None,
                     notify: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) pre-training; returns the metrics (also in ``out/metrics.json``) with ``"status"``:
@@ -287,20 +266,14 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
     folder = RunFolder(Path(cfg.out), command="train-predictor", config_file=CONFIG_FILE, log_file=LOG_FILE,
                        done_files=(FINAL_FILE, METRICS_FILE))
     with folder.locked():
-        old = folder.read_json(CONFIG_FILE) if cfg.resume and folder.config_path.exists() else None
-        extension = extension_of(old, meta) if old else None
-        if extension:       # the one change a resume may make: recorded, and the finished run goes on
-            meta["extensions"] = [*old.get("extensions", []), {**extension, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
-            write_json(folder.config_path, {**old, "config": {**old["config"], "steps": meta["config"]["steps"]},
-                                            "resolved": {**old["resolved"], "steps": extension["to"]},
-                                            "extensions": meta["extensions"]})
+        extension = folder.extension(meta, _identity, schedule=cfg.lr_schedule) if cfg.resume else None
         if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished \
                 and not extension:
             return {**folder.read_json(METRICS_FILE), "status": "already finished"}
         with folder.logging_to_file(log):
             if extension:
                 say(notify, f"extending the run in {folder.path} from {extension['from']} to {extension['to']} "
-                            f"steps (recorded in {folder.config_path})")
+                            f"steps (recorded in {folder.config_path})", log)
             log.info("train-predictor %s: %s on %s %s, %s from %s, %s, %dx%d, %s of batch %d, device %s",
                      folder.path, cfg.arch, cfg.sources.name, cfg.split, counted(len(train_clips), "training clip"),
                      counted(len(meta["resolved"]["train_videos"]), "video"), counted(len(val_clips), "metric clip"),
@@ -308,13 +281,6 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
             if cfg.balance == "scenes" or cfg.augment:
                 log.info("balance %s; augmentation: %s", cfg.balance, ", ".join(cfg.augment) or "none")
             return _run(cfg, folder.path, meta, train_clips, val_clips, device, steps, progress, notify)
-
-
-def say(notify: Callable[[str], None] | None, line: str) -> None:
-    """A milestone: to the log (train.log) and to ``notify`` (the command prints it at any verbosity)."""
-    log.info("%s", line)
-    if notify is not None:
-        notify(line)
 
 
 def val_loader_of(cfg: TrainPredictorConfig, val_clips) -> DataLoader:
@@ -350,7 +316,7 @@ def _run(cfg, out: Path, meta: dict, train_clips, val_clips, device, steps: int,
         set_rng_state(checkpoint["rng"])
         step, losses = checkpoint["step"], list(checkpoint["losses"])
         curve.points, curve.clock = list(checkpoint.get("curve", [])), dict(checkpoint.get("clock", curve.clock))
-        say(notify, f"resuming at step {step} of {steps} from {checkpoint.get('path', out / CHECKPOINT_FILE)}")
+        say(notify, f"resuming at step {step} of {steps} from {checkpoint.get('path', out / CHECKPOINT_FILE)}", log)
 
     def save(step_done: int) -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
