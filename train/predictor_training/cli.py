@@ -28,7 +28,8 @@ D = field_defaults(TrainPredictorConfig)
                         "on 2 CPU cores.")
 @click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose (normal) videos train.")
 @click.option("--arch", default=D.arch, metavar="NAME",
-              help="Predictor: unet3 (the paper's UNet-3layer, Liu et al.'s generator) or unet4 (one more level); "
+              help="Predictor: unet3 (the paper's UNet-3layer, Liu et al.'s generator), unet4 (one more level) or mpn "
+                   "(MPN's prototype network, issue 24); "
                    "any name registered in train.predictors.PREDICTORS.")
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): config.json, checkpoint.pt, predictor.pt, metrics.json, loss.png, "

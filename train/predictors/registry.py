@@ -1,6 +1,7 @@
 """Name -> builder of every frame predictor the commands know (``--arch``)."""
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from torch import nn
@@ -11,7 +12,9 @@ from train.predictors.liu_unet import unet3, unet4
 # returns a module following the contract of train.predictors.base (attributes arch, past_frames, channels,
 # size_multiple; forward(past) -> next frame).
 PredictorBuilder = Callable[..., nn.Module]
-PREDICTORS: dict[str, PredictorBuilder] = {"unet3": unet3, "unet4": unet4}
+# A peer method's model lives above this package (train.mpn: the layers contract of setup.cfg), so it is named
+# here as "module:function" and imported only when built.
+PREDICTORS: dict[str, PredictorBuilder | str] = {"unet3": unet3, "unet4": unet4, "mpn": "train.mpn.model:mpn"}
 REQUIRED_ATTRIBUTES = ("arch", "past_frames", "channels", "size_multiple")
 
 
@@ -28,7 +31,7 @@ def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3, outpu
     """A freshly initialised predictor (train mode; weights from the current torch RNG).
 
     Args:
-        arch: a key of :data:`PREDICTORS` (``"unet3"``, ``"unet4"``).
+        arch: a key of :data:`PREDICTORS` (``"unet3"``, ``"unet4"``, ``"mpn"``).
         past_frames: input frames, stacked on the channel axis oldest first.
         channels: channels of one frame (3: RGB).
         output: ``"direct"`` (the paper's) or ``"residual"`` (the last frame plus a learned change, starting at
@@ -42,8 +45,12 @@ def build_predictor(arch: str, *, past_frames: int = 4, channels: int = 3, outpu
     if arch not in PREDICTORS:
         raise ValueError(f"unknown predictor arch {arch!r} (known: {', '.join(sorted(PREDICTORS))})")
     kwargs = {} if output == "direct" else {"output": output}
+    builder = PREDICTORS[arch]
+    if isinstance(builder, str):
+        module, _, name = builder.partition(":")
+        builder = getattr(importlib.import_module(module), name)
     try:
-        model = PREDICTORS[arch](past_frames=past_frames, channels=channels, **kwargs)
+        model = builder(past_frames=past_frames, channels=channels, **kwargs)
     except TypeError:
         if not kwargs:
             raise

@@ -94,3 +94,18 @@ def test_the_objective_trains_every_weight_without_nans():
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
     assert model.dpu.heads.weight.grad.abs().sum() > 0            # the prototypes' heads learn through L_fra, L_c
+
+
+def test_an_mpn_predictor_file_is_built_saved_and_loaded_by_name(tmp_path):
+    """'mpn' is a predictor of the registry (imported when built), so predictor.pt files of it load anywhere."""
+    from train.predictors import build_predictor, load_predictor, save_predictor
+
+    torch.manual_seed(3)
+    model = build_predictor("mpn", past_frames=4, channels=3)
+    assert isinstance(model, MPNPredictor) and model.arch == "mpn"
+    save_predictor(tmp_path / "predictor.pt", model, input_size=(32, 32), config={})
+    loaded, payload = load_predictor(tmp_path / "predictor.pt")
+    assert isinstance(loaded, MPNPredictor) and payload["arch"] == "mpn"
+    past = torch.rand(1, 12, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(past), model.eval()(past))
