@@ -13,6 +13,7 @@ from train.experiment.cli import run_experiment_command
 from train.experiment.report.page import results_page_command
 from train.experiment.validation import validation_command
 from train.finetuning.cli import finetune_predictor_command, gate_command
+from train.mpn_training.cli import train_mpn_command
 from train.predictor_training.cli import train_predictor_command
 from train.sfonet_training.cli import train_sfonet_command
 from train.video_scoring.cli import score_video_command
@@ -20,7 +21,8 @@ from train.video_scoring.cli import score_video_command
 WORKFLOW = {"make-manifest": make_manifest_command, "verify-data": verify_data_command,
             "make-labels": make_labels_command,
             "inspect-labels": inspect_labels_command, "train-sfonet": train_sfonet_command,
-            "train-predictor": train_predictor_command, "finetune-predictor": finetune_predictor_command,
+            "train-predictor": train_predictor_command, "train-mpn": train_mpn_command,
+            "finetune-predictor": finetune_predictor_command,
             "evaluate-predictor": evaluate_predictor_command, "results-table": results_table_command,
             "score-video": score_video_command, "run-experiment": run_experiment_command,
             "gate": gate_command, "validation": validation_command, "results-page": results_page_command}
@@ -41,6 +43,7 @@ def soff_command() -> None:
       verify-data, make-labels, inspect-labels    a source dataset into a label store
       train-sfonet                                 SFO-Net from the store (three stages)
       train-predictor                              a frame predictor on the source's normal videos
+      train-mpn                                    MPN's meta-training of a pre-trained --arch mpn predictor
       finetune-predictor                           K-shot fine-tuning on the new scene (SOFF or standard loss)
       evaluate-predictor, results-table            scores, AUCs, the K-shot table
       score-video                                  calibrated scores, flagged spans, an annotated video

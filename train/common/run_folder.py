@@ -105,6 +105,25 @@ class RunFolder:
         write_json(self.config_path, meta)
         return None
 
+    def finished_result(self, meta: dict, *, identity: Callable[[dict], dict], resume: bool,
+                        metrics: str) -> dict | None:
+        """:meth:`open` the folder; when it already holds this run, finished, its ``metrics`` file with ``status``
+        "already finished"; else None (the run is to be made or resumed)."""
+        if self.open(meta, identity=identity, resume=resume) is not None and self.finished:
+            return {**self.read_json(metrics), "status": "already finished"}
+        return None
+
+    @contextmanager
+    def session(self, meta: dict, *, identity: Callable[[dict], dict], resume: bool,
+                log: logging.Logger) -> Iterator[dict | None]:
+        """The whole protocol around a trainer's run, in one ``with``: the folder locked, opened
+        (:meth:`finished_result`, the metrics file being the last done file) and ``log`` copied to its log file.
+        Yields the finished run's metrics (nothing to do), or None (make or resume the run inside)."""
+        with self.locked():
+            done = self.finished_result(meta, identity=identity, resume=resume, metrics=self.done_files[-1])
+            with self.logging_to_file(log):
+                yield done
+
     def extension(self, meta: dict, identity: Callable[[dict], dict], *, schedule: str) -> dict | None:
         """A resumed run asked for more steps (``meta["resolved"]["steps"]``) than it was made with, and nothing
         else changed: ``{"from": S0, "to": S1}``, recorded in the config file's ``extensions`` (the run then goes

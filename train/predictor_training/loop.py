@@ -267,9 +267,9 @@ def train_predictor(cfg: TrainPredictorConfig, progress: ProgressFn | None = Non
                        done_files=(FINAL_FILE, METRICS_FILE))
     with folder.locked():
         extension = folder.extension(meta, _identity, schedule=cfg.lr_schedule) if cfg.resume else None
-        if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished \
-                and not extension:
-            return {**folder.read_json(METRICS_FILE), "status": "already finished"}
+        done = folder.finished_result(meta, identity=_identity, resume=cfg.resume, metrics=METRICS_FILE)
+        if done and not extension:
+            return done
         with folder.logging_to_file(log):
             if extension:
                 say(notify, f"extending the run in {folder.path} from {extension['from']} to {extension['to']} "

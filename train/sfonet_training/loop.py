@@ -137,28 +137,27 @@ def train_sfonet(cfg: TrainConfig, progress: ProgressFn | None = None) -> dict:
                             held_out=held_out)
         folder = RunFolder(Path(cfg.out), command="train-sfonet", config_file=CONFIG_FILE, log_file=LOG_FILE,
                            done_files=(FINAL_FILE, METRICS_FILE))
-        with folder.locked():
-            if folder.open(meta, identity=_identity, resume=cfg.resume) is not None and folder.finished:
-                return {**folder.read_json(METRICS_FILE), "status": "already finished"}
-            with folder.logging_to_file(log):
-                log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
-                         "device %s, %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
-                         len(val_idx), *input_size, steps, device, precision)
-                train_set = SFONetPairs(reader, train_idx, input_size)
-                mean_flow = mean_teacher_flow(train_set) if "flow" in cfg.components else None
-                bank = PairBank(train_set, device) if on_device else None
-                if bank is not None:
-                    log.info("training pairs on %s: %d pairs", device, len(train_idx))
-                seed_all(cfg.seed)
-                run = _StageRun(cfg=cfg, out=folder.path, model=build_sfonet(cfg.model_config()).to(device),
-                                device=device, precision=precision, stages=stages, steps=steps,
-                                train_set=train_set, bank=bank,
-                                val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
-                                                      batch_size=cfg.batch_size, shuffle=False,
-                                                      num_workers=cfg.workers),
-                                held_out=bool(held_out), mean_flow=mean_flow, progress=progress,
-                                moving_px=cfg.moving_threshold_at(input_size, tuple(reader.label_size)))
-                return run.run()
+        with folder.session(meta, identity=_identity, resume=cfg.resume, log=log) as done:
+            if done:
+                return done
+            log.info("train-sfonet %s: %s, components %s, %d train / %d val pairs at %dx%d, %d steps per stage, "
+                     "device %s, %s", folder.path, cfg.strategy, ",".join(cfg.components), len(train_idx),
+                     len(val_idx), *input_size, steps, device, precision)
+            train_set = SFONetPairs(reader, train_idx, input_size)
+            mean_flow = mean_teacher_flow(train_set) if "flow" in cfg.components else None
+            bank = PairBank(train_set, device) if on_device else None
+            if bank is not None:
+                log.info("training pairs on %s: %d pairs", device, len(train_idx))
+            seed_all(cfg.seed)
+            run = _StageRun(cfg=cfg, out=folder.path, model=build_sfonet(cfg.model_config()).to(device),
+                            device=device, precision=precision, stages=stages, steps=steps,
+                            train_set=train_set, bank=bank,
+                            val_loader=DataLoader(SFONetPairs(reader, val_idx, input_size),
+                                                  batch_size=cfg.batch_size, shuffle=False,
+                                                  num_workers=cfg.workers),
+                            held_out=bool(held_out), mean_flow=mean_flow, progress=progress,
+                            moving_px=cfg.moving_threshold_at(input_size, tuple(reader.label_size)))
+            return run.run()
     finally:
         reader.close()
 
