@@ -132,7 +132,7 @@ def test_a_toy_method_runs_through_the_tiny_chain_with_no_change_to_the_runner(t
     assert written.exit_code == 0, written.output
     text = page.read_text()
     assert "## What pre-training buys: source minus scratch" in text
-    assert "| unet3 | scratch | ✗ NOT cleared (+0.00 dB) | not used |" in text     # its own model's floor
+    assert "| unet3 | scratch | untrained (copy-last by design) | not used |" in text     # no floor to clear
     source_k0 = json.loads((out / "eval" / "main" / "unet3-k0" / "metrics.json").read_text())["frame_auc"]
     assert f"| unet3 | 0 | {100 * k0['frame_auc']:.2f} | {100 * source_k0:.2f} | " in text
     k1 = {m: json.loads((out / "eval" / "main" / f"unet3-{m}-k1-s0" / "metrics.json").read_text())["frame_auc"]

@@ -196,9 +196,12 @@ def floors_section(run: Path) -> list[str]:
              "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
              "(evaluations) |", "|---|---|---|---|---|"]
     for (arch, method), ms in sorted(rows.items()):
-        pred = floor_of(read_json(_pretrained_folder(run, method, arch) / "metrics.json") or {})
+        trained = read_json(_pretrained_folder(run, method, arch) / "metrics.json") or {}
+        pred = floor_of(trained)
         pred_text = (f"{_cleared(pred)} ({pred.margin:+.2f} dB)" if pred and pred.margin is not None
                      else _cleared(pred))
+        if trained.get("steps") == 0:         # the scratch control: copy-last by construction, no floor to clear
+            pred_text = "untrained (copy-last by design)"
         if _taught_by_sfonet(method):
             teacher = (f"{_cleared(_part(sfonet_floor, 'flow'))} / {_cleared(_part(sfonet_floor, 'masks'))}"
                        + (" (allowed by --allow-weak-sfonet)" if (gate or {}).get("allowed_weak") else ""))
