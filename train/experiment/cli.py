@@ -43,8 +43,8 @@ def source_callback(ctx, param, value: str) -> str:
                    "(may be the source: the classic unsupervised setting).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="demo",
               help="Sizes and schedules: tiny (CI, ~1.5 min), demo (make demo, a few minutes), cpu (128x128; "
-                   "112 min measured for the chain on 2 cores with native bf16, anchor and schedule check beside "
-                   "it, docs/results.md), cpu-128-paper (the run before the learners cleared their floors), cpu-72 (the first, 72x48 "
+                   "128 min with a step running, measured on 2 cores with native bf16 for --methods "
+                   "standard,soff,scratch with K = all, docs/results.md), cpu-128-paper (the run before the learners cleared their floors), cpu-72 (the first, 72x48 "
                    "run), gpu (the paper's sizes, CUDA), gpu-slot (one short GPU run).")
 @click.option("--out", type=OUT_DIR, default=None,
               help="Results folder (created; a rerun resumes). Default: runs/<source>_to_<target>-<preset>.")
