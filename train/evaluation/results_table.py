@@ -8,6 +8,7 @@ dataset and architecture (marked with a dagger).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -142,6 +143,7 @@ def _floors(metrics: dict) -> Floors:
                   predictor=_predictor_verdict(source), sfonet=sfonet)
 
 
+@functools.lru_cache(maxsize=None)     # every seed and K of a method names the same pre-trained predictor
 def _predictor_verdict(predictor: str | None) -> str | None:
     """train-predictor's floor verdict for the predictor file ``predictor`` (its metrics.json beside it), short."""
     trained = _read_json(Path(predictor).parent / "metrics.json") if predictor else None
@@ -265,17 +267,18 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
     for key in order:
         dataset, arch, method, protocol = key
         cells = [dataset, f"{arch} {method}", protocol]
+        own = {k: groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else []) for k in shots}
         for metric in metrics:
             for k in shots:
-                found = groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else [])
+                found = own[k]
                 mark = ""
                 if not found and k == 0 and method != PRETRAINED:
                     found = groups.get((dataset, arch, PRETRAINED, "-"), {}).get(0, [])
                     mark = SHARED_K0 if found else ""
                     shared |= bool(found)
                 cells.append(cell(_values(found, metric), mark=mark))
-        own = [e for k in shots for e in groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else [])]
-        rows.append(cells + [copy_last_cell(own), floors_cell(own)])
+        evaluated = [e for k in shots for e in own[k]]
+        rows.append(cells + [copy_last_cell(evaluated), floors_cell(evaluated)])
     return headers, rows, shared
 
 

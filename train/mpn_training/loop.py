@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -78,10 +78,10 @@ def meta_train(cfg: MetaTrainConfig, progress=None, notify: Callable[[str], None
         log.info("train-mpn %s: %d meta-updates of %d episode(s) from %d source videos, %dx%d, Adam %g, alpha from "
                  "%g, device %s", folder.path, cfg.steps, cfg.episodes, len(counts), *size, cfg.lr,
                  cfg.initial_rate, device)
-        return _run(cfg, folder.path, model.to(device), payload, counts, source, size, device, progress, notify)
+        return _run(cfg, folder.path, model.to(device), counts, source, size, device, progress, notify)
 
 
-def _run(cfg, out: Path, model, payload: dict, counts: dict, source, size, device, progress, notify) -> dict:
+def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, notify) -> dict:
     model.eval()                                   # no dropout or BatchNorm in MPN; the frozen parts never train
     for p in model.parameters():
         p.requires_grad_(False)
@@ -129,7 +129,7 @@ def _run(cfg, out: Path, model, payload: dict, counts: dict, source, size, devic
         return torch.tensor(total)
 
     started = time.process_time()
-    stopped = run_steps(_indices(step, cfg.steps), one_update, start=step, steps=cfg.steps, log=log, losses=losses,
+    stopped = run_steps(range(step, cfg.steps), one_update, start=step, steps=cfg.steps, log=log, losses=losses,
                         checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save,
                         progress=progress, what="train-mpn")
     if stopped:
@@ -149,9 +149,4 @@ def _run(cfg, out: Path, model, payload: dict, counts: dict, source, size, devic
     log.info("train-mpn: query loss %.5f -> %.5f; the adaptation step is %.3g of the weights' norm (first %.3g)",
              first["query_loss"], last["query_loss"], last["relative_step"], first["relative_step"])
     return {**metrics, "status": "finished"}
-
-
-def _indices(start: int, steps: int) -> Iterator[int]:
-    """The meta-updates' indices from ``start`` (each draws its episodes from (seed, index))."""
-    yield from range(start, steps)
 
