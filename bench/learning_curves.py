@@ -134,7 +134,8 @@ def rescore_predictor(folder: Path) -> dict:
     import torch
 
     from train.predictor_training.config import TrainPredictorConfig
-    from train.predictor_training.loop import held_out_psnr, select_clips, val_loader_of
+    from train.evaluation.held_out import held_out_psnr
+    from train.predictor_training.loop import select_clips, val_loader_of
     from train.predictors import load_predictor
 
     config = json.loads((folder / "config.json").read_text())["config"]

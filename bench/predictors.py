@@ -49,7 +49,7 @@ import torch
 from pipeline.data.frame_source import open_frame_source
 from pipeline.data.manifests import load_manifest
 from train.evaluation import scoring, targets as eval_inputs
-from train.common.choices import FINETUNE_LOSSES
+from train.common.choices import SCHEDULED_LOSSES
 from train.common.device import resolve_device
 from train.evaluation.config import EvalConfig
 from train.evaluation.evaluate import evaluate_predictor
@@ -131,7 +131,7 @@ def bench_finetune(model, sfonet, data: Path, size: tuple[int, int], clips: int,
     counts = {v: source.num_frames(v) for v in source.videos()}
     chosen = sample_clips(counts, shots=clips, protocol="scene", seed=0, past_frames=model.past_frames)
     out = {}
-    for loss in reversed(FINETUNE_LOSSES):      # standard first
+    for loss in reversed(SCHEDULED_LOSSES):      # standard first
         cfg = FinetuneConfig(str(data), DATASET, predictor="(in memory)", out="(none)", sfonet="(in memory)",
                              loss=loss, shots=clips, steps=warmup + steps, batch_size=clips, seeds=(0,),
                              device=str(device), input_size=size)

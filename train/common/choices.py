@@ -25,8 +25,9 @@ SEG_LOSSES = ("paper", "dice", "bce-dice")     # paper: Eq. (6)
 FLOW_LOSSES = ("epe", "balanced")              # epe: Eq. (5)
 STORE_VERIFY_MODES = ("auto", "always", "never")
 
-# finetune-predictor: the loss (Eq. 9 alone or Eq. 10), the SFO-Net terms of Eq. 10, which clips are shots
-FINETUNE_LOSSES = ("soff", "standard")
+# finetune-predictor: the loss (Eq. 9 alone, Eq. 10, or MPN's Eq. 9 step), the SFO-Net terms of Eq. 10, which clips are shots
+FINETUNE_LOSSES = ("soff", "standard", "mpn")   # mpn: MPN's step with learned rates (train.finetuning.meta_sgd)
+SCHEDULED_LOSSES = ("soff", "standard")        # the gradient losses whose steps and rate a schedule check picks
 SOFF_TERMS = ("flow", "seg")                   # flow -> L_o, seg -> L_s
 KSHOT_PROTOCOLS = ("scene", "per-video")       # train.finetuning.kshot
 ADAPT_PARTS = ("all", "decoder", "head", "norm")   # which parts of the predictor adapt (FramePredictor.adaptable)

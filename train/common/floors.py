@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 RULES = ("margin", "ratio", "all")
+COPY_LAST_MARGIN_DB = 0.5   # a predictor clears its floor when its held-out PSNR beats copying the last frame by this
 
 
 @dataclass(frozen=True)

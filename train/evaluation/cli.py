@@ -144,7 +144,7 @@ def _print_result(result: dict, out: Path) -> None:
               help="K columns, comma list (e.g. 0,1,10, the paper's). Default: every K found.")
 @click.option("--metrics", "metric_names", default="frame",
               help=f"Comma list of {', '.join(METRICS)}: a column group per metric (raw and calibrated: the frame "
-                   "AUC under the other two scores).")
+                   "AUC under the other two scores; combined: MPN's PSNR with its prototype distance).")
 @click.option("--group-by-data", is_flag=True,
               help="Evaluations of one dataset on different data (root, labels, size, videos) become separate rows; "
                    "without it they are refused, never pooled.")

@@ -190,6 +190,7 @@ def _evaluate_target(target, folder: Path, ctx: _Context, progress: ProgressFn |
     metrics["score_modes"] = score_modes.score_mode_metrics(scored, calibration, record)
     metrics["frame_auc_raw"] = metrics["score_modes"]["raw"]["frame_auc"]
     metrics["frame_auc_calibrated"] = metrics["score_modes"]["calibrated"]["frame_auc"]
+    metrics["frame_auc_combined"] = metrics["score_modes"]["combined"]["frame_auc"]
     adapted = score_modes.adapted_frames_scored(target, source, videos, model.past_frames)
     for video, frames in adapted.items():
         log.warning("%s: frames %s of video %s are scored but were used for fine-tuning (%s); their scores are "
@@ -283,7 +284,7 @@ def _metrics(target, raw: dict[str, VideoResult], ctx: _Context, *, size, past: 
     """metrics.json's content and the per-video scores (video -> scoring.VideoScores)."""
     cfg, gt = ctx.cfg, ctx.gt
     scored = scoring.score_videos({v: r.psnr for v, r in raw.items()}, gt.labels, past_frames=past,
-                                  exclude=target.exclude)
+                                  exclude=target.exclude, features={v: r.feature for v, r in raw.items()})
     per_video = scoring.per_video_auc(scored)
     pixel, pixel_reason, pixel_videos = _pixel_auc(raw, scored, ctx)
     frames_total = sum(len(r.psnr) for r in raw.values())
@@ -361,16 +362,14 @@ def _write_outputs(folder: Path, metrics: dict, scored: dict, ctx: _Context, plo
                    calibrated: dict[str, np.ndarray]) -> None:
     _record_once(ctx)
     folder.mkdir(parents=True, exist_ok=True)
-    lines = ["video,frame,psnr,score,label,scored,calibrated_score"]
+    lines = ["video,frame,psnr,score,label,scored,calibrated_score,feature_score"]
 
-    def text(value) -> str:    # repr: the shortest text that reads back to the same float64 (AUCs recompute)
-        return "" if np.isnan(value) else repr(float(value))
+    def text(values, t) -> str:    # repr: the shortest text that reads back to the same float64 (AUCs recompute)
+        return "" if values is None or np.isnan(values[t]) else repr(float(values[t]))
 
     for video, s in scored.items():
-        cal = calibrated.get(video)
-        for t in range(len(s.labels)):
-            lines.append(f"{video},{t},{text(s.psnr[t])},{text(s.score[t])},{int(s.labels[t])},{int(s.scored[t])},"
-                         f"{'' if cal is None else text(cal[t])}")
+        lines += [f"{video},{t},{text(s.psnr, t)},{text(s.score, t)},{int(s.labels[t])},{int(s.scored[t])},"
+                  f"{text(calibrated.get(video), t)},{text(s.feature, t)}" for t in range(len(s.labels))]
     atomic_write_text(folder / "scores.csv", "\n".join(lines) + "\n")
     if plots:
         title = _plot_title(ctx, metrics)
@@ -395,6 +394,6 @@ def summarise(results: dict[str, dict]) -> dict:
             "seeds": list(results), "run": {k: v for k, v in first["run"].items() if k != "seed"},
             "frame_auc": stats("frame_auc"), "per_video_mean_auc": stats("per_video_mean_auc"),
             "pixel_auc": stats("pixel_auc"), "frame_auc_raw": stats("frame_auc_raw"),
-            "frame_auc_calibrated": stats("frame_auc_calibrated"),
+            "frame_auc_calibrated": stats("frame_auc_calibrated"), "frame_auc_combined": stats("frame_auc_combined"),
             "copy_last_frame_auc": stats("copy_last_frame_auc"), "eval_size": first["eval_size"],
             "ground_truth": first["ground_truth"]}

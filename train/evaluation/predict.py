@@ -18,12 +18,14 @@ from train.evaluation.stream import model_windows, predict_window
 class VideoResult:
     """Raw outputs for one video: psnr (T,) float64 dB, NaN for frames without prediction; copy_last_psnr (T,)
     float64 dB of frame t-1 taken as the prediction of frame t (same frames, same NaNs); errors (T, P) float32
-    sampled squared errors and masks (T, P) uint8, or None without pixel masks."""
+    sampled squared errors and masks (T, P) uint8, or None without pixel masks; feature (T,) float64, the model's
+    feature anomaly score (MPN's S_fea; same NaNs), or None for a model without one."""
 
     psnr: np.ndarray
     copy_last_psnr: np.ndarray | None = None
     errors: np.ndarray | None = None
     masks: np.ndarray | None = None
+    feature: np.ndarray | None = None
 
 
 @torch.inference_mode()
@@ -53,10 +55,14 @@ def _predict_windows(model, windows, result: VideoResult, *, size, device, masks
     flat_index = None if index is None else index.cpu().numpy()
     for targets, window in windows:
         t0, t1 = targets[0][0], targets[-1][0] + 1
-        pred01, real01 = predict_window(model, window.to(device, non_blocking=True), device=device,
-                                        precision=precision)
+        pred01, real01, feature = predict_window(model, window.to(device, non_blocking=True), device=device,
+                                                 precision=precision)
         squared = (pred01 - real01) ** 2                               # (B, 3, h, w)
         result.psnr[t0:t1] = scoring.psnr_from_mse(squared.mean((1, 2, 3)).double().cpu().numpy())
+        if feature is not None:
+            if result.feature is None:
+                result.feature = np.full(len(result.psnr), np.nan)
+            result.feature[t0:t1] = feature.double().cpu().numpy()
         last01 = ((window[model.past_frames - 1:-1].float() + 1) / 2).clamp(0, 1)    # frame t-1 for each target t
         result.copy_last_psnr[t0:t1] = scoring.psnr_from_mse(
             ((last01 - real01.cpu()) ** 2).mean((1, 2, 3)).double().numpy())

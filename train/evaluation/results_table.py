@@ -20,10 +20,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer"}
+ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer", "mpn": "MPN"}
 METRICS = {"frame": "frame_auc", "per-video": "per_video_mean_auc", "pixel": "pixel_auc", "raw": "frame_auc_raw",
-           "calibrated": "frame_auc_calibrated"}
-OPTIONAL = ("raw", "calibrated")     # absent from metrics.json files written before they existed
+           "calibrated": "frame_auc_calibrated", "combined": "frame_auc_combined"}
+OPTIONAL = ("raw", "calibrated", "combined")     # absent from metrics.json files written before they existed
 PAPER_SHOTS = (0, 1, 10)
 PRETRAINED = "pre-trained"
 SHARED_K0 = "†"
@@ -266,7 +266,7 @@ def table_rows(entries: Sequence[Entry], *, shots: Sequence[int] | None = None,
     rows, shared = [], False
     for key in order:
         dataset, arch, method, protocol = key
-        cells = [dataset, f"{arch} {method}", protocol]
+        cells = [dataset, arch if method == arch else f"{arch} {method}", protocol]     # "MPN", not "MPN MPN"
         own = {k: groups[key].get(k, []) or (own_k0.get(key[:3], {}).get(k, []) if k == 0 else []) for k in shots}
         for metric in metrics:
             for k in shots:
@@ -315,7 +315,9 @@ def markdown_table(entries: Sequence[Entry], *, shots: Sequence[int] | None = No
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     names = {"frame": "pooled frame-level AUC", "per-video": "per-video mean AUC", "pixel": "pixel-level AUC",
              "raw": "frame-level AUC of raw PSNR (no normalisation)",
-             "calibrated": "frame-level AUC of the calibrated score"}
+             "calibrated": "frame-level AUC of the calibrated score",
+             "combined": "frame-level AUC of MPN's combined score (PSNR with the prototype distance S_fea; – for "
+                         "the models without S_fea)"}
     notes = [f"AUC (%), mean ± std over seeds (n runs): {', '.join(names[m] for m in metrics)}. "
              f"K = 0: the pre-trained predictor, no fine-tuning."]
     if shared:

@@ -82,7 +82,7 @@ def score_mode_metrics(scored: dict, calibration: Calibration | None, record: di
     labels, minmax = scoring.pooled_arrays(scored)
     psnr = np.concatenate([s.psnr[s.scored] for s in scored.values()])
     out = {"minmax": {"frame_auc": scoring.auc(labels, minmax)},
-           "raw": {"frame_auc": scoring.auc(labels, -psnr)}}
+           "raw": {"frame_auc": scoring.auc(labels, -psnr)}, "combined": combined_metrics(scored)}
     if calibration is None:
         out["calibrated"] = {"frame_auc": None, **record}
         return out
@@ -95,6 +95,17 @@ def score_mode_metrics(scored: dict, calibration: Calibration | None, record: di
         "false_alarm_rate_test": float(flags[normal].mean()) if normal.any() else None,
         "detection_rate_test": float(flags[abnormal].mean()) if abnormal.any() else None, **record}
     return out
+
+
+def combined_metrics(scored: dict) -> dict:
+    """MPN's combined score (:func:`~train.evaluation.scoring.combined_scores`): pooled frame AUC and the mean of
+    the per-video AUCs, or None with the reason for a model without a feature score."""
+    combined = scoring.combined_scores(scored)
+    if combined is None:
+        return {"frame_auc": None, "per_video_mean_auc": None,
+                "reason": "the model has no feature score (MPN's prototype distance S_fea is one)"}
+    return {"frame_auc": scoring.frame_auc(combined), "per_video_mean_auc": scoring.per_video_auc(combined).mean,
+            "formula": "per video 0.5 (1 - minmax PSNR) + 0.5 minmax(S_fea), scored frames, no smoothing"}
 
 
 def calibrated_scores(scored: dict, calibration: Calibration | None) -> dict[str, np.ndarray]:
@@ -144,7 +155,7 @@ def write_heatmaps(folder: Path, model, source, video: str, frames: list[int], *
     (folder / "heatmaps").mkdir(parents=True, exist_ok=True)
     for t in frames:
         window = to_model_frames(np.stack([source.read(video, i) for i in range(t - past, t + 1)]), size).to(device)
-        (pred,), (real,) = predict_window(model, window, device=device, precision=precision)
+        (pred,), (real,), _ = predict_window(model, window, device=device, precision=precision)
         error = ((pred - real) ** 2).mean(0).cpu().numpy()
         real8 = (real.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         pred8 = (pred.permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,7 +78,8 @@ class VideoScores:
     """One test video, arrays indexed by 0-based frame (T frames).
 
     psnr: (T,) float64 dB, NaN where no prediction exists; labels: (T,) uint8, 1 = abnormal; scored: (T,) bool;
-    score: (T,) float64 anomaly score in [0, 1], NaN where not scored; constant: the scored PSNRs had no range.
+    score: (T,) float64 anomaly score in [0, 1], NaN where not scored; constant: the scored PSNRs had no range;
+    feature: (T,) float64, the model's feature anomaly score (MPN's S_fea), or None for a model without one.
     """
 
     video: str
@@ -87,6 +88,7 @@ class VideoScores:
     scored: np.ndarray
     score: np.ndarray
     constant: bool
+    feature: np.ndarray | None = None
 
     @property
     def scored_labels(self) -> np.ndarray:
@@ -98,17 +100,21 @@ class VideoScores:
 
 
 def score_video(video: str, psnr_values, labels, *, past_frames: int,
-                exclude: Iterable[int] = ()) -> VideoScores:
-    """Anomaly scores of one video from its per-frame PSNRs ((T,) dB; frames < past_frames may be NaN).
+                exclude: Iterable[int] = (), feature=None) -> VideoScores:
+    """Anomaly scores of one video from its per-frame PSNRs ((T,) dB; frames < past_frames may be NaN), with the
+    model's per-frame ``feature`` score beside them where it has one ((T,), kept for :func:`combined_scores`).
 
-    Scored frames: index >= past_frames, not in ``exclude``, with a finite PSNR. Normalisation uses only the
-    scored frames, so left-out frames (e.g. adaptation frames) do not move the video's min and max.
+    Scored frames: index >= past_frames, not in ``exclude``, with a finite PSNR (and feature score). Normalisation
+    uses only the scored frames, so left-out frames (e.g. adaptation frames) do not move the video's min and max.
     """
     psnr_values = np.asarray(psnr_values, dtype=np.float64)
     labels = np.asarray(labels).astype(np.uint8)
     if psnr_values.shape != labels.shape or psnr_values.ndim != 1:
         raise ValueError(f"video {video}: {psnr_values.shape} PSNRs for {labels.shape} labels")
-    scored = np.isfinite(psnr_values)
+    feature = None if feature is None else np.asarray(feature, dtype=np.float64)
+    if feature is not None and feature.shape != psnr_values.shape:
+        raise ValueError(f"video {video}: {feature.shape} feature scores for {psnr_values.shape} PSNRs")
+    scored = np.isfinite(psnr_values) & (True if feature is None else np.isfinite(feature))
     scored[:past_frames] = False
     excluded = [i for i in exclude if 0 <= i < len(scored)]
     scored[excluded] = False
@@ -117,18 +123,36 @@ def score_video(video: str, psnr_values, labels, *, past_frames: int,
     score[scored] = 1.0 - normalised
     if constant:
         log.info("video %s: constant PSNR over its scored frames; anomaly score 0 for all of them", video)
-    return VideoScores(video, psnr_values, labels, scored, score, constant)
+    return VideoScores(video, psnr_values, labels, scored, score, constant, feature)
 
 
 def score_videos(psnr_by_video: Mapping[str, np.ndarray], labels_by_video: Mapping[str, np.ndarray], *,
-                 past_frames: int, exclude: Mapping[str, Iterable[int]] | None = None) -> dict[str, VideoScores]:
+                 past_frames: int, exclude: Mapping[str, Iterable[int]] | None = None,
+                 features: Mapping[str, np.ndarray | None] | None = None) -> dict[str, VideoScores]:
     """:func:`score_video` for every video of ``psnr_by_video`` (each needs labels of the same length)."""
-    exclude = exclude or {}
+    exclude, features = exclude or {}, features or {}
     missing = [v for v in psnr_by_video if v not in labels_by_video]
     if missing:
         raise ValueError(f"no labels for videos {', '.join(missing)}")
-    return {v: score_video(v, p, labels_by_video[v], past_frames=past_frames, exclude=exclude.get(v, ()))
-            for v, p in psnr_by_video.items()}
+    return {v: score_video(v, p, labels_by_video[v], past_frames=past_frames, exclude=exclude.get(v, ()),
+                           feature=features.get(v)) for v, p in psnr_by_video.items()}
+
+
+def combined_scores(videos: Mapping[str, VideoScores]) -> dict[str, VideoScores] | None:
+    """MPN's combined score (section 3.4, as peers.md A4 recommends it): per video, over its scored frames,
+    0.5 (1 - minmax PSNR) + 0.5 minmax(S_fea), both terms higher for more abnormal frames, no smoothing. (The
+    paper's S = S_fra + lambda_s S_fea adds two errors; min-max per video puts them on one scale, as the frame
+    score of Eq. 13 does for PSNR. The official Test_meta adds minmax PSNR, a normality score, to the feature
+    distance, a sign error: peers.md E.4.) None when a video has no feature score."""
+    if not videos or any(s.feature is None for s in videos.values()):
+        return None
+    out = {}
+    for video, s in videos.items():
+        feature, _ = minmax_normalise(s.feature[s.scored])
+        score = np.full(len(s.psnr), np.nan)
+        score[s.scored] = 0.5 * s.score[s.scored] + 0.5 * feature
+        out[video] = replace(s, score=score)
+    return out
 
 
 def auc(labels, scores) -> float | None:

@@ -56,19 +56,23 @@ def model_windows(frames: Iterable[np.ndarray], *, past: int, batch: int, size
 
 
 def predict_window(model, window: torch.Tensor, *, device: torch.device, precision: str
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prediction, target) for a :func:`model_windows` window already on ``device``: frame ``past + i`` predicted
-    from the ``past`` frames before it, both (B, 3, h, w) float32 on [0, 1]. A size the model cannot take is a
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(prediction, target, feature score) for a :func:`model_windows` window already on ``device``: frame
+    ``past + i`` predicted from the ``past`` frames before it, both (B, 3, h, w) float32 on [0, 1]; the model's
+    feature anomaly score (B,) float32 (MPN's S_fea), or None for a model without one
+    (:meth:`~train.predictors.base.FramePredictor.predict_with_feature_score`). A size the model cannot take is a
     RunError naming --eval-size."""
     past = model.past_frames
     clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(len(window) - past)])
+    scored = getattr(model, "predict_with_feature_score", None)
     try:
         with autocast(device, precision):
-            predicted = model(clips)
+            predicted, feature = scored(clips) if scored else (model(clips), None)
     except ValueError as err:
         w, h = window.shape[-1], window.shape[-2]
         raise RunError(f"--eval-size {w}x{h}: {err}") from None
-    return ((predicted.float() + 1) / 2).clamp(0, 1), ((window[past:].float() + 1) / 2).clamp(0, 1)
+    return (((predicted.float() + 1) / 2).clamp(0, 1), ((window[past:].float() + 1) / 2).clamp(0, 1),
+            None if feature is None else feature.float())
 
 
 @torch.inference_mode()
@@ -79,8 +83,8 @@ def stream_predictions(model, frames: Iterable[np.ndarray], *, size: tuple[int, 
     batches = prefetch(model_windows(frames, past=model.past_frames, batch=batch_size, size=size))
     with closing(batches):
         for targets, window in batches:
-            pred01, real01 = predict_window(model, window.to(device, non_blocking=True), device=device,
-                                            precision=precision)
+            pred01, real01, _ = predict_window(model, window.to(device, non_blocking=True), device=device,
+                                               precision=precision)
             squared = ((pred01 - real01) ** 2).mean(1)                      # (B, h, w)
             psnr = scoring.psnr_from_mse(squared.mean((1, 2)).double().cpu().numpy())
             errors = squared.cpu().numpy()

@@ -141,10 +141,10 @@ def _seed_number(name: str) -> tuple[int, str]:
 
 
 def method_name(loss: str | None, components) -> str:
-    """Row label of a fine-tuning loss: "SOFF", "SOFF (flow)", "standard"; "pre-trained" when unknown."""
+    """Row label of a fine-tuning loss: "SOFF", "SOFF (flow)", "standard", "MPN"; "pre-trained" when unknown."""
     if not loss:
         return "pre-trained"
-    name = "SOFF" if str(loss).lower() == "soff" else str(loss)
+    name = {"soff": "SOFF", "mpn": "MPN"}.get(str(loss).lower(), str(loss))
     if name == "SOFF" and components and set(components) != {"flow", "seg"}:
         name += f" ({'+'.join(components)})"
     return name

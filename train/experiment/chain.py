@@ -32,7 +32,8 @@ from pipeline.data.combined import SEPARATOR
 from train.common.choices import SFONET_COMPONENTS
 from train.experiment.commands import command, flags, setting
 from train.experiment.methods import (DEFAULT_METHODS, METHODS, PRETRAIN_PREDICTOR, SCORE_PSNR, Method, Part,
-                                      methods_named, pretraining)
+                                      method_arch, method_label, methods_named,
+                                      pretraining)
 from train.experiment.presets import Preset
 from train.experiment.runner import Step
 
@@ -189,28 +190,46 @@ class _Chain:
                 *self.dev, *flags("train-sfonet", p.settings("train-sfonet"))]
         self.steps.append(Step(f"sfonet-{name}", argv, str(run / "sfonet.pt"), list(self.label_steps)))
 
+    def settings(self, method: Method | None, part: Part, chosen: dict | None = None) -> dict:
+        """A part's settings: the preset's for its command, ``chosen`` (the schedule check's), the method's, then
+        the preset's for this method."""
+        own = self.p.method_settings.get(method.name, {}).get(part.command, {}) if method else {}
+        return {**self.p.settings(part.command), **(chosen or {}), **part.settings, **own}
+
     def pretrain(self, method: Method, arch: str) -> tuple[str, Path]:
-        """The pre-training step of ``method`` for ``arch`` (once for every method whose part is the same);
-        returns (its step name, the model file it leaves)."""
-        part, p, data = method.pretrain, self.p, self.data
+        """The pre-training step of ``method`` for ``arch`` (once for every method whose part is the same) and its
+        refine step; returns (the last step's name, the model file it leaves)."""
         name, run = pretraining(method, arch, self.out)
-        if self.pretrained.setdefault(name, part) != part:
+        model = self._source_step(method, method.pretrain, name, run, arch)
+        if method.refine is None:
+            return name, model
+        refined, run = pretraining(method, arch, self.out, method.refine)
+        return refined, self._source_step(method, method.refine, refined, run, arch, (name, model))
+
+    def _source_step(self, method: Method, part: Part, name: str, run: Path, arch: str,
+                     pretrained: tuple[str, Path] | None = None) -> Path:
+        """One source-side step (module docstring of :mod:`train.experiment.methods`); ``pretrained``: (step,
+        model) a refine step starts from."""
+        data = self.data
+        settings = self.settings(method, part)
+        if self.pretrained.setdefault(name, (part, settings)) != (part, settings):
             raise ConfigError(f"method {method.name}: its pre-training step {name} is another method's, with other "
                               f"settings; give its part a step name of its own")
-        settings = {**p.settings(part.command), **part.settings}
-        takes_arch = "arch" in command(part.command).field_names()
+        fields = command(part.command).field_names()
         chain_settings = {"resume": True, "videos": data.source_videos[:-1], "val_videos": (data.held_out,)}
-        if takes_arch:
-            chain_settings["arch"] = arch
-        if data.combined and "balance" in command(part.command).field_names():   # each scene alike (a preset may
-            chain_settings["balance"] = "scenes"                                   # say otherwise)
-        if "eval_every" in command(part.command).field_names():     # 8 points of the held-out learning curve
+        if "arch" in fields:
+            chain_settings["arch"] = method_arch(method, arch)
+        if pretrained:
+            chain_settings["predictor"] = str(pretrained[1])
+        if data.combined and "balance" in fields:                   # each scene alike (a preset may say otherwise)
+            chain_settings["balance"] = "scenes"
+        if "eval_every" in fields:                                  # 8 points of the held-out learning curve
             chain_settings["eval_every"] = max(1, setting(part.command, settings, "steps") // 8)
         argv = [_bin(part.command), *map(str, data.source_roots), "--dataset", ",".join(data.source_datasets),
                 "--out", str(run),
                 *flags(part.command, chain_settings), *self.dev, *flags(part.command, settings)]
-        self._add(Step(name, argv, str(run / part.leaves)))
-        return name, run / part.leaves
+        self._add(Step(name, argv, str(run / part.leaves), [pretrained[0]] if pretrained else []))
+        return run / part.leaves
 
     def gate(self, sfonet: str, components: str) -> str:
         """The SOFF gate for one SFO-Net and set of terms (once); returns its step name. Its verdict is a record
@@ -229,7 +248,7 @@ class _Chain:
         """Score one model on the target's test videos (``method`` None: a pre-trained model, the K = 0 row)."""
         p, data = self.p, self.data
         part = method.score if method else SCORE_PSNR
-        settings = {**p.settings(part.command), **part.settings}
+        settings = self.settings(method, part)
         argv = [_bin(part.command), str(data.target_root), "--dataset", data.target,
                 "--predictor", str(predictor), "--out", str(folder), *self.dev, "--plots" if plots else "--no-plots"]
         if data.eval_videos:
@@ -245,8 +264,9 @@ class _Chain:
         p, data, folder, part = self.p, self.data, self.out / "ft" / group / tag, method.adapt
         pretrained, model = self.pretrain(method, arch)
         chosen = self.schedule if part.command == "finetune-predictor" else {}
-        settings = {**p.settings(part.command), **chosen, **part.settings, **(settings or {})}
-        settings["batch_size"] = min(setting(part.command, settings, "batch_size"), k)
+        settings = {**self.settings(method, part, chosen), **(settings or {})}
+        if "batch_size" in command(part.command).field_names():
+            settings["batch_size"] = min(setting(part.command, settings, "batch_size"), k)
         argv = [_bin(part.command), str(data.target_root), "--dataset", data.target, "--predictor", str(model),
                 "--out", str(folder), "--shots", str(k), "--seeds", str(seed), *self.dev]
         needs = [pretrained]
@@ -265,14 +285,15 @@ class _Chain:
         for arch in p.archs:
             for method in methods:
                 pretrained, model = self.pretrain(method, arch)
-                suffix = "" if method.pretrain == PRETRAIN_PREDICTOR else f"-{method.name}"
-                self.score(f"eval-{arch}{suffix}-k0", model, self.out / "eval" / "main" / f"{arch}{suffix}-k0",
-                           [pretrained], plots=True, method=method if suffix else None)
+                shared = method.pretrain == PRETRAIN_PREDICTOR      # standard's and soff's K = 0 is one row
+                label = arch if shared else method_label(method, arch)
+                self.score(f"eval-{label}-k0", model, self.out / "eval" / "main" / f"{label}-k0",
+                           [pretrained], plots=True, method=None if shared else method)
         for seed in p.seeds:                      # seed by seed: an interrupted run still has whole seeds
             for arch in p.archs:
                 for k in self.shots():
                     for method in [m for m in methods if m.adapt is not None]:
-                        self.adapt(f"{arch}-{method.name}-k{k}-s{seed}", method, arch, k, seed, "main")
+                        self.adapt(f"{method_label(method, arch)}-k{k}-s{seed}", method, arch, k, seed, "main")
 
     def shots(self) -> list[int]:
         """The K > 0 of the main table: the preset's, and K = all (every clip) where the preset asks for it."""
@@ -294,10 +315,11 @@ class _Chain:
                     self.adapt(f"{arch}-{name}-k{k}-s{seed}", soff, arch, k, seed, "ablation", sfonet,
                                {"components": tuple(components.split(","))}, row=False)
 
-    def results_table(self) -> None:
+    def results_table(self, methods: list[Method]) -> None:
         shots = [k for k in self.p.shots if k == 0] + self.shots()
+        metrics = ["frame", "per-video", "pixel", *dict.fromkeys(m for method in methods for m in method.metrics)]
         argv = [_bin("results-table"), str(self.out / "eval" / "main"), "--shots", ",".join(map(str, shots)),
-                "--metrics", "frame,per-video,pixel", "--out", str(self.out / "results.md")]
+                "--metrics", ",".join(metrics), "--out", str(self.out / "results.md")]
         main = self.out / "eval" / "main"
         evaluations = [s.name for s in self.steps if s.name.startswith("eval-") and Path(s.done).parent.parent == main]
         needed = {n for s in self.steps if s.name in evaluations for n in s.needs}
@@ -323,7 +345,7 @@ def build_steps(p: Preset, data: Data, out: Path, teachers: str, cores: int, all
     chain.main_table(methods)
     if p.ablations and METHODS["soff"] in methods:
         chain.ablations()
-    chain.results_table()
+    chain.results_table(methods)
     return chain.steps
 
 

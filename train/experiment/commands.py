@@ -20,6 +20,8 @@ from train.evaluation.cli import evaluate_predictor_command
 from train.evaluation.config import EvalConfig
 from train.finetuning.cli import finetune_predictor_command
 from train.finetuning.config import FinetuneConfig
+from train.mpn_training.cli import train_mpn_command
+from train.mpn_training.config import MetaTrainConfig
 from train.predictor_training.cli import train_predictor_command
 from train.predictor_training.config import TrainPredictorConfig
 from train.sfonet_training.cli import train_sfonet_command
@@ -51,6 +53,9 @@ COMMANDS = {c.name: c for c in (
              "val_videos": (), "resume": True, "device": "cpu", "eval_every": 0}),
     Command("train-predictor", train_predictor_command, TrainPredictorConfig,
             {**_DATA, "arch": "unet3", "videos": (), "val_videos": (), "resume": True, "eval_every": 0}),
+    Command("train-mpn", train_mpn_command, MetaTrainConfig,
+            {**_DATA, "data_root": ("(data)",), "dataset": ("(dataset)",), "predictor": "(predictor)", "videos": (),
+             "val_videos": (), "resume": True}),
     Command("finetune-predictor", finetune_predictor_command, FinetuneConfig,
             {**_DATA, "predictor": "(predictor)", "sfonet": "(sfonet)", "allow_weak_sfonet": False, "shots": 1,
              "seeds": (0,)}),

@@ -14,6 +14,13 @@ How the chain calls each part (the settings of the preset first, then the method
 - ``score``: ``COMMAND TARGET_ROOT --dataset TARGET --predictor MODEL --out DIR --method TITLE``, which leaves
   ``DIR/metrics.json`` (read by results-table, one row per method title, K and protocol).
 
+- ``refine`` (optional): ``COMMAND SOURCE_ROOT --dataset SOURCE --predictor PRETRAINED --out RUN --videos ...
+  --val-videos HELD_OUT --resume``, a second source-side step on the pre-trained model (MPN's meta-training); its
+  ``RUN/<leaves>`` is then the model that is adapted and scored.
+
+A pre-training part that names its own ``arch`` (MPN) pre-trains that architecture whatever the preset's; a preset may give a
+method settings of its own (``Preset.method_settings``: the same command, another budget), which win over both.
+
 ``needs`` names what a part takes from the chain beside the model: ``sfonet``, the source's three-stage SFO-Net
 behind its SOFF gate (``--sfonet``, the components of the part's settings, and ``--allow-weak-sfonet`` when the
 run allows it).
@@ -42,6 +49,7 @@ class Part:
     needs: tuple[str, ...] = ()
     step: str = ""
     leaves: str = ""
+    arch: str = ""          # a pre-training of this architecture whatever the preset's (MPN's own auto-encoder)
 
     def __post_init__(self):
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
@@ -60,6 +68,8 @@ class Method:
     pretrain: Part
     adapt: Part | None
     score: Part
+    refine: Part | None = None
+    metrics: tuple[str, ...] = ()       # results-table columns beside frame, per-video and pixel (MPN: combined)
 
 
 PRETRAIN_PREDICTOR = Part("train-predictor", step="predictor", leaves="predictor.pt")
@@ -73,7 +83,8 @@ def register(method: Method) -> Method:
     (ConfigError naming the method and the setting). A name already taken by another method is refused."""
     if method.name in METHODS and METHODS[method.name] != method:
         raise ConfigError(f"method {method.name!r} is already registered")
-    for role, part in (("pretrain", method.pretrain), ("adapt", method.adapt), ("score", method.score)):
+    for role, part in (("pretrain", method.pretrain), ("refine", method.refine), ("adapt", method.adapt),
+                       ("score", method.score)):
         if part is not None:
             check_settings(part.command, part.settings, where=f"method {method.name} ({role})")
     METHODS[method.name] = method
@@ -93,12 +104,36 @@ register(Method("scratch", "scratch", "no source pre-training: the residual pred
                 Part("finetune-predictor", {"loss": "standard"}), SCORE_PSNR))
 
 
-def pretraining(method: Method, arch: str, out: Path) -> tuple[str, Path]:
-    """(step name, run folder) of ``method``'s pre-training for ``arch`` in the results folder ``out``: the shared
-    ``predictor/<arch>/`` of standard and soff, else ``pretrain/<step>-<arch>/`` (no ``-<arch>`` when the command
-    takes no ``--arch``)."""
-    part = method.pretrain
-    takes_arch = "arch" in command(part.command).field_names()
+# MPN (Lv et al., CVPR 2021; ../shared/design/peers.md A): its own auto-encoder with the prototype unit, pre-trained
+# by train-predictor (L_p, the harness's loss for every predictor: the paper pre-trains with L_fra, L_p's intensity
+# term), meta-trained (train-mpn), adapted by one step of its learned rates and scored by PSNR (its combined score
+# beside it, results-table --metrics combined). Its own arch and output whatever the preset's: the residual output
+# of the cpu recipe is the harness's lever, not MPN's.
+register(Method("mpn", "MPN", "MPN: prototype auto-encoder, Meta-SGD over its prototype unit and head, one step of "
+                "the learned rates on the K clips",
+                Part("train-predictor", {"output": "direct"}, step="mpn-pre", leaves="predictor.pt", arch="mpn"),
+                Part("finetune-predictor", {"loss": "mpn", "steps": 1, "batch_size": 8}), SCORE_PSNR,
+                refine=Part("train-mpn", step="mpn-meta", leaves="predictor.pt"), metrics=("combined",)))
+
+
+def method_arch(method: Method, arch: str) -> str:
+    """The architecture ``method`` pre-trains in the preset's ``arch`` slot: its own where its part names one."""
+    return method.pretrain.arch or arch
+
+
+def method_label(method: Method, arch: str) -> str:
+    """``<arch>-<method>`` for step names and folders (``mpn`` alone, not ``mpn-mpn``)."""
+    arch = method_arch(method, arch)
+    return arch if arch == method.name else f"{arch}-{method.name}"
+
+
+def pretraining(method: Method, arch: str, out: Path, part: Part | None = None) -> tuple[str, Path]:
+    """(step name, run folder) of ``method``'s pre-training (or of ``part``, its refine step) for ``arch`` in the
+    results folder ``out``: the shared ``predictor/<arch>/`` of standard and soff, else ``pretrain/<step>-<arch>/``
+    (no ``-<arch>`` when the command takes no ``--arch`` and the method names none)."""
+    part = part or method.pretrain
+    arch = method_arch(method, arch)
+    takes_arch = "arch" in command(part.command).field_names() or bool(method.pretrain.arch)
     name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
     return name, (out / "predictor" / arch if part == PRETRAIN_PREDICTOR else out / "pretrain" / name)
 

@@ -38,10 +38,16 @@ class Preset:
     strategy_ablation: bool = True          # Table 4's one- and two-stage SFO-Nets (beside Table 3's parts)
     device: str = "cpu"
     jobs: int = 2
+    # method -> command -> settings of that method's parts alone (its budget), over the command's and the method's
+    method_settings: Mapping[str, Mapping[str, Mapping[str, object]]] = field(default_factory=dict)
 
     def __post_init__(self):
         for command, settings in self.commands.items():
             check_settings(command, settings, where=f"preset {self.name}")
+        for method, commands in self.method_settings.items():
+            for command, settings in commands.items():
+                check_settings(command, {**self.settings(command), **settings},
+                               where=f"preset {self.name} (method {method})")
 
     def settings(self, command: str) -> Mapping[str, object]:
         """The preset's overrides for ``command`` (empty: the command's defaults)."""
@@ -62,6 +68,7 @@ PRESETS = {
                   "train-predictor": {"steps": 5, "batch_size": 4, "input_size": (48, 32), "val_max_clips": 8,
                                       "workers": 0},
                   "finetune-predictor": {"steps": 3, "batch_size": 1},
+                  "train-mpn": {"steps": 2, "checkpoint_every": 1},
                   "evaluate-predictor": {"eval_size": (48, 32), "pixel_samples": 256, "calibration_frames": 60}},
         source_videos=2, shots=(0, 1), all_shots=True, seeds=(0,), eval_videos=2, ablations=False),
     "demo": Preset(
@@ -95,7 +102,11 @@ PRESETS = {
                   "train-predictor": {**PREDICTOR_RECIPES["cpu"], "steps": 800, "input_size": (128, 128),
                                       "val_max_clips": 64, "workers": 0},
                   "finetune-predictor": {"steps": 50},
+                  "train-mpn": {"steps": 150, "checkpoint_every": 25},
                   "evaluate-predictor": {"eval_size": (128, 86), "pixel_samples": 1024}},
+        # MPN within the predictor's budget (docs/benchmarks.md: 800 steps of unet3 take about 3,200 CPU-s on one
+        # thread; an MPN step costs 1.22 of them, a meta-update at 128x128 about 2 s): 600 + 150 steps
+        method_settings={"mpn": {"train-predictor": {"steps": 600}}},
         seeds=(0, 1, 2, 3), all_shots=True, ablation_shots=(10,), strategy_ablation=False),
     "cpu-128-paper": Preset(
         name="cpu-128-paper",

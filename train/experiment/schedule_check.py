@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from pipeline.core.cli import COMMAND_SETTINGS, choice_list_callback
-from train.common.choices import ADAPT_PARTS, FINETUNE_LOSSES
+from train.common.choices import ADAPT_PARTS, SCHEDULED_LOSSES
 from train.experiment.heldout import (eval_size_of, finetune_argv, held_out_psnr, read_metrics, score_step,
                                       split_training, target_of)
 from train.experiment.runner import Step, run_chain
@@ -28,8 +28,8 @@ from train.finetuning.config import ALPHA, BETA
               help="Instead of every --steps x --lrs pair: these STEPS:LR pairs, comma list (e.g. 50:2e-4,100:2e-4); "
                    "STEPS:LR:PARTS also chooses what adapts (finetune-predictor --adapt-parts: all, decoder, head, "
                    "norm; default all).")
-@click.option("--losses", default=",".join(reversed(FINETUNE_LOSSES)), show_default=True,
-              callback=choice_list_callback(FINETUNE_LOSSES),
+@click.option("--losses", default=",".join(reversed(SCHEDULED_LOSSES)), show_default=True,
+              callback=choice_list_callback(SCHEDULED_LOSSES),
               help="The losses each schedule runs with; the choice averages over them.")
 @click.option("--shots", default="10", show_default=True, help="K values, comma list.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, comma list.")
@@ -99,7 +99,7 @@ def parse_schedule(item: str) -> tuple[int, float, str]:
     return int(n), float(lr), parts[0] if parts else "all"
 
 
-def choose_schedule(out: Path, tags: dict[str, tuple], losses=FINETUNE_LOSSES) -> dict:
+def choose_schedule(out: Path, tags: dict[str, tuple], losses=SCHEDULED_LOSSES) -> dict:
     """The held-out PSNR of every run of the schedule grid and the chosen (steps, lr, parts): highest PSNR
     averaged over ``losses`` (a schedule missing one is not a candidate), fewer steps on a tie. ``tags``: run ->
     (loss, steps, lr) or (loss, steps, lr, adapt parts)."""
@@ -127,7 +127,7 @@ def schedule_markdown(result: dict) -> str:
     """schedule.json as a table: held-out PSNR of each (steps, lr, parts) for each loss, the chosen one marked."""
     chosen = result.get("chosen") or {}
     pre = result.get("pretrained_psnr")
-    losses = [x for x in reversed(FINETUNE_LOSSES) if x in (result.get("losses") or FINETUNE_LOSSES)]
+    losses = [x for x in reversed(SCHEDULED_LOSSES) if x in (result.get("losses") or SCHEDULED_LOSSES)]
     titles = {"standard": "standard", "soff": "SOFF"}
     lines = [f"Held-out training videos {result['val_videos']} (normal frames only), mean prediction PSNR (dB) after "
              f"fine-tuning on K = {result['shots']} clips (seed {result['seeds']}) drawn from training videos "

@@ -47,6 +47,7 @@ from train.finetuning.config import (ADAPTATION_FILE, FINETUNE_FILE, LOG_FILE, M
                                      RERUN_CHANGES, FinetuneConfig)
 from train.finetuning.gate import check_sfonet
 from train.finetuning.kshot import named_clips, protocol_split, sample_clips
+from train.finetuning.meta_sgd import adapt_mpn, learned_rates
 from train.finetuning.soff_loss import check_components, soff_loss, standard_loss
 from train.predictors import load_predictor, save_predictor
 from train.sfonet.model_file import load_frozen_sfonet
@@ -128,6 +129,10 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
     precision = resolve_precision(cfg.precision, device)
     source_model, source_payload = load_predictor(cfg.predictor)   # RunError naming the file on a wrong kind
     sfonet = load_frozen_sfonet(cfg.sfonet, device) if cfg.sfonet else None
+    rates = learned_rates(source_model, source_payload, cfg.predictor) if cfg.loss == "mpn" else None
+    if rates is not None and cfg.steps != 1:
+        log.warning("--loss mpn with --steps %d: MPN adapts with one step of its learned rates (the paper's)",
+                    cfg.steps)
     if cfg.uses_sfonet:
         try:
             check_components(sfonet, cfg.used_components)
@@ -167,7 +172,7 @@ def finetune_predictor(cfg: FinetuneConfig, progress: ProgressFn | None = None) 
         state.update(config=meta["config"], seeds_requested=meta["seeds_requested"], results=state.get("results", {}))
         write_json(folder.config_path, state)
         run = _Run(cfg=cfg, out=folder.path, split=split, counts=counts, size=size, past_frames=past_frames,
-                   model=source_model, sfonet=sfonet, hashes=hashes, device=device, precision=precision,
+                   model=source_model, sfonet=sfonet, rates=rates, hashes=hashes, device=device, precision=precision,
                    progress=progress)
         with folder.logging_to_file(log):
             log.info("finetune-predictor %s: %s loss (%s), K = %d, %s protocol on %s %s (%s), %d steps, lr %g, "
@@ -228,6 +233,7 @@ class _Run:
     past_frames: int
     model: torch.nn.Module          # the pre-trained predictor, reset to source_state before each model
     sfonet: torch.nn.Module | None
+    rates: dict | None              # --loss mpn: the MPU's learned rates (train.finetuning.meta_sgd)
     hashes: dict
     device: torch.device
     precision: str
@@ -271,6 +277,8 @@ class _Run:
                       "clips": clips, "models": models, "loss": cfg.loss, "components": list(cfg.used_components),
                       "steps": cfg.steps if clips else 0, "lr": cfg.lr, "precision": self.precision, "input_size": list(self.size),
                       "final_losses": finals, "result": result}
+        if self.rates is not None:       # MPN: how far its learned rates moved the weights (peers.md E.7)
+            adaptation["relative_step"] = {k: c[0]["relative_step"] for k, c in curves.items() if c}
         write_json(folder / ADAPTATION_FILE, adaptation)   # marks completion
         log.info("seed %d done: %d model(s), %s", seed, len(models), json.dumps(result))
         return result
@@ -286,9 +294,14 @@ class _Run:
         if clips:
             past, target = load_clip_tensors(self.cfg, self.split, clips, size=self.size,
                                              past_frames=self.past_frames)
-            curve = adapt(self.model, past, target, self.cfg, sfonet=self.sfonet, seed=seed, tag=tag,
-                          device=self.device, precision=self.precision, progress=self.progress,
-                          what=f"seed {seed}" + (f" video {video}" if video else ""))
+            what = f"seed {seed}" + (f" video {video}" if video else "")
+            if self.rates is not None:
+                curve = adapt_mpn(self.model, past, target, self.rates, steps=self.cfg.steps,
+                                  batch_size=self.cfg.batch_size, device=self.device, progress=self.progress, what=what)
+                log.info("%s: the MPN step is %.3g of the MPU's weights' norm", what, curve[0]["relative_step"])
+            else:
+                curve = adapt(self.model, past, target, self.cfg, sfonet=self.sfonet, seed=seed, tag=tag,
+                              device=self.device, precision=self.precision, progress=self.progress, what=what)
             log.info("seed %d%s: %d steps on %d clip(s), loss %.5f -> %.5f", seed,
                      f" video {video}" if video else "", len(curve), len(clips), curve[0]["total"],
                      curve[-1]["total"])
@@ -311,7 +324,8 @@ def _plot_curves(path: Path, curves: dict[str, list[dict]], title: str) -> None:
 def loss_lines(curves: dict[str, list[dict]]) -> dict[str, list[float]]:
     """The lines of the loss plot: one model -> its total and parts (the standard loss's total is L_p: one line,
     ``L_total = L_p``, not two drawn on each other); several (per-video) -> each one's total."""
-    names = {"total": "L_total", "pred": "L_p", "seg": "L_s", "flow": "L_o"}
+    names = {"total": "L_total", "pred": "L_p", "seg": "L_s", "flow": "L_o", "fra": "L_fra", "compact": "L_c",
+             "diverse": "L_d"}
     if len(curves) == 1:
         curve = next(iter(curves.values()))
         lines = {label: [c[key] for c in curve] for key, label in names.items() if curve and key in curve[0]}

@@ -44,7 +44,9 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
                    "(scene) or per_video/<video>.pt (per-video), loss.png.")
 @click.option("--loss", type=click.Choice(FINETUNE_LOSSES), default=D.loss,
               help="soff: L_p + alpha L_s + beta L_o through the frozen SFO-Net (Eq. 10); standard: L_p only (the "
-                   "plain fine-tuning baseline).")
+                   "plain fine-tuning baseline); mpn: MPN's step theta - alpha * grad with the per-weight rates "
+                   "train-mpn learned, the gradient of the mean over all K clips (the paper takes --steps 1; --lr "
+                   "and --adapt-parts do not apply).")
 @click.option("--components", default=",".join(D.components), callback=choice_list_callback(SOFF_TERMS),
               help="SFO-Net terms of --loss soff, a comma list of flow (L_o), seg (L_s).")
 @click.option("--alpha", type=NON_NEGATIVE, default=D.alpha,
@@ -56,11 +58,13 @@ def _parse_seeds(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--protocol", type=click.Choice(KSHOT_PROTOCOLS), default=D.protocol,
               help="scene: K clips drawn with the seed from the normal training videos, one model; per-video: the "
                    "first K clips of each test video, one model per video (those frames are not scored).")
-@click.option("--steps", type=click.IntRange(1), default=D.steps, help="Adam steps per adapted model.")
+@click.option("--steps", type=click.IntRange(1), default=D.steps,
+              help="Adam steps per adapted model (--loss mpn: steps of the learned rates).")
 @click.option("--lr", type=POSITIVE, default=D.lr,
               help="Adam learning rate (the paper gives none for fine-tuning; 2e-4 is its pre-training rate, "
                    "section 4.3).")
-@click.option("--batch-size", type=click.IntRange(1), default=D.batch_size, help="Clips per step (at most K).")
+@click.option("--batch-size", type=click.IntRange(1), default=D.batch_size,
+              help="Clips per step (at most K); --loss mpn: clips per forward pass of the K-clip gradient.")
 @click.option("--adapt-parts", type=click.Choice(ADAPT_PARTS), default=D.adapt_parts,
               help="What the steps change: all (every weight), decoder (decoder and head; the encoder keeps its "
                    "weights and BatchNorm statistics), head (the last convolution), norm (BatchNorm scales, shifts "

@@ -26,13 +26,10 @@ MARGIN = 1.0                # gamma (Eq. 8)
 
 
 def compactness_per_sample(readout: PrototypeReadout) -> torch.Tensor:
-    """Eq. 6 for each sample: (B,) the mean over positions of ||x_n - p*_n||_2, p*_n the prototype of highest
-    relevance beta_{n,m} (Eq. 7, an index only). This is also MPN's feature score S_fea of a frame (higher: less
+    """Eq. 6 for each sample: (B,) the mean over positions of ||x_n - p*_n||_2
+    (:meth:`PrototypeReadout.nearest_distance`). On a whole frame this is MPN's feature score S_fea (higher: less
     like the prototypes, more abnormal)."""
-    nearest = readout.relevance.detach().argmax(dim=-1)                                   # (B, N)
-    chosen = torch.gather(readout.prototypes, 1,
-                          nearest.unsqueeze(-1).expand(-1, -1, readout.prototypes.shape[-1]))  # (B, N, d)
-    return (readout.encoding - chosen).norm(dim=-1).mean(dim=-1)
+    return readout.nearest_distance().mean(dim=-1)
 
 
 def diversity(prototypes: torch.Tensor, *, margin: float = MARGIN) -> torch.Tensor:

@@ -96,6 +96,13 @@ class PrototypeReadout:
     relevance: torch.Tensor
     output: torch.Tensor
 
+    def nearest_distance(self) -> torch.Tensor:
+        """(B, N): ||x_n - p*_n||_2, p*_n the prototype of highest relevance beta_{n,m} (Eq. 7: an index only, no
+        gradient through the choice)."""
+        nearest = self.relevance.detach().argmax(dim=-1)                                    # (B, N)
+        chosen = torch.gather(self.prototypes, 1, nearest.unsqueeze(-1).expand(-1, -1, self.prototypes.shape[-1]))
+        return (self.encoding - chosen).norm(dim=-1)
+
 
 class DynamicPrototypeUnit(nn.Module):
     """MPN's DPU (section 3.1): prototypes made from each input's own encoding, nothing stored.
@@ -157,6 +164,15 @@ class MPNPredictor(FramePredictor):
 
     def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
         return self.predict_with_prototypes(past)[0]
+
+    def predict_with_feature_score(self, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the next frame, S_fea (N,) float32): section 3.4's feature score, L_c (Eq. 6) of this frame's encoding,
+        the mean over the input's own positions (the padding left out) of the distance to the nearest prototype."""
+        padded = self.padded(past)
+        h, w = past.shape[-2:]
+        frame, readout = self.predict_with_prototypes(padded)
+        distance = readout.nearest_distance().float().unflatten(1, frame.shape[-2:])        # (N, H', W')
+        return frame[..., :h, :w], distance[:, :h, :w].mean(dim=(1, 2))
 
     def meta_parameters(self) -> list[nn.Parameter]:
         """theta of the meta-learned MPU: the DPU's attention heads and the output head (about 112k weights)."""

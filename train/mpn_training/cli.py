@@ -73,4 +73,5 @@ def train_mpn_command(verbose: int, **options) -> None:
         click.echo(f"{out}: this run already finished (predictor.pt exists); nothing to do")
     click.echo(f"query loss {result['query_loss_first']:.5f} -> {result['query_loss_last']:.5f}; the adaptation "
                f"step is {result['relative_step_last']:.3g} of the weights' norm (first {result['relative_step_first']:.3g})")
+    click.echo(f"floor: {result['floor']['verdict']}")
     click.echo(f"model: {out / 'predictor.pt'}")

@@ -19,7 +19,6 @@ RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at
 RECIPES = {"paper": {},
            "cpu": {"output": "residual", "lr": 1e-3, "lr_schedule": "cosine", "warmup": 50, "crop": (64, 64),
                    "batch_size": 32}}
-FLOOR_MARGIN_DB = 0.5    # a predictor clears its floor when its held-out PSNR beats copying the last frame by this
 
 
 @dataclass(frozen=True)

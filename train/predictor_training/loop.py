@@ -21,7 +21,7 @@ pixels and channels; ``val_psnr`` is the mean over the held-out clips (at most `
 ``untrained_psnr`` is the same for the model as initialised by the seed, ``copy_last_psnr`` for predicting the
 last input frame. Without --val-videos, the metrics use at most 256 evenly spaced training clips and
 ``held_out`` is false. The predictor *clears its floor* when its PSNR beats copy-last by at least
-``FLOOR_MARGIN_DB`` (0.5 dB) on those clips; ``floor`` says so with the margin, and the log and the CLI end with
+``COPY_LAST_MARGIN_DB`` (0.5 dB, :mod:`train.common.floors`) on those clips; ``floor`` says so with the margin, and the log and the CLI end with
 that verdict.
 
 What a step sees (``--sampling``, ``--crop``: :mod:`train.predictor_training.sampling`), the learning rate of each
@@ -53,18 +53,17 @@ from pipeline.data.verify import dataset_mismatch
 from train.common.checkpoints import read_resume_checkpoint, save_checkpoint
 from train.common.curves import Panel, plot_panels
 from train.common.device import fits_on_device, resolve_device
-from train.common.floors import Floor, margin_floor
 from train.common.run_folder import RunFolder, plain, say, settings_identity, write_json
 from train.common.seeding import StepBatches, rng_state, seed_all, set_rng_state
 from train.common.precision import autocast, needs_loss_scaler, resolve_precision
 from train.common.schedule import learning_rate, set_learning_rate
 from train.common.steps import Curve, ProgressFn, grad_scaler, held_out_mode, optimizer_step, run_steps
 from train.common.workers import worker_errors
-from train.evaluation.scoring import psnr_from_mse
-from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, FLOOR_MARGIN_DB, LOG_FILE,
+from train.evaluation.held_out import CURVE_KEYS, held_out_psnr, predictor_floor
+from train.predictor_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE,
                                              METRICS_FILE, PLOT_FILE, RESUMABLE_CHANGES, TRAIN_EVAL_CLIPS,
                                              TrainPredictorConfig)
-from train.predictor_training.sampling import MOTION_LEVEL, ClipBatches
+from train.predictor_training.sampling import ClipBatches
 from train.predictors import build_predictor, save_predictor
 from train.predictors.clips import ClipDataset, FrameBank, video_clips
 from train.predictors.losses import prediction_loss
@@ -84,60 +83,6 @@ def train_step(model, optimizer, scaler, past: torch.Tensor, target: torch.Tenso
     optimizer_step(optimizer, scaler, loss)
     return loss
 
-
-def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """PSNR in dB per frame of (N, C, H, W) frames in [-1, 1], computed on [0, 1]: (N,) float64
-    (:func:`train.evaluation.scoring.psnr_from_mse`, the project's one PSNR)."""
-    mse = ((pred.float() - target.float()) / 2).pow(2).flatten(1).mean(1)
-    return psnr_from_mse(mse.double().cpu().numpy())
-
-
-def held_out_psnr(model, loader, device: torch.device) -> dict:
-    """Mean PSNR of the model's predictions (in float32, whatever the training precision) and of copying the last
-    input frame, over the loader's clips; and both PSNRs over the moving pixels only (``moving_psnr``,
-    ``copy_last_moving_psnr``: the pixels whose target differs from the last input frame by more than
-    ``MOTION_LEVEL`` grey levels, pooled over the clips), where most of what a fixed camera's predictor must learn
-    is."""
-    ours, copy = [], []
-    moving = {"model": 0.0, "copy": 0.0, "pixels": 0}
-    with held_out_mode(model):
-        for past, target in worker_errors(loader):
-            past, target = past.to(device), target.to(device)
-            pred, last = model(past).float(), past[:, -model.channels:]
-            ours.append(frame_psnr(pred, target))
-            copy.append(frame_psnr(last, target))
-            # the pixels that change (what copying gets wrong): |target - last| above 15 grey levels, mean of RGB
-            mask = ((target - last).abs().mean(1, keepdim=True) * 127.5 > MOTION_LEVEL).expand_as(target)
-            moving["pixels"] += int(mask.sum())
-            moving["model"] += float((((pred - target) / 2) ** 2)[mask].double().sum())
-            moving["copy"] += float((((last - target) / 2) ** 2)[mask].double().sum())
-    if not ours:
-        return {"clips": 0}
-    result = {"clips": int(sum(len(p) for p in ours)), "psnr": float(np.concatenate(ours).mean()),
-              "copy_last_psnr": float(np.concatenate(copy).mean())}
-    if moving["pixels"]:
-        result["moving_psnr"] = float(psnr_from_mse(moving["model"] / moving["pixels"]))
-        result["copy_last_moving_psnr"] = float(psnr_from_mse(moving["copy"] / moving["pixels"]))
-    return result
-
-
-CURVE_KEYS = ("psnr", "copy_last_psnr", "moving_psnr", "copy_last_moving_psnr")
-
-
-def predictor_floor(psnr: float | None, copy_last_psnr: float | None, *, held_out: bool) -> Floor:
-    """Whether held-out PSNR beats copying the last frame by ``FLOOR_MARGIN_DB``: the ``floor`` of metrics.json,
-    with its one-line ``verdict``."""
-    where = "held-out" if held_out else "training (no --val-videos)"
-
-    def verdict(floor: Floor) -> str:
-        if floor.margin is None:
-            return f"floor not measured: no {where} clips"
-        return (f"{'clears' if floor.cleared else 'does NOT clear'} the copy-last floor on {where} clips: PSNR "
-                f"{psnr:.3f} dB against {copy_last_psnr:.3f} dB for copying the last frame, margin "
-                f"{floor.margin:+.3f} dB (needed: {FLOOR_MARGIN_DB:+.2f} dB)")
-
-    return margin_floor(f"{where} PSNR (dB)", "copy the last frame", psnr, copy_last_psnr, needed=FLOOR_MARGIN_DB,
-                        verdict=verdict)
 
 
 def plot_loss(path: Path, losses: list[float], title: str, curve: list[dict] | None = None) -> None:

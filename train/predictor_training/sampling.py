@@ -31,10 +31,10 @@ import torch.nn.functional as F
 
 from train.common.choices import CLIP_BALANCES, CLIP_SAMPLINGS
 from train.common.seeding import StepBatches, mix_seed
+from train.evaluation.held_out import MOTION_LEVEL
 from train.predictor_training import augment as aug
 
 CELL = 8                       # pixels a side of the cells a motion-centred crop is drawn from
-MOTION_LEVEL = 15              # grey levels (of 255) of frame difference above which a pixel moves
 _STREAM_CLIPS, _STREAM_CROPS = 11, 12     # mix_seed salts: the clip draws and the crop draws of one step
 
 

@@ -52,6 +52,12 @@ class FramePredictor(nn.Module):
             ValueError: the input has the wrong number of dimensions or channels, or is smaller than
                 ``size_multiple`` in height or width.
         """
+        padded = self.padded(past)
+        return self.predict_padded(padded)[..., :past.shape[-2], :past.shape[-1]]
+
+    def padded(self, past: torch.Tensor) -> torch.Tensor:
+        """``past`` checked (the ValueErrors of :meth:`forward`) and replicate-padded to multiples of
+        ``size_multiple``."""
         if past.ndim != 4 or past.shape[1] != self.in_channels:
             raise ValueError(f"{self.arch}: expected input (N, {self.in_channels}, H, W) = {self.past_frames} frames "
                              f"of {self.channels} channels, got {tuple(past.shape)}")
@@ -61,9 +67,12 @@ class FramePredictor(nn.Module):
             raise ValueError(f"{self.arch}: input size {w}x{h} (WxH) is too small; width and height must be at "
                              f"least {m}")
         pad_h, pad_w = (-h) % m, (-w) % m
-        if pad_h or pad_w:
-            past = F.pad(past, (0, pad_w, 0, pad_h), mode="replicate")
-        return self.predict_padded(past)[..., :h, :w]
+        return F.pad(past, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else past
+
+    def predict_with_feature_score(self, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(``forward(past)``, a feature anomaly score per clip (N,) float32, higher: more abnormal), or None as the
+        score where the model has none (every predictor but MPN, whose prototype distance S_fea is one)."""
+        return self(past), None
 
     def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
         """The network itself, on an input whose height and width are multiples of ``size_multiple``."""

@@ -83,8 +83,8 @@ def test_end_to_end_on_ped2(tmp_path, tiny_pt):
     assert metrics["run"]["method"] == "pre-trained" and metrics["run"]["shots"] == 0
     assert metrics["predictor"]["sha256"] == hashlib.sha256(tiny_pt.read_bytes()).hexdigest()
     rows = (out / "scores.csv").read_text().splitlines()
-    assert rows[0] == "video,frame,psnr,score,label,scored,calibrated_score" and len(rows) == 1 + 510
-    assert rows[1] == "01,0,,,0,0," and rows[5].startswith("01,4,") and ",0,1," in rows[5]
+    assert rows[0] == "video,frame,psnr,score,label,scored,calibrated_score,feature_score" and len(rows) == 1 + 510
+    assert rows[1] == "01,0,,,0,0,," and rows[5].startswith("01,4,") and ",0,1," in rows[5]
     cells = [r.split(",") for r in rows[1:]]
     assert sum(int(c[4]) for c in cells if c[5] == "1") == sum(m["abnormal_scored"] for m in metrics["per_video"].values())
     assert all(c[5] == "0" for c in cells if int(c[1]) < 4) and all(c[5] == "1" for c in cells if int(c[1]) >= 4)

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.real_data
 RUN_EXPERIMENT = [str(Path(sys.executable).parent / "run-experiment")]
 PAGE = [str(Path(sys.executable).parent / "soff"), "results-page"]
 PAIR = ["--source", "ped1", "--target", "ped2"]
+METHODS = ["--methods", "standard,soff,mpn"]      # every method the harness holds
 
 
 def _run(command: list[str], *args, timeout: float) -> subprocess.CompletedProcess:
@@ -31,15 +32,16 @@ def _run(command: list[str], *args, timeout: float) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ped1_to_ped2") / "tiny"
-    proc = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=600)
+    proc = _run(RUN_EXPERIMENT, *PAIR, *METHODS, "--preset", "tiny", "--out", out, "--datasets", DATASETS,
+                timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
 
 
 def test_every_step_finished_and_logged(tiny_run):
     out, _ = tiny_run
-    dry = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, "--dry-run",
-               timeout=60)
+    dry = _run(RUN_EXPERIMENT, *PAIR, *METHODS, "--preset", "tiny", "--out", out, "--datasets", DATASETS,
+               "--dry-run", timeout=60)
     commands = [line for line in dry.stdout.splitlines() if line.strip()]
     records = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     withheld = [c for c in commands if "--loss soff" in c or "/eval/main/unet3-soff-" in c]
@@ -62,7 +64,7 @@ def test_every_step_finished_and_logged(tiny_run):
 def test_every_evaluation_has_a_finite_auc(tiny_run):
     out, _ = tiny_run
     metrics = sorted((out / "eval").rglob("metrics.json"))
-    assert len(metrics) == 3            # K = 0, and K = 1 and all (510) with the standard loss (SOFF withheld)
+    assert len(metrics) == 6            # K = 0, 1 and all (510) of the standard loss and MPN (SOFF withheld)
     methods = set()
     for path in metrics:
         m = json.loads(path.read_text())
@@ -70,7 +72,12 @@ def test_every_evaluation_has_a_finite_auc(tiny_run):
         assert m["frame_auc"] is not None and math.isfinite(m["frame_auc"]) and 0.0 <= m["frame_auc"] <= 1.0
         methods.add((m["run"].get("loss"), m["run"].get("shots") if m["run"].get("known") else 0))
         assert 0 <= m["floor"]["baseline_value"] <= 1 and m["copy_last_frame_auc"] == m["floor"]["baseline_value"]
-    assert methods == {(None, 0), ("standard", 1), ("standard", 510)}     # Ped2: 510 clips of 5 frames
+    assert methods == {(None, 0), ("standard", 1), ("standard", 510), ("mpn", 1), ("mpn", 510)}   # Ped2: 510 clips
+    for path in (out / "eval" / "main").glob("mpn-k*/metrics.json"):       # MPN's combined score beside PSNR
+        m = json.loads(path.read_text())
+        assert m["arch"] == "mpn" and m["run"]["method"] == "MPN" and 0 <= m["frame_auc_combined"] <= 1
+    adaptation = json.loads((out / "ft" / "main" / "mpn-k1-s0" / "seed0" / "adaptation.json").read_text())
+    assert adaptation["loss"] == "mpn" and adaptation["steps"] == 1 and adaptation["relative_step"]["scene"] > 0
     k_all = json.loads((out / "eval" / "main" / "unet3-standard-k510-s0" / "metrics.json").read_text())
     calibrated = k_all["score_modes"]["calibrated"]       # no training frame is left that it did not adapt on
     assert calibrated["frame_auc"] is None and "was adapted on" in calibrated["reason"]
@@ -90,13 +97,17 @@ def test_printed_table_has_the_k_columns(tiny_run):
     assert "predictor " in standard and "above copy-last in " in standard
     assert any(line.startswith("Withheld: the SOFF rows: the gate refused ") for line in stdout.splitlines())
     assert stdout.count("Retrain it (docs/learning.md)") == 1       # the gate's long reason, said once
+    mpn = next(line for line in stdout.splitlines() if line.startswith("| UCSD Ped2 | MPN | scene |"))
+    assert "combined K=1" in cells and mpn.split("|")[cells.index("combined K=1") + 1].strip() != "–"
+    assert standard.split("|")[cells.index("combined K=1") + 1].strip() == "–"        # no S_fea: no cell
 
 
 def test_rerun_skips_everything(tiny_run):
     out, _ = tiny_run
     lines_before = len((out / "steps.jsonl").read_text().splitlines())
     t0 = time.monotonic()
-    proc = _run(RUN_EXPERIMENT, *PAIR, "--preset", "tiny", "--out", out, "--datasets", DATASETS, timeout=120)
+    proc = _run(RUN_EXPERIMENT, *PAIR, *METHODS, "--preset", "tiny", "--out", out, "--datasets", DATASETS,
+                timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert time.monotonic() - t0 < 30
     assert "] start " not in proc.stdout                       # the gate's verdict is a record: read, not rerun

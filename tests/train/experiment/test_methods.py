@@ -46,6 +46,7 @@ def _required(name: str, tmp_path: Path) -> list[str]:
     return {"make-labels": [str(folder), "--dataset", "ped2", "--split", "training", "--out", out],
             "train-sfonet": [str(folder), "--out", out],
             "train-predictor": [str(folder), "--dataset", "ped2", "--out", out],
+            "train-mpn": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out],
             "finetune-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out],
             "evaluate-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out]}[name]
 
@@ -54,7 +55,9 @@ def _required(name: str, tmp_path: Path) -> list[str]:
 def test_every_presets_flags_parse_back_to_its_settings(preset, tmp_path):
     """flags() is the one way a setting becomes an option: what the command parses from them is the setting."""
     compared = 0
-    for name, settings in PRESETS[preset].commands.items():
+    own = [(name, {**PRESETS[preset].settings(name), **settings})
+           for commands in PRESETS[preset].method_settings.values() for name, settings in commands.items()]
+    for name, settings in [*PRESETS[preset].commands.items(), *own]:
         cmd = COMMANDS[name].click_command
         params = cmd.make_context(cmd.name, [*_required(name, tmp_path), *flags(name, settings)]).params
         for key, value in settings.items():

@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from train.mpn.model import MPNPredictor
-from train.mpn_training.meta import INITIAL_RATE, adapt, encoding_map, meta_objective, mpu_loss, mpu_names
+from train.mpn.adaptation import adapt, encoding_map, mpu_loss, mpu_names
+from train.mpn_training.config import MetaTrainConfig
+from train.mpn_training.meta import meta_objective
+
+INITIAL_RATE = MetaTrainConfig.initial_rate
 
 
 @pytest.fixture()

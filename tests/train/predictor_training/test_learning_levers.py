@@ -13,7 +13,8 @@ from helpers.datasets import PED2
 from train.common.schedule import COSINE_FLOOR, learning_rate
 from train.common.seeding import StepBatches
 from train.predictor_training.cli import train_predictor_command
-from train.predictor_training.sampling import CELL, MOTION_LEVEL, ClipBatches, clip_motion
+from train.evaluation.held_out import MOTION_LEVEL
+from train.predictor_training.sampling import CELL, ClipBatches, clip_motion
 from train.predictors import build_predictor, load_predictor, save_predictor
 from train.predictors.clips import FrameBank, video_clips
 from train.predictors.liu_unet import LiuUNet

@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 
 from train.common.floors import Floor
-from train.predictor_training.config import FLOOR_MARGIN_DB
+from train.common.floors import COPY_LAST_MARGIN_DB
 from train.experiment.report.data import (
     RunFacts, evaluation_aucs, floor_of, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
 
@@ -160,7 +160,7 @@ def quality_section(run: Path, facts: RunFacts) -> list[str]:
                          f"{_num(s.get('cpu_seconds') and s['cpu_seconds'] / 60, '.1f')} | "
                          f"{_cleared(_part(floor, 'flow'))} | {_cleared(_part(floor, 'masks'))} |")
     lines += ["", "Pre-trained predictor (PSNR in dB on held-out source clips; floor: copying the last frame, "
-              f"cleared by a margin of at least {FLOOR_MARGIN_DB} dB):", "",
+              f"cleared by a margin of at least {COPY_LAST_MARGIN_DB} dB):", "",
               "| arch | output | steps | PSNR | untrained PSNR | copy-last-frame PSNR | margin | moving pixels: PSNR "
               "/ copy-last | CPU-min | floor |",
               "|---|---|---|---|---|---|---|---|---|---|"]
