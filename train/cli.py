@@ -17,11 +17,13 @@ from train.mpn_training.cli import train_mpn_command
 from train.predictor_training.cli import train_predictor_command
 from train.sfonet_training.cli import train_sfonet_command
 from train.video_scoring.cli import score_video_command
+from train.zxvad_training.cli import train_zxvad_command
 
 WORKFLOW = {"make-manifest": make_manifest_command, "verify-data": verify_data_command,
             "make-labels": make_labels_command,
             "inspect-labels": inspect_labels_command, "train-sfonet": train_sfonet_command,
             "train-predictor": train_predictor_command, "train-mpn": train_mpn_command,
+            "train-zxvad": train_zxvad_command,
             "finetune-predictor": finetune_predictor_command,
             "evaluate-predictor": evaluate_predictor_command, "results-table": results_table_command,
             "score-video": score_video_command, "run-experiment": run_experiment_command,
@@ -44,7 +46,8 @@ def soff_command() -> None:
       train-sfonet                                 SFO-Net from the store (three stages)
       train-predictor                              a frame predictor on the source's normal videos
       train-mpn                                    MPN's meta-training of a pre-trained --arch mpn predictor
-      finetune-predictor                           K-shot fine-tuning on the new scene (SOFF or standard loss)
+      train-zxvad                                  zxVAD (generator, critics, pseudo-anomalies), no target data
+      finetune-predictor                           K-shot fine-tuning on the new scene (SOFF, standard, MPN's step)
       evaluate-predictor, results-table            scores, AUCs, the K-shot table
       score-video                                  calibrated scores, flagged spans, an annotated video
       run-experiment                               all of it for a (source, target) pair

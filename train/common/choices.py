@@ -32,5 +32,8 @@ SOFF_TERMS = ("flow", "seg")                   # flow -> L_o, seg -> L_s
 KSHOT_PROTOCOLS = ("scene", "per-video")       # train.finetuning.kshot
 ADAPT_PARTS = ("all", "decoder", "head", "norm")   # which parts of the predictor adapt (FramePredictor.adaptable)
 
+# train-zxvad: the random CNN's object mask, A > 0.1 (the paper's; covers the whole frame) or A > mean(A)
+MASK_RULES = ("paper", "mean")
+
 # run-experiment: which teachers label the source
 TEACHER_SETS = ("weight-free", "auto")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
 from train.common.floors import COPY_LAST_MARGIN_DB, Floor, margin_floor
 from train.common.steps import held_out_mode
@@ -16,6 +17,7 @@ from train.evaluation.scoring import psnr_from_mse
 
 MOTION_LEVEL = 15              # grey levels (of 255) of frame difference above which a pixel moves
 CURVE_KEYS = ("psnr", "copy_last_psnr", "moving_psnr", "copy_last_moving_psnr")
+HELD_OUT_CLIPS = 64            # clips a peer's trainer scores for its floor (train-predictor's --val-max-clips of cpu)
 
 
 def frame_psnr(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -68,3 +70,20 @@ def predictor_floor(psnr: float | None, copy_last_psnr: float | None, *, held_ou
 
     return margin_floor(f"{where} PSNR (dB)", "copy the last frame", psnr, copy_last_psnr,
                         needed=COPY_LAST_MARGIN_DB, verdict=verdict)
+
+
+def held_out_metrics(model, data_root, dataset, videos, *, size: tuple[int, int], device: torch.device,
+                     limit: int = HELD_OUT_CLIPS) -> dict:
+    """:func:`held_out_psnr` on up to ``limit`` clips of the training ``videos`` of ``data_root`` (one or several
+    roots of ``dataset``), spread evenly over them in order: the floor of train-mpn's and train-zxvad's model."""
+    from pipeline.data.combined import Sources
+    from train.predictors.clips import ClipDataset, video_clips
+
+    sources = Sources.of(data_root, dataset)
+    source = sources.open("training")
+    clips = [(v, c) for v in videos for c in video_clips(source, v, past_frames=model.past_frames)]
+    if len(clips) > limit:
+        clips = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, limit)]
+    data = ClipDataset(sources, "training", clips, size=size, past_frames=model.past_frames)
+    return held_out_psnr(model, DataLoader(data, batch_size=8, shuffle=False), device)
+

@@ -20,7 +20,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer", "mpn": "MPN"}
+ARCH_NAMES = {"unet3": "UNet-3layer", "unet4": "UNet-4layer", "mpn": "MPN", "zxvad": "zxVAD"}
 METRICS = {"frame": "frame_auc", "per-video": "per_video_mean_auc", "pixel": "pixel_auc", "raw": "frame_auc_raw",
            "calibrated": "frame_auc_calibrated", "combined": "frame_auc_combined"}
 OPTIONAL = ("raw", "calibrated", "combined")     # absent from metrics.json files written before they existed

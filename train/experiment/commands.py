@@ -26,6 +26,8 @@ from train.predictor_training.cli import train_predictor_command
 from train.predictor_training.config import TrainPredictorConfig
 from train.sfonet_training.cli import train_sfonet_command
 from train.sfonet_training.config import TrainConfig
+from train.zxvad_training.cli import train_zxvad_command
+from train.zxvad_training.config import ZxvadTrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +58,9 @@ COMMANDS = {c.name: c for c in (
     Command("train-mpn", train_mpn_command, MetaTrainConfig,
             {**_DATA, "data_root": ("(data)",), "dataset": ("(dataset)",), "predictor": "(predictor)", "videos": (),
              "val_videos": (), "resume": True}),
+    Command("train-zxvad", train_zxvad_command, ZxvadTrainConfig,
+            {**_DATA, "data_root": ("(data)",), "dataset": ("(dataset)",), "videos": (), "val_videos": (),
+             "resume": True}),
     Command("finetune-predictor", finetune_predictor_command, FinetuneConfig,
             {**_DATA, "predictor": "(predictor)", "sfonet": "(sfonet)", "allow_weak_sfonet": False, "shots": 1,
              "seeds": (0,)}),

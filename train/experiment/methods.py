@@ -116,6 +116,13 @@ register(Method("mpn", "MPN", "MPN: prototype auto-encoder, Meta-SGD over its pr
                 refine=Part("train-mpn", step="mpn-meta", leaves="predictor.pt"), metrics=("combined",)))
 
 
+# zxVAD (Aich et al., WACV 2023; peers.md B): generator, discriminator and normalcy classifier trained on the source
+# with pseudo-anomalies; nothing adapts to the target (K = 0 only), scored by its generator's PSNR.
+register(Method("zxvad", "zxVAD", "zxVAD: a memory generator trained against pseudo-anomalies pasted with an "
+                "untrained CNN; no target data (K = 0 only)",
+                Part("train-zxvad", step="zxvad", leaves="predictor.pt", arch="zxvad"), None, SCORE_PSNR))
+
+
 def method_arch(method: Method, arch: str) -> str:
     """The architecture ``method`` pre-trains in the preset's ``arch`` slot: its own where its part names one."""
     return method.pretrain.arch or arch
@@ -134,7 +141,8 @@ def pretraining(method: Method, arch: str, out: Path, part: Part | None = None) 
     part = part or method.pretrain
     arch = method_arch(method, arch)
     takes_arch = "arch" in command(part.command).field_names() or bool(method.pretrain.arch)
-    name = f"{part.step or method.name}-{arch}" if takes_arch else (part.step or method.name)
+    name = part.step or method.name
+    name = f"{name}-{arch}" if takes_arch and name != arch else name      # zxvad, not zxvad-zxvad
     return name, (out / "predictor" / arch if part == PRETRAIN_PREDICTOR else out / "pretrain" / name)
 
 

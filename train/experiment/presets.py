@@ -69,6 +69,7 @@ PRESETS = {
                                       "workers": 0},
                   "finetune-predictor": {"steps": 3, "batch_size": 1},
                   "train-mpn": {"steps": 2, "checkpoint_every": 1},
+                  "train-zxvad": {"steps": 2, "batch_size": 2, "input_size": (48, 32), "checkpoint_every": 1},
                   "evaluate-predictor": {"eval_size": (48, 32), "pixel_samples": 256, "calibration_frames": 60}},
         source_videos=2, shots=(0, 1), all_shots=True, seeds=(0,), eval_videos=2, ablations=False),
     "demo": Preset(
@@ -103,9 +104,11 @@ PRESETS = {
                                       "val_max_clips": 64, "workers": 0},
                   "finetune-predictor": {"steps": 50},
                   "train-mpn": {"steps": 150, "checkpoint_every": 25},
+                  "train-zxvad": {"steps": 160, "input_size": (128, 128), "checkpoint_every": 20},
                   "evaluate-predictor": {"eval_size": (128, 86), "pixel_samples": 1024}},
-        # MPN within the predictor's budget (docs/benchmarks.md: 800 steps of unet3 take about 3,200 CPU-s on one
-        # thread; an MPN step costs 1.22 of them, a meta-update at 128x128 about 2 s): 600 + 150 steps
+        # the peers within the predictor's budget (its 800 steps: 1,000 training CPU-seconds in bf16 on the AMX
+        # host, docs/results.md): MPN 600 pre-training steps (1.22 unet3 steps each) and 150 meta-updates, zxVAD
+        # 160 steps of G, D and N (fp32, about 6.5 CPU-s each at batch 8); the page reports what each used
         method_settings={"mpn": {"train-predictor": {"steps": 600}}},
         seeds=(0, 1, 2, 3), all_shots=True, ablation_shots=(10,), strategy_ablation=False),
     "cpu-128-paper": Preset(

@@ -24,9 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from pipeline.core.errors import RunError
 from pipeline.core.files import sha256_of
@@ -36,13 +34,13 @@ from train.common.device import resolve_device
 from train.common.run_folder import RunFolder, plain, say, settings_identity, write_json
 from train.common.seeding import rng_state, set_rng_state
 from train.common.steps import run_steps
-from train.evaluation.held_out import held_out_psnr, predictor_floor
+from train.evaluation.held_out import held_out_metrics, predictor_floor
 from train.mpn.adaptation import encoding_map, mpu_names
 from train.mpn_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
                                        RESUMABLE_CHANGES, MetaTrainConfig)
 from train.mpn_training.episodes import draw_episode
 from train.mpn_training.meta import meta_objective
-from train.predictors.clips import ClipDataset, load_clip, video_clips
+from train.predictors.clips import load_clip
 from train.predictors.model_file import load_predictor, save_predictor
 
 log = logging.getLogger(__name__)
@@ -139,11 +137,13 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
                         progress=progress, what="train-mpn")
     if stopped:
         return {"status": "stopped", "step": len(losses), "steps": cfg.steps}
-    before = _held_out(cfg, model, source, size, device)
+    before = held_out_metrics(model, cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(),
+                                size=size, device=device)
     with torch.no_grad():
         for n in names:
             params[n].copy_(theta[n])
-    after = _held_out(cfg, model, source, size, device)
+    after = held_out_metrics(model, cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(),
+                               size=size, device=device)
     floor = predictor_floor(after.get("psnr"), after.get("copy_last_psnr"), held_out=bool(cfg.val_videos))
     log.info("train-mpn: %s (before meta-training %s dB)", floor.verdict, _dB(before.get("psnr")))
     extra = {"mpn_rates": {n: r.detach().cpu() for n, r in rates.items()}, "meta_steps": cfg.steps,
@@ -160,21 +160,6 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
     log.info("train-mpn: query loss %.5f -> %.5f; the adaptation step is %.3g of the weights' norm (first %.3g)",
              first["query_loss"], last["query_loss"], last["relative_step"], first["relative_step"])
     return {**metrics, "status": "finished"}
-
-
-HELD_OUT_CLIPS = 64         # held-out clips for the floor, evenly spread (train-predictor's --val-max-clips of cpu)
-
-
-def _held_out(cfg: MetaTrainConfig, model, source, size, device) -> dict:
-    """PSNR of ``model`` and of copy-last on up to :data:`HELD_OUT_CLIPS` clips of --val-videos (none given: of
-    the training videos), spread evenly (:func:`train.evaluation.held_out.held_out_psnr`)."""
-    videos = cfg.val_videos or cfg.videos or source.videos()
-    clips = [(v, c) for v in videos for c in video_clips(source, v, past_frames=model.past_frames)]
-    if len(clips) > HELD_OUT_CLIPS:
-        clips = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, HELD_OUT_CLIPS)]
-    data = ClipDataset(Sources.of(cfg.data_root, cfg.dataset), "training", clips, size=size,
-                       past_frames=model.past_frames)
-    return held_out_psnr(model, DataLoader(data, batch_size=8, shuffle=False), device)
 
 
 def _dB(value) -> str:

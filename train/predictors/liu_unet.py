@@ -31,26 +31,25 @@ from train.common.choices import PREDICTOR_OUTPUTS
 from train.predictors.base import FramePredictor
 
 
-def double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    """Two (3x3 convolution, BatchNorm, ReLU) blocks: one level of the UNet; keeps height and width."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+def double_conv(in_channels: int, out_channels: int, *, norm: bool = True) -> nn.Sequential:
+    """Two (3x3 convolution, BatchNorm, ReLU) blocks: one level of the UNet; keeps height and width. ``norm``
+    False: biased convolutions and no BatchNorm (Liu et al.'s own code)."""
+    layers = []
+    for c_in in (in_channels, out_channels):
+        layers.append(nn.Conv2d(c_in, out_channels, 3, padding=1, bias=not norm))
+        layers += [nn.BatchNorm2d(out_channels)] if norm else []
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 class UpLevel(nn.Module):
     """Decoder level: transposed convolution (x2 in size, ``in_channels`` -> ``out_channels``), concatenation with
     the skip features (``out_channels``), then :func:`double_conv` (``2 * out_channels`` -> ``out_channels``)."""
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, *, norm: bool = True):
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        self.conv = double_conv(2 * out_channels, out_channels)
+        self.conv = double_conv(2 * out_channels, out_channels, norm=norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
@@ -66,13 +65,15 @@ class LiuUNet(FramePredictor):
         channels: channels of one frame (3: RGB).
         output: ``"direct"`` (the paper's: ``tanh`` of the head) or ``"residual"`` (the last input frame plus the
             head, whose weights start at zero; see the module docstring).
+        norm: BatchNorm after every convolution (the PyTorch baseline's); False: biased convolutions, no
+            normalisation (Liu et al.'s code, zxVAD's generator).
 
     ``forward`` takes (N, past_frames * channels, H, W) in [-1, 1] and returns (N, channels, H, W) in [-1, 1];
     H and W need not be multiples of ``2 ** (len(widths) - 1)`` (see :class:`FramePredictor`).
     """
 
     def __init__(self, *, arch: str, widths: tuple[int, ...], past_frames: int = 4, channels: int = 3,
-                 output: str = "direct"):
+                 output: str = "direct", norm: bool = True):
         widths = tuple(widths)
         if len(widths) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
             raise ValueError(f"{arch}: widths must be at least two positive integers, got {widths!r}")
@@ -81,9 +82,10 @@ class LiuUNet(FramePredictor):
         super().__init__(arch=arch, past_frames=past_frames, channels=channels, size_multiple=2 ** (len(widths) - 1))
         self.widths = widths
         ins = (self.in_channels, *widths[:-1])
-        self.encoder = nn.ModuleList(double_conv(i, o) for i, o in zip(ins, widths))
+        self.encoder = nn.ModuleList(double_conv(i, o, norm=norm) for i, o in zip(ins, widths))
         self.pool = nn.MaxPool2d(2)
-        self.decoder = nn.ModuleList(UpLevel(widths[k + 1], widths[k]) for k in reversed(range(len(widths) - 1)))
+        self.decoder = nn.ModuleList(UpLevel(widths[k + 1], widths[k], norm=norm)
+                                     for k in reversed(range(len(widths) - 1)))
         self.head = nn.Conv2d(widths[0], channels, kernel_size=3, padding=1)
         self.output = output
         if output == "residual":               # the untrained model predicts exactly the last frame
@@ -91,6 +93,10 @@ class LiuUNet(FramePredictor):
             nn.init.zeros_(self.head.bias)
 
     def predict_padded(self, past: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self.encode(past), past)
+
+    def encode(self, past: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(the bottom level's features, the skip features of the levels above it, top first)."""
         skips = []
         x = past
         for k, level in enumerate(self.encoder):
@@ -98,7 +104,12 @@ class LiuUNet(FramePredictor):
                 x = self.pool(x)
             x = level(x)
             skips.append(x)
-        skips.pop()  # the bottom level feeds the decoder directly
+        return x, skips[:-1]    # the bottom level feeds the decoder directly
+
+    def decode(self, x: torch.Tensor, skips: list[torch.Tensor], past: torch.Tensor) -> torch.Tensor:
+        """The frame from the bottom features ``x`` and the ``skips`` of :meth:`encode` (``past`` for the
+        residual output's last frame)."""
+        skips = list(skips)
         for level in self.decoder:
             x = level(x, skips.pop())
         if self.output == "direct":

@@ -14,7 +14,8 @@ from train.predictors.liu_unet import unet3, unet4
 PredictorBuilder = Callable[..., nn.Module]
 # A peer method's model lives above this package (train.mpn: the layers contract of setup.cfg), so it is named
 # here as "module:function" and imported only when built.
-PREDICTORS: dict[str, PredictorBuilder | str] = {"unet3": unet3, "unet4": unet4, "mpn": "train.mpn.model:mpn"}
+PREDICTORS: dict[str, PredictorBuilder | str] = {"unet3": unet3, "unet4": unet4, "mpn": "train.mpn.model:mpn",
+                                                   "zxvad": "train.zxvad.generator:zxvad"}
 REQUIRED_ATTRIBUTES = ("arch", "past_frames", "channels", "size_multiple")
 
 

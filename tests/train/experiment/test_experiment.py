@@ -21,7 +21,7 @@ pytestmark = pytest.mark.real_data
 RUN_EXPERIMENT = [str(Path(sys.executable).parent / "run-experiment")]
 PAGE = [str(Path(sys.executable).parent / "soff"), "results-page"]
 PAIR = ["--source", "ped1", "--target", "ped2"]
-METHODS = ["--methods", "standard,soff,mpn"]      # every method the harness holds
+METHODS = ["--methods", "standard,soff,mpn,zxvad"]      # every method the harness holds
 
 
 def _run(command: list[str], *args, timeout: float) -> subprocess.CompletedProcess:
@@ -64,7 +64,7 @@ def test_every_step_finished_and_logged(tiny_run):
 def test_every_evaluation_has_a_finite_auc(tiny_run):
     out, _ = tiny_run
     metrics = sorted((out / "eval").rglob("metrics.json"))
-    assert len(metrics) == 6            # K = 0, 1 and all (510) of the standard loss and MPN (SOFF withheld)
+    assert len(metrics) == 7            # K = 0, 1 and all (510) of standard and MPN (SOFF withheld), zxVAD's K = 0
     methods = set()
     for path in metrics:
         m = json.loads(path.read_text())
@@ -76,6 +76,9 @@ def test_every_evaluation_has_a_finite_auc(tiny_run):
     for path in (out / "eval" / "main").glob("mpn-k*/metrics.json"):       # MPN's combined score beside PSNR
         m = json.loads(path.read_text())
         assert m["arch"] == "mpn" and m["run"]["method"] == "MPN" and 0 <= m["frame_auc_combined"] <= 1
+    zxvad = json.loads((out / "eval" / "main" / "zxvad-k0" / "metrics.json").read_text())
+    assert zxvad["arch"] == "zxvad" and zxvad["run"]["method"] == "zxVAD" and zxvad["frame_auc_combined"] is None
+    assert json.loads((out / "pretrain" / "zxvad" / "metrics.json").read_text())["mask_area_mean"] == 1.0
     adaptation = json.loads((out / "ft" / "main" / "mpn-k1-s0" / "seed0" / "adaptation.json").read_text())
     assert adaptation["loss"] == "mpn" and adaptation["steps"] == 1 and adaptation["relative_step"]["scene"] > 0
     k_all = json.loads((out / "eval" / "main" / "unet3-standard-k510-s0" / "metrics.json").read_text())
@@ -97,6 +100,7 @@ def test_printed_table_has_the_k_columns(tiny_run):
     assert "predictor " in standard and "above copy-last in " in standard
     assert any(line.startswith("Withheld: the SOFF rows: the gate refused ") for line in stdout.splitlines())
     assert stdout.count("Retrain it (docs/learning.md)") == 1       # the gate's long reason, said once
+    assert any(line.startswith("| UCSD Ped2 | zxVAD | - |") for line in stdout.splitlines())     # K = 0 only
     mpn = next(line for line in stdout.splitlines() if line.startswith("| UCSD Ped2 | MPN | scene |"))
     assert "combined K=1" in cells and mpn.split("|")[cells.index("combined K=1") + 1].strip() != "–"
     assert standard.split("|")[cells.index("combined K=1") + 1].strip() == "–"        # no S_fea: no cell
