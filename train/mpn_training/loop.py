@@ -93,7 +93,8 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
     theta = {n: params[n].detach().clone().requires_grad_(True) for n in names}
     rates = {n: torch.full_like(theta[n], cfg.initial_rate).requires_grad_(True) for n in names}
     optimizer = torch.optim.Adam([*theta.values(), *rates.values()], lr=cfg.lr)
-    step, losses, record = 0, [], []
+    started = time.process_time()
+    step, losses, record, spent = 0, [], [], 0.0       # spent: training CPU-seconds of the earlier sittings
     checkpoint = read_resume_checkpoint(out / CHECKPOINT_FILE, map_location=device) if cfg.resume else None
     if checkpoint is not None:
         with torch.no_grad():
@@ -103,13 +104,15 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
         optimizer.load_state_dict(checkpoint["optimizer"])
         set_rng_state(checkpoint["rng"])
         step, losses, record = checkpoint["step"], list(checkpoint["losses"]), list(checkpoint["record"])
+        spent = float(checkpoint.get("cpu_seconds", 0.0))
         say(notify, f"resuming at step {step} of {cfg.steps} from {checkpoint['path']}", log)
 
     def save(done: int) -> None:
         save_checkpoint({"model": {n: t.detach() for n, t in theta.items()},
                          "rates": {n: r.detach() for n, r in rates.items()}, "optimizer": optimizer.state_dict(),
                          "step": done, "steps": cfg.steps, "rng": rng_state(), "losses": list(losses),
-                         "record": list(record)}, out / CHECKPOINT_FILE, keep_previous=True)
+                         "record": list(record), "cpu_seconds": spent + time.process_time() - started},
+                        out / CHECKPOINT_FILE, keep_previous=True)
 
     def one_update(index: int) -> torch.Tensor:
         optimizer.zero_grad()
@@ -131,12 +134,12 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
         record.append({"step": index + 1, "query_loss": total, "relative_step": sum(sizes) / len(sizes)})
         return torch.tensor(total)
 
-    started = time.process_time()
     stopped = run_steps(range(step, cfg.steps), one_update, start=step, steps=cfg.steps, log=log, losses=losses,
                         checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save,
                         progress=progress, what="train-mpn")
     if stopped:
         return {"status": "stopped", "step": len(losses), "steps": cfg.steps}
+    cpu = spent + time.process_time() - started
     before = held_out_metrics(model, cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(),
                                 size=size, device=device)
     with torch.no_grad():
@@ -152,8 +155,7 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
     first, last = record[0], record[-1]
     metrics = {"steps": cfg.steps, "episodes": cfg.episodes, "query_loss_first": first["query_loss"],
                "query_loss_last": last["query_loss"], "relative_step_first": first["relative_step"],
-               "relative_step_last": last["relative_step"], "cpu_seconds_this_sitting":
-               round(time.process_time() - started, 3), "held_out": bool(cfg.val_videos),
+               "relative_step_last": last["relative_step"], "training_cpu_seconds": round(cpu, 3), "held_out": bool(cfg.val_videos),
                "val_videos": list(cfg.val_videos), "metrics_before": before, "metrics": after,
                "floor": floor.to_json(), "record": record}
     write_json(out / METRICS_FILE, metrics)

@@ -159,7 +159,8 @@ def _run(cfg: ZxvadTrainConfig, out: Path, counts: dict, source, device, progres
     optimizers = {"generator": torch.optim.Adam(nets.generator.parameters(), lr=cfg.lr_generator, betas=(0.5, 0.999)),
                   **{name: torch.optim.Adam(getattr(nets, name).parameters(), lr=cfg.lr_critics, betas=(0.5, 0.999))
                      for name in ("discriminator", "normalcy")}}
-    step, losses, record = 0, [], []
+    step, losses, record, spent = 0, [], [], 0.0       # spent: training CPU-seconds of the earlier sittings
+    started = time.process_time()
     checkpoint = read_resume_checkpoint(out / CHECKPOINT_FILE, map_location=device) if cfg.resume else None
     if checkpoint is not None:
         nets.load_state_dict(checkpoint["model"])
@@ -167,12 +168,14 @@ def _run(cfg: ZxvadTrainConfig, out: Path, counts: dict, source, device, progres
             opt.load_state_dict(checkpoint["optimizers"][name])
         set_rng_state(checkpoint["rng"])
         step, losses, record = checkpoint["step"], list(checkpoint["losses"]), list(checkpoint["record"])
+        spent = float(checkpoint.get("cpu_seconds", 0.0))
         say(notify, f"resuming at step {step} of {cfg.steps} from {checkpoint['path']}", log)
 
     def save(done: int) -> None:
         save_checkpoint({"model": nets.state_dict(), "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                          "step": done, "steps": cfg.steps, "rng": rng_state(), "losses": list(losses),
-                         "record": list(record)}, out / CHECKPOINT_FILE, keep_previous=True)
+                         "record": list(record), "cpu_seconds": spent + time.process_time() - started},
+                        out / CHECKPOINT_FILE, keep_previous=True)
 
     def one_step(index: int) -> float:
         past, real, donors, generator = _draw(cfg, counts, source, index)
@@ -185,13 +188,12 @@ def _run(cfg: ZxvadTrainConfig, out: Path, counts: dict, source, device, progres
                      ": the paste is CutMix of a resized donor" if values["mask_area"] > 0.99 else "")
         return values["g"]
 
-    started = time.process_time()
     stopped = run_steps(range(step, cfg.steps), one_step, start=step, steps=cfg.steps, log=log, losses=losses,
                         checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_at, save=save,
                         progress=progress, what="train-zxvad")
     if stopped:
         return {"status": "stopped", "step": len(losses), "steps": cfg.steps}
-    return _finish(cfg, out, nets.generator, record, device, time.process_time() - started)
+    return _finish(cfg, out, nets.generator, record, device, spent + time.process_time() - started)
 
 
 def _finish(cfg: ZxvadTrainConfig, out: Path, generator: ZxGenerator, record: list[dict], device, cpu: float) -> dict:
@@ -207,7 +209,7 @@ def _finish(cfg: ZxvadTrainConfig, out: Path, generator: ZxGenerator, record: li
                "mask_area_mean": mean["mask_area"], "pasted_area_mean": mean["pasted_area"],
                "task_irrelevant_data": TASK_IRRELEVANT, "held_out": bool(cfg.val_videos),
                "val_videos": list(cfg.val_videos), "metrics": held, "floor": floor.to_json(),
-               "cpu_seconds_this_sitting": round(cpu, 3), "record": record}
+               "training_cpu_seconds": round(cpu, 3), "record": record}
     write_json(out / METRICS_FILE, metrics)
     plot_panels(out / PLOT_FILE, [Panel("G", {"L_G": [r["g"] for r in record], "L_BB": [r["bb"] for r in record]}),
                                   Panel("D and N", {"L_D": [r["d"] for r in record],
