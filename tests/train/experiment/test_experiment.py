@@ -132,6 +132,12 @@ def test_results_doc_writes_the_table(tiny_run, tmp_path):
     assert list((tmp_path / "docs" / "results").glob("*roc.png"))
     assert "**SOFF steps withheld by the gate**" in text and "`gate-three-stage-flow+seg`: --sfonet" in text
     assert "### Did each row's learners clear their floors?" in text
+    # the methods table: every method on one footing, the peers' rows found from their metrics.json
+    methods = text.split("## Methods on one footing", 1)[1].split("\n## ", 1)[0]
+    assert "| MPN | 1 |" in methods and "| zxVAD | 0 |" in methods and "| zxVAD | 1 (*K = 0 model*) |" in methods
+    assert "| SOFF | 0 |" not in methods or "standard's model" in methods
+    assert "| 94.46 |" in methods and "| 95.78 |" in methods                    # the papers' numbers beside ours
+    assert "| mpn | mpn |" in text and "| zxvad | zxvad |" in text              # floors by the recorded method
     assert "| unet3 | standard | ✗ NOT cleared" in text and "**Failed steps**" not in text
     info = json.loads((out / "preset.json").read_text())
     assert f"- machine: {info['cores']} CPU cores ({info['host']['model']}; native bf16: " in text

@@ -5,10 +5,10 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from train.common.floors import Floor
-from train.common.floors import COPY_LAST_MARGIN_DB
+from train.common.floors import COPY_LAST_MARGIN_DB, Floor
 from train.experiment.report.data import (
     RunFacts, evaluation_aucs, floor_of, format_mean_std, preset_setting, read_evals, read_json, read_loss_scales, seed_of)
+from train.experiment.report.methods import method_of, pretrained_folder
 
 def validation_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
     """The checks on held-out training videos of the target (``soff validation run``), and the chosen variant
@@ -108,13 +108,6 @@ def _num(value, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _pretrained_folder(run: Path, method: str, arch: str) -> Path:
-    """The run folder of the model a row started from: its method's own pre-training, else the shared one."""
-    from train.experiment.methods import METHODS, pretraining
-
-    return pretraining(METHODS.get(method, METHODS["standard"]), arch, run)[1]
-
-
 def _taught_by_sfonet(method: str) -> bool:
     """Whether the method's adaptation takes SFO-Net as a teacher (its part needs ``sfonet``)."""
     from train.experiment.methods import METHODS
@@ -188,15 +181,13 @@ def floors_section(run: Path) -> list[str]:
     sfonet = read_json(run / "sfonet" / "three-stage" / "metrics.json") or {}
     sfonet_floor = floor_of(gate or {}) or floor_of(sfonet)
     rows: dict[tuple[str, str], list[dict]] = {}
-    for name, m in evals.items():
-        arch, rest = name.split("-", 1)
-        method = "pre-trained" if rest == "k0" else rest.rsplit("-k", 1)[0]     # <method>-k<K>[-s<seed>]
-        rows.setdefault((arch, method), []).append(m)
+    for m in evals.values():                 # by the method and arch each metrics.json records
+        rows.setdefault((m.get("arch") or "?", method_of(m) or "?"), []).append(m)
     lines = ["### Did each row's learners clear their floors?", "",
              "| arch | method | pre-trained predictor | SFO-Net (flow / masks) | frame AUC above copy-last "
              "(evaluations) |", "|---|---|---|---|---|"]
     for (arch, method), ms in sorted(rows.items()):
-        trained = read_json(_pretrained_folder(run, method, arch) / "metrics.json") or {}
+        trained = read_json(pretrained_folder(run, method, arch) / "metrics.json") or {}
         pred = floor_of(trained)
         pred_text = (f"{_cleared(pred)} ({pred.margin:+.2f} dB)" if pred and pred.margin is not None
                      else _cleared(pred))

@@ -23,6 +23,7 @@ from pipeline.core.files import sha256_of
 from train.experiment.report.analysis import (floors_section, longer_sfonet_section, loss_section, quality_section,
                                               validation_section)
 from train.experiment.report.checks import anchor_section, previous_section, schedule_section
+from train.experiment.report.methods import methods_section
 from train.experiment.report.paired import difference_section, pretraining_section
 from train.experiment.report.data import (PAPER_SHOTS, PAPER_SOURCE, PAPER_TABLE1, PAPER_TABLE3, PAPER_TABLE4,
                                           PAPER_TABLES_3_4_TARGET, REPO, RunFacts, read_evals, run_facts,
@@ -301,6 +302,7 @@ def build(run: Path, out_doc: Path, notes: Path | None, anchor: Path | None = No
     lines += floors_section(run)
     lines += withheld_section(steps)
     lines += anchor_section(anchor, run, facts)
+    lines += methods_section(run, preset, facts)
     lines += pretraining_section(run, preset, facts)
     lines += difference_section(run, preset, facts)
     lines += schedule_section(run, preset, facts)
