@@ -61,13 +61,16 @@ def pretraining_cpu_minutes(run: Path, method: str, arch: str) -> float | None:
 
 def collect(run: Path) -> dict[str, dict[int, dict]]:
     """method -> K -> {seed (None at K = 0): metrics.json} of the main table's evaluations."""
+    from train.experiment.methods import METHODS, PRETRAIN_PREDICTOR
+
+    shared = [n for n, m in METHODS.items() if m.pretrain == PRETRAIN_PREDICTOR]    # whose K = 0 is "pre-trained"
     rows: dict[str, dict[int, dict]] = {}
     for m in read_evals(run, "main").values():
         method, info = method_of(m), m.get("run") or {}
         if method is None:
             continue
         k = int(info.get("shots") or 0) if info.get("known", method != PRETRAINED_TITLE) else 0
-        targets = ["standard", "soff"] if method == PRETRAINED_TITLE else [method]
+        targets = shared if method == PRETRAINED_TITLE else [method]
         for name in targets:
             rows.setdefault(name, {}).setdefault(k, {})[info.get("seed") if k else None] = m
     return rows
@@ -145,8 +148,27 @@ def methods_section(run: Path, preset: dict, facts: RunFacts) -> list[str]:
         lines.append(f"- K = {k}: highest mean frame AUC {best[1]} ({100 * best[0]:.2f})"
                      + (f", then {rest[0][1]} ({100 * rest[0][0]:.2f}), a lead of {100 * (best[0] - rest[0][0]):.2f}"
                         if rest else "") + ".")
-    lines += ["", *_adaptation_cost(records), ""]
+    lines += ["", *_adaptation_cost(records), *_step_sizes(run), ""]
     return lines
+
+
+def _step_sizes(run: Path) -> list[str]:
+    """MPN's K-shot step relative to the weights it moves (adaptation.json's ``relative_step``), per K: whether its
+    learned rates move the weights at all (peers.md E.7)."""
+    from train.mpn.adaptation import NO_OP_STEP
+
+    sizes: dict[int, list[float]] = {}
+    for path in sorted((run / "ft" / "main").glob("*/seed*/adaptation.json")):
+        record = read_json(path) or {}
+        if record.get("relative_step"):
+            sizes.setdefault(int(record["shots"]), []).extend(record["relative_step"].values())
+    if not sizes:
+        return []
+    parts = [f"K = {k}: {statistics.fmean(v):.3g} (n={len(v)})" for k, v in sorted(sizes.items())]
+    smallest = min(min(v) for v in sizes.values())
+    return ["MPN's adaptation step, ||alpha (.) grad|| / ||theta|| of the prototype unit and head: " + "; ".join(parts)
+            + (". Below 1e-6: the learned rates leave the weights as they were, the K-shot step is a no-op."
+               if smallest < NO_OP_STEP else ".")]
 
 
 def _adaptation_cost(records: dict[str, dict]) -> list[str]:
