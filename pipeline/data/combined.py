@@ -67,6 +67,19 @@ class Sources:
         """``ped1`` or ``ped1+multiscene``."""
         return "+".join(p.name for p in self.parts)
 
+    def training_videos(self, videos=(), val_videos=(), *, min_frames: int = 1
+                        ) -> tuple[FrameSource, dict[str, int]]:
+        """The training split and the frame counts of the videos a trainer draws from: ``videos`` (all when
+        empty) less ``val_videos``, each of at least ``min_frames`` frames. ConfigError naming --videos /
+        --val-videos for a video the split lacks."""
+        source = self.open("training")
+        have = source.videos()
+        unknown = [v for v in (*videos, *val_videos) if v not in have]
+        if unknown:
+            raise ConfigError(f"--videos/--val-videos {unknown[0]}: the source has no training video {unknown[0]!r}")
+        counts = {v: source.num_frames(v) for v in (videos or have) if v not in val_videos}
+        return source, {v: n for v, n in counts.items() if n >= min_frames}
+
     def open(self, split: str, layout: str = "auto") -> FrameSource:
         """The frame source of ``split``: the part's own with one part, a :class:`CombinedSource` with several.
         DataError naming the root that has no videos of ``split``."""

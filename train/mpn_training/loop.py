@@ -60,12 +60,7 @@ def meta_train(cfg: MetaTrainConfig, progress=None, notify: Callable[[str], None
         raise RunError(f"{cfg.predictor}: is a {getattr(model, 'arch', '?')} predictor; train-mpn meta-trains an "
                        "mpn one (train-predictor --arch mpn)")
     size = tuple(payload.get("input_size") or ())
-    source = Sources.of(cfg.data_root, cfg.dataset).open("training")
-    have = source.videos()
-    unknown = [v for v in (*cfg.videos, *cfg.val_videos) if v not in have]
-    if unknown:
-        raise RunError(f"--videos/--val-videos {unknown[0]}: the source has no training video {unknown[0]!r}")
-    counts = {v: source.num_frames(v) for v in (cfg.videos or have) if v not in cfg.val_videos}
+    source, counts = Sources.of(cfg.data_root, cfg.dataset).training_videos(cfg.videos, cfg.val_videos)
     try:
         draw_episode(counts, seed=cfg.seed, index=0, past_frames=model.past_frames)
     except ValueError as err:

@@ -66,13 +66,8 @@ class Networks(torch.nn.Module):
 def train_zxvad(cfg: ZxvadTrainConfig, progress=None, notify: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) the training; returns metrics.json's content with ``status`` (``finished``, ``already
     finished``, ``stopped``). RunError naming the option for videos the source lacks or are too short."""
-    source = Sources.of(cfg.data_root, cfg.dataset).open("training")
-    have = source.videos()
-    unknown = [v for v in (*cfg.videos, *cfg.val_videos) if v not in have]
-    if unknown:
-        raise RunError(f"--videos/--val-videos {unknown[0]}: the source has no training video {unknown[0]!r}")
-    counts = {v: source.num_frames(v) for v in (cfg.videos or have) if v not in cfg.val_videos}
-    counts = {v: n for v, n in counts.items() if n > cfg.past_frames}
+    source, counts = Sources.of(cfg.data_root, cfg.dataset).training_videos(cfg.videos, cfg.val_videos,
+                                                                            min_frames=cfg.past_frames + 1)
     if not counts:
         raise RunError(f"{', '.join(cfg.data_root)}: no training video holds a clip of {cfg.past_frames + 1} frames")
     device = resolve_device(cfg.device)

@@ -150,3 +150,18 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does_and_its_generator_is
     metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
     assert metrics["floor"]["cleared"] is False and metrics["metrics"]["clips"] > 0
     assert (tmp_path / "full" / "loss.png").stat().st_size > 1000
+
+
+def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.core.errors import ConfigError
+    from train.zxvad_training.cli import train_zxvad_command
+
+    with pytest.raises(ConfigError, match="--videos/--val-videos 99: the source has no training video '99'"):
+        train_zxvad(ZxvadTrainConfig(data_root=(str(PED2),), dataset=("ped2",), out=str(tmp_path / "a"),
+                                     videos=("99",), input_size=(32, 32)))
+    result = CliRunner().invoke(train_zxvad_command, [str(PED2), "--dataset", "ped2", "--out", str(tmp_path / "b"),
+                                                      "--input-size", "30x30"])
+    assert result.exit_code != 0 and "--input-size 30x30: zxVAD takes multiples of 8" in result.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
