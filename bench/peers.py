@@ -15,7 +15,9 @@ clips (``../shared/datasets/ped1``, video 01) in fp32:
      the encoder-decoder frozen), whatever ``--batch-size``;
    - ``zxvad``: one train-zxvad step (G, then D, then N with the random ResNet50's masks, pastes and g).
 2. **peak memory per sample**: each training step again in a fresh process at batch 1 and batch 3; (peak RSS at 3 -
-   peak RSS at 1) / 2, from ``resource.getrusage`` (the process's high-water mark), in MB.
+   peak RSS at 1) / 2 in MB, from the process's ``VmHWM`` (``/proc/self/status``; ``getrusage``'s ``ru_maxrss``
+   would carry the parent's high-water mark across exec). MPN's meta-update always takes its 4 clips: no
+   per-sample figure.
 3. **scoring**: evaluate-predictor's prediction of a window (``train.evaluation.stream.predict_window``, MPN's
    feature score included) over the first ``--frames`` predicted frames at ``--eval-size``, batches of 16, frames
    per second after one untimed batch.
@@ -109,11 +111,11 @@ def step_function(model: str, batch: int, size):
 
 
 def peak_rss(model: str, batch: int, size, threads: int) -> float:
-    """Peak RSS (MB) of a fresh process that takes two training steps of ``model`` at ``batch``."""
-    code = (f"import resource, sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'bench')!r});"
+    """Peak RSS (MB, VmHWM) of a fresh process that takes two training steps of ``model`` at ``batch``."""
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'bench')!r});"
             f"import torch; torch.set_num_threads({threads}); import peers;"
             f"s = peers.step_function({model!r}, {batch}, {tuple(size)!r}); s(); s();"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+            "print(next(int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')) / 1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -164,7 +166,8 @@ def main() -> None:
             times[model][0]()
             seconds[model].append(time.perf_counter() - t0)
     median = {m: statistics.median(v) for m, v in seconds.items()}
-    memory = {m: (peak_rss(m, 3, size, args.threads) - peak_rss(m, 1, size, args.threads)) / 2 for m in MODELS}
+    memory = {m: (peak_rss(m, 3, size, args.threads) - peak_rss(m, 1, size, args.threads)) / 2
+              for m in MODELS if m != "mpn meta-update"}
     fps = {arch: scoring_fps(arch, eval_size, args.frames) for arch in ("unet3", "mpn", "zxvad")}
     model_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                        if line.startswith("model name")), platform.machine())
@@ -176,7 +179,8 @@ def main() -> None:
     scorer = {"unet3": "unet3", "mpn pre-training": "mpn", "mpn meta-update": None, "zxvad": "zxvad"}
     for model in MODELS:
         arch = scorer[model]
-        print(f"| {model} | {median[model]:.2f} | {median[model] / median['unet3']:.2f} | {memory[model]:.0f} | "
+        mb = f"{memory[model]:.0f}" if model in memory else "– (4 clips an episode)"
+        print(f"| {model} | {median[model]:.2f} | {median[model] / median['unet3']:.2f} | {mb} | "
               f"{'–' if arch is None else f'{fps[arch]:.1f}'} |")
     print(json.dumps({"seconds": seconds, "memory_mb_per_sample": memory, "fps": fps}))
 

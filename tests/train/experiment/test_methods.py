@@ -47,6 +47,7 @@ def _required(name: str, tmp_path: Path) -> list[str]:
             "train-sfonet": [str(folder), "--out", out],
             "train-predictor": [str(folder), "--dataset", "ped2", "--out", out],
             "train-mpn": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out],
+            "train-zxvad": [str(folder), "--dataset", "ped2", "--out", out],
             "finetune-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out],
             "evaluate-predictor": [str(folder), "--dataset", "ped2", "--predictor", str(model), "--out", out]}[name]
 
