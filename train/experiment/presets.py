@@ -97,7 +97,10 @@ PRESETS = {
                 "steps); fine-tuning (whole frames, batch 4) with the steps and lr chosen on held-out Ped2 training "
                 "videos (validation schedule); unet3 only; 4 seeds for the main table; Table 3's ablations at "
                 "K = 10 with 1 seed, Table 4's (one- and two-stage SFO-Net) not run; pixel AUC from 1,024 sampled "
-                "pixels per frame; labels from the weight-free teachers",
+                "pixels per frame; labels from the weight-free teachers; the peers (--methods mpn,zxvad) at the "
+                "predictor's recipe and about its CPU budget: MPN 600 pre-training steps (direct output) and 150 "
+                "meta-updates (paper: 60 epochs and 1,000 meta-epochs), zxVAD 160 steps of batch 8 at 128x128 "
+                "(paper: 5,000 at 256x256)",
         commands={"make-labels": {"label_size": (128, 128)},
                   "train-sfonet": {**SFONET_RECIPES["cpu"], "steps": 1500, "val_max_pairs": 64, "workers": 0},
                   "train-predictor": {**PREDICTOR_RECIPES["cpu"], "steps": 800, "input_size": (128, 128),
