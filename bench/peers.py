@@ -106,7 +106,7 @@ def step_function(model: str, batch: int, size):
     donors = real.flip(0)
 
     def step():
-        training_step(nets, masker, opts, (past, real, donors, torch.Generator().manual_seed(0)), past_frames=4)
+        training_step(nets, masker, opts, (past, real, donors, torch.Generator().manual_seed(0)))
     return step
 
 

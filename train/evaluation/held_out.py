@@ -72,18 +72,18 @@ def predictor_floor(psnr: float | None, copy_last_psnr: float | None, *, held_ou
                         needed=COPY_LAST_MARGIN_DB, verdict=verdict)
 
 
-def held_out_metrics(model, data_root, dataset, videos, *, size: tuple[int, int], device: torch.device,
-                     limit: int = HELD_OUT_CLIPS) -> dict:
-    """:func:`held_out_psnr` on up to ``limit`` clips of the training ``videos`` of ``data_root`` (one or several
-    roots of ``dataset``), spread evenly over them in order: the floor of train-mpn's and train-zxvad's model."""
+def held_out_batches(data_root, dataset, videos, *, size: tuple[int, int], past_frames: int,
+                     limit: int = HELD_OUT_CLIPS) -> list:
+    """Up to ``limit`` clips of the training ``videos`` of ``data_root`` (one or several roots of ``dataset``),
+    spread evenly over them in order, read once as (past, target) batches of 8: what :func:`held_out_psnr` scores
+    for train-mpn's and train-zxvad's floor (a list, so that two models are scored on one read)."""
     from pipeline.data.combined import Sources
     from train.predictors.clips import ClipDataset, video_clips
 
     sources = Sources.of(data_root, dataset)
     source = sources.open("training")
-    clips = [(v, c) for v in videos for c in video_clips(source, v, past_frames=model.past_frames)]
+    clips = [(v, c) for v in videos for c in video_clips(source, v, past_frames=past_frames)]
     if len(clips) > limit:
         clips = [clips[int(i)] for i in np.linspace(0, len(clips) - 1, limit)]
-    data = ClipDataset(sources, "training", clips, size=size, past_frames=model.past_frames)
-    return held_out_psnr(model, DataLoader(data, batch_size=8, shuffle=False), device)
-
+    data = ClipDataset(sources, "training", clips, size=size, past_frames=past_frames)
+    return list(DataLoader(data, batch_size=8, shuffle=False))

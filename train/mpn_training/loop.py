@@ -34,7 +34,7 @@ from train.common.device import resolve_device
 from train.common.run_folder import RunFolder, plain, say, settings_identity, write_json
 from train.common.seeding import rng_state, set_rng_state
 from train.common.steps import run_steps
-from train.evaluation.held_out import held_out_metrics, predictor_floor
+from train.evaluation.held_out import held_out_batches, held_out_psnr, predictor_floor
 from train.mpn.adaptation import encoding_map, mpu_names
 from train.mpn_training.config import (CHECKPOINT_FILE, CONFIG_FILE, FINAL_FILE, LOG_FILE, METRICS_FILE,
                                        RESUMABLE_CHANGES, MetaTrainConfig)
@@ -135,13 +135,13 @@ def _run(cfg, out: Path, model, counts: dict, source, size, device, progress, no
     if stopped:
         return {"status": "stopped", "step": len(losses), "steps": cfg.steps}
     cpu = spent + time.process_time() - started
-    before = held_out_metrics(model, cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(),
-                                size=size, device=device)
+    batches = held_out_batches(cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(), size=size,
+                               past_frames=model.past_frames)
+    before = held_out_psnr(model, batches, device)
     with torch.no_grad():
         for n in names:
             params[n].copy_(theta[n])
-    after = held_out_metrics(model, cfg.data_root, cfg.dataset, cfg.val_videos or cfg.videos or source.videos(),
-                               size=size, device=device)
+    after = held_out_psnr(model, batches, device)
     floor = predictor_floor(after.get("psnr"), after.get("copy_last_psnr"), held_out=bool(cfg.val_videos))
     log.info("train-mpn: %s (before meta-training %s dB)", floor.verdict, _dB(before.get("psnr")))
     extra = {"mpn_rates": {n: r.detach().cpu() for n, r in rates.items()}, "meta_steps": cfg.steps,

@@ -36,7 +36,7 @@ from train.common.device import resolve_device
 from train.common.run_folder import RunFolder, plain, say, settings_identity, write_json
 from train.common.seeding import mix_seed, rng_state, seed_all, set_rng_state
 from train.common.steps import run_steps
-from train.evaluation.held_out import held_out_metrics, predictor_floor
+from train.evaluation.held_out import held_out_batches, held_out_psnr, predictor_floor
 from train.predictors.clips import load_clip, to_model_frames
 from train.predictors.model_file import save_predictor
 from train.zxvad.critics import NormalcyClassifier, PatchGAN, hidden_size
@@ -102,7 +102,7 @@ def _draw(cfg: ZxvadTrainConfig, counts: dict, source, step: int):
             generator)
 
 
-def training_step(nets: Networks, masker: RandomCNNMask, optimizers: dict, batch, *, past_frames: int) -> dict:
+def training_step(nets: Networks, masker: RandomCNNMask, optimizers: dict, batch) -> dict:
     """One step of G, then D, then N (module docstring) on ``batch`` (:func:`_draw`, on the device); returns the
     logged values (floats)."""
     past, real, donors, generator = batch
@@ -173,9 +173,8 @@ def _run(cfg: ZxvadTrainConfig, out: Path, counts: dict, source, device, progres
                         out / CHECKPOINT_FILE, keep_previous=True)
 
     def one_step(index: int) -> float:
-        past, real, donors, generator = _draw(cfg, counts, source, index)
-        values = training_step(nets, masker, optimizers, (past.to(device), real.to(device), donors.to(device),
-                                                          generator), past_frames=cfg.past_frames)
+        *frames, generator = _draw(cfg, counts, source, index)
+        values = training_step(nets, masker, optimizers, (*(f.to(device) for f in frames), generator))
         record.append({"step": index + 1, **values})
         if index == 0:
             log.info("the random ResNet50's mask covers %.1f%% of the donor frames (rule %s)%s",
@@ -194,7 +193,8 @@ def _run(cfg: ZxvadTrainConfig, out: Path, counts: dict, source, device, progres
 def _finish(cfg: ZxvadTrainConfig, out: Path, generator: ZxGenerator, record: list[dict], device, cpu: float) -> dict:
     generator.eval()
     videos = cfg.val_videos or cfg.videos or Sources.of(cfg.data_root, cfg.dataset).open("training").videos()
-    held = held_out_metrics(generator, cfg.data_root, cfg.dataset, videos, size=cfg.input_size, device=device)
+    held = held_out_psnr(generator, held_out_batches(cfg.data_root, cfg.dataset, videos, size=cfg.input_size,
+                                                     past_frames=cfg.past_frames), device)
     floor = predictor_floor(held.get("psnr"), held.get("copy_last_psnr"), held_out=bool(cfg.val_videos))
     log.info("train-zxvad: %s", floor.verdict)
     save_predictor(out / FINAL_FILE, generator.cpu(), input_size=cfg.input_size, config=plain(asdict(cfg)),

@@ -120,8 +120,7 @@ def test_one_step_updates_g_then_d_then_n(tmp_path):
     past, real = _ped_frames(PED2, "01", [0, 40], size=(32, 32))
     from pipeline.data.frame_source import open_frame_source
     donors = to_model_frames(np.stack([open_frame_source(PED1, "training").read("01", i) for i in (5, 9)]), (32, 32))
-    values = training_step(nets, masker, optimizers, (past, real, donors, torch.Generator().manual_seed(0)),
-                           past_frames=4)
+    values = training_step(nets, masker, optimizers, (past, real, donors, torch.Generator().manual_seed(0)))
     assert all(np.isfinite(v) for v in values.values()) and values["mask_area"] == 1.0
     after = nets.state_dict()
     for part in ("generator.", "discriminator.", "normalcy.patchgan.", "normalcy.arcface."):
