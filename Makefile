@@ -18,7 +18,11 @@ $(STAMP): setup.cfg pyproject.toml
 	@echo "setting up $(VENV) (first run installs torch: about 2 minutes)"
 	@$(BIN)/pip install --disable-pip-version-check $(TORCH) >$(VENV)/pip.log 2>&1 \
 	  && $(BIN)/pip install --disable-pip-version-check $(TORCH) -e '.[dev]' >>$(VENV)/pip.log 2>&1 \
-	  || { tail -n 25 $(VENV)/pip.log; echo "set-up failed: full log in $(VENV)/pip.log"; exit 1; }
+	  || { tail -n 25 $(VENV)/pip.log; \
+	       if grep -q 'No space left on device' $(VENV)/pip.log; then \
+	         echo "set-up failed: the disk holding $(VENV) is full ($$(df -h --output=avail $(VENV) | tail -n 1 | tr -d ' ') free;" \
+	              "torch with its CUDA libraries needs about 6.5 GB): free some space and run make again"; fi; \
+	       echo "set-up failed: full log in $(VENV)/pip.log"; exit 1; }
 	@$(BIN)/python -c "import torch, torchvision, cv2, h5py, click, pytest, pipeline" \
 	  || { echo "set-up failed: the packages above do not import"; exit 1; }
 	@touch $(STAMP)
