@@ -2,6 +2,7 @@
 benchmark name or a manifest file made by make-manifest)."""
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 import click
@@ -64,3 +65,16 @@ class DataRootPath(click.Path):
 
 
 DATA_ROOT = DataRootPath()
+
+
+def source_arguments(command):
+    """``DATA_ROOT...`` and ``--dataset A[,B...]``, one dataset per folder: the source a trainer reads (one dataset,
+    or several as one source)."""
+    command = click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
+                           help=DATASETS_HELP)(command)
+    return click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)(command)
+
+
+def as_names(value) -> tuple[str, ...]:
+    """A config's folders, datasets or videos as a tuple of str: one (a str or a path) or a sequence of them."""
+    return (str(value),) if isinstance(value, (str, bytes, PathLike)) else tuple(str(v) for v in value)

@@ -64,10 +64,9 @@ def predict_window(model, window: torch.Tensor, *, device: torch.device, precisi
     RunError naming --eval-size."""
     past = model.past_frames
     clips = torch.stack([window[i:i + past].flatten(0, 1) for i in range(len(window) - past)])
-    scored = getattr(model, "predict_with_feature_score", None)
     try:
         with autocast(device, precision):
-            predicted, feature = scored(clips) if scored else (model(clips), None)
+            predicted, feature = model.predict_with_feature_score(clips)
     except ValueError as err:
         w, h = window.shape[-1], window.shape[-2]
         raise RunError(f"--eval-size {w}x{h}: {err}") from None

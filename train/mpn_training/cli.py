@@ -9,16 +9,14 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, EXISTING_FILE, OUT_DIR, POSITIVE, ProgressBars, comma_list_callback,
                                config_from, device_option, field_defaults, reported_errors, setup_logging,
                                verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASETS_HELP, datasets_callback
+from pipeline.data.dataset_option import source_arguments
 from train.mpn_training.config import MetaTrainConfig
 
 D = field_defaults(MetaTrainConfig)
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)
-@click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
-              help=DATASETS_HELP)
+@source_arguments
 @click.option("--predictor", required=True, type=EXISTING_FILE,
               help="The pre-trained MPN predictor.pt (train-predictor --arch mpn) whose MPU is meta-trained.")
 @click.option("--out", required=True, type=OUT_DIR,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+from pipeline.data.dataset_option import as_names
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, LOG_FILE = (
     "config.json", "checkpoint.pt", "predictor.pt", "metrics.json", "train.log")
 # may change between a run and its resume (they do not change the result on one device)
-RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "workers", "stop_at", "checkpoint_every")
+RESUMABLE_CHANGES = ("out", "data_root", "resume", "device", "stop_at", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,7 @@ class MetaTrainConfig:
 
     def __post_init__(self):
         for name in ("data_root", "dataset", "videos", "val_videos"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, (str(value),) if isinstance(value, (str, Path)) else tuple(map(str, value)))
+            object.__setattr__(self, name, as_names(getattr(self, name)))
         if self.steps < 1 or self.episodes < 1 or self.lr <= 0 or self.initial_rate <= 0:
             raise ValueError(f"--steps {self.steps}, --episodes {self.episodes}, --lr {self.lr} and --initial-rate "
                              f"{self.initial_rate} must be positive")

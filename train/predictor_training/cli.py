@@ -9,7 +9,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, EverydayOptions, ProgressBars,
                                choice_list_callback, comma_list_callback, config_from, device_option, field_defaults, recipe_option,
                                reported_errors, setup_logging, size_callback, verbose_option, with_recipe)
-from pipeline.data.dataset_option import DATA_ROOT, DATASETS_HELP, datasets_callback
+from pipeline.data.dataset_option import source_arguments
 from pipeline.data.manifests import SPLITS
 from train.common.options import on_device_option, precision_option, schedule_options
 from train.common.choices import AUGMENTATIONS, CLIP_BALANCES, CLIP_SAMPLINGS, PREDICTOR_OUTPUTS
@@ -21,9 +21,7 @@ D = field_defaults(TrainPredictorConfig)
 @click.command(context_settings=COMMAND_SETTINGS, cls=EverydayOptions,
                everyday=("dataset", "arch", "out", "recipe", "steps", "lr", "batch_size", "input_size", "output", "crop",
                          "eval_every", "videos", "val_videos", "device", "seed", "resume", "verbose"))
-@click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)
-@click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
-              help=DATASETS_HELP)
+@source_arguments
 @recipe_option(RECIPES, "paper is the paper's; cpu is what docs/learning.md measured clearing the copy-last floor "
                         "on 2 CPU cores.")
 @click.option("--split", type=click.Choice(SPLITS), default=D.split, help="Split whose (normal) videos train.")

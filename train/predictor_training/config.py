@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from os import PathLike
 
+from pipeline.data.dataset_option import as_names
 from train.common.choices import AUGMENTATIONS, CLIP_BALANCES, CLIP_SAMPLINGS, LR_SCHEDULES, ON_DEVICE, PREDICTOR_OUTPUTS
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, PLOT_FILE, LOG_FILE = (
@@ -67,9 +67,7 @@ class TrainPredictorConfig:
         from train.predictors.registry import PREDICTORS
 
         for name in ("data_root", "dataset"):       # one folder given as a string is a source of one dataset
-            value = getattr(self, name)
-            object.__setattr__(self, name, (str(value),) if isinstance(value, (str, bytes, PathLike)) else
-                               tuple(str(v) for v in value))
+            object.__setattr__(self, name, as_names(getattr(self, name)))
         if len(self.data_root) != len(self.dataset) or not self.data_root:
             raise ValueError(f"--dataset {','.join(self.dataset)}: give one dataset per DATA_ROOT folder "
                              f"({len(self.data_root)} folder(s), {len(self.dataset)} dataset(s))")

@@ -9,7 +9,7 @@ import click
 from pipeline.core.cli import (COMMAND_SETTINGS, OUT_DIR, POSITIVE, ProgressBars, comma_list_callback, config_from,
                                device_option, field_defaults, reported_errors, setup_logging, size_callback,
                                verbose_option)
-from pipeline.data.dataset_option import DATA_ROOT, DATASETS_HELP, datasets_callback
+from pipeline.data.dataset_option import source_arguments
 from train.common.choices import MASK_RULES
 from train.zxvad_training.config import ZxvadTrainConfig
 
@@ -17,9 +17,7 @@ D = field_defaults(ZxvadTrainConfig)
 
 
 @click.command(context_settings=COMMAND_SETTINGS)
-@click.argument("data_root", type=DATA_ROOT, nargs=-1, required=True)
-@click.option("--dataset", required=True, callback=datasets_callback, metavar="DATASET[,DATASET...]",
-              help=DATASETS_HELP)
+@source_arguments
 @click.option("--out", required=True, type=OUT_DIR,
               help="Run folder (created): config.json, checkpoint.pt, predictor.pt (the generator), metrics.json, "
                    "loss.png, train.log.")

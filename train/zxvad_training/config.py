@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+from pipeline.data.dataset_option import as_names
 from train.common.choices import MASK_RULES
 
 CONFIG_FILE, CHECKPOINT_FILE, FINAL_FILE, METRICS_FILE, LOG_FILE, PLOT_FILE = (
@@ -37,8 +37,7 @@ class ZxvadTrainConfig:
 
     def __post_init__(self):
         for name in ("data_root", "dataset", "videos", "val_videos"):
-            value = getattr(self, name)
-            object.__setattr__(self, name, (str(value),) if isinstance(value, (str, Path)) else tuple(map(str, value)))
+            object.__setattr__(self, name, as_names(getattr(self, name)))
         object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
         if self.steps < 1 or self.batch_size < 1 or self.lr_generator <= 0 or self.lr_critics <= 0:
             raise ValueError(f"--steps {self.steps}, --batch-size {self.batch_size}, --lr-generator "
